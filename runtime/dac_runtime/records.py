@@ -1,0 +1,126 @@
+"""Kafka topics and the records that travel on them.
+
+Host applications produce :class:`ExecRequest` to the exec topic directly or through the
+orchestrator's ``POST /api/execute``; both paths carry the same record, so the orchestrator has one
+intake. Output is keyed by execution id (one partition per execution, so order holds) and carries a
+per-execution ``seq`` so consumers can order and de-duplicate under at-least-once delivery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from .protocol import Id, NonNegInt, PositiveInt, ProtocolError, Usage
+
+Status = Literal["queued", "dispatched", "running", "completed", "failed", "cancelled", "timed_out"]
+CredentialName = Annotated[str, msgspec.Meta(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")]
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names for one deployment; a prefix keeps several deployments on one cluster apart."""
+
+    exec: str
+    output: str
+    lifecycle: str
+    events: str
+    dead_letter: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str = "") -> Topics:
+        return cls(
+            exec=f"{prefix}persona.exec.v1",
+            output=f"{prefix}persona.output.v1",
+            lifecycle=f"{prefix}persona.lifecycle.v1",
+            events=f"{prefix}persona.events.v1",
+            dead_letter=f"{prefix}persona.exec.dlq.v1",
+        )
+
+    def all(self) -> tuple[str, ...]:
+        return (self.exec, self.output, self.lifecycle, self.events, self.dead_letter)
+
+
+class _Record(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    pass
+
+
+class ExecRequest(_Record):
+    execution_id: Id
+    persona_id: Id
+    prompt: Annotated[str, msgspec.Meta(min_length=1, max_length=200_000)]
+    #: Names of vault credentials to decrypt into the agent's environment.
+    credentials: list[CredentialName] = []
+    timeout_ms: PositiveInt | None = None
+    max_output_bytes: PositiveInt | None = None
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] | None = None
+    metadata: dict[str, str] = {}
+    #: Bumped by the orchestrator each time it re-queues the execution; a request whose generation
+    #: is not the stored one is a stale duplicate and is skipped.
+    generation: NonNegInt = 0
+    attempt: Annotated[int, msgspec.Meta(ge=1)] = 1
+    submitted_at: float | None = None
+
+
+class OutputRecord(_Record):
+    execution_id: str
+    seq: int
+    stream: Literal["stdout", "stderr"]
+    chunk: str
+    timestamp: float
+
+
+class LifecycleRecord(_Record):
+    execution_id: str
+    persona_id: str
+    status: Status
+    timestamp: float
+    attempt: int = 1
+    worker_id: str | None = None
+    exit_code: int | None = None
+    duration_ms: int | None = None
+    usage: Usage | None = None
+    reason: str | None = None
+
+
+class EventRecord(_Record):
+    execution_id: str
+    persona_id: str
+    event_type: str
+    payload: dict[str, Any]
+    seq: int
+    timestamp: float
+
+
+class DeadLetter(_Record):
+    error: str
+    attempts: int
+    timestamp: float
+    #: The original request when it parsed, else the raw bytes as text so nothing is lost.
+    request: ExecRequest | None = None
+    raw: str | None = None
+
+
+_encoder = msgspec.json.Encoder()
+_request_decoder = msgspec.json.Decoder(ExecRequest)
+
+
+def encode(record: _Record) -> bytes:
+    return _encoder.encode(record)
+
+
+def decode_request(data: bytes) -> ExecRequest:
+    """Parse an exec request; a malformed one raises :class:`ProtocolError` (it goes to the DLQ)."""
+    try:
+        return _request_decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise ProtocolError("invalid_request", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ProtocolError("malformed_json", str(exc)) from None
+
+
+def decode(data: bytes, kind: type[Any]) -> Any:
+    """Decode any record type (consumers and tests)."""
+    return msgspec.json.decode(data, type=kind)
