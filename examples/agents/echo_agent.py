@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""A stand-in for Claude Code: writes its stream-json dialect and obeys directives in the prompt.
+
+Use it as the worker's agent command (``python3 echo_agent.py -p {prompt}``) to see the whole system
+work without an Anthropic account, and in tests to make runs that sleep, fail, flood or hang.
+
+Directives (whitespace-separated words anywhere in the prompt; everything else is echoed):
+
+    lines:N        print N numbered lines ``line 1`` .. ``line N``
+    sleep:S        sleep S seconds (float) before finishing
+    fail           finish with ``is_error: true`` and exit code 1
+    exit:N         exit with code N
+    flood:BYTES    write BYTES bytes of output as fast as possible
+    hang           print one line, then go silent forever (trips the inactivity watchdog)
+    env:NAME       print the value of environment variable NAME (redaction tests)
+    stderr:TEXT    write TEXT to stderr
+    event:TYPE     emit a persona event of TYPE (default: one ``persona_action`` is always emitted)
+    plain          write plain text instead of stream-json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+
+def main(argv: list[str]) -> int:
+    prompt = argv[argv.index("-p") + 1] if "-p" in argv else sys.stdin.read()
+    words = prompt.split()
+    plain = "plain" in words
+    session = f"echo-{os.getpid()}"
+
+    def say(text: str) -> None:
+        if plain:
+            print(text, flush=True)
+        else:
+            message = {
+                "type": "assistant",
+                "session_id": session,
+                "message": {"role": "assistant", "content": [{"type": "text", "text": text}]},
+            }
+            print(json.dumps(message), flush=True)
+
+    if not plain:
+        print(json.dumps({"type": "system", "subtype": "init", "session_id": session, "tools": []}), flush=True)
+    say(f"echo: {prompt}")
+    started = time.monotonic()
+    exit_code, is_error = 0, False
+    events = [w.split(":", 1)[1] for w in words if w.startswith("event:")] or ["persona_action"]
+    for event_type in events:
+        say(f'::persona:: {event_type} {{"source": "echo_agent", "prompt_words": {len(words)}}}')
+    for word in words:
+        name, _, arg = word.partition(":")
+        if name == "lines":
+            for i in range(1, int(arg) + 1):
+                say(f"line {i}")
+        elif name == "sleep":
+            time.sleep(float(arg))
+        elif name == "fail":
+            exit_code, is_error = 1, True
+        elif name == "exit":
+            exit_code = int(arg)
+        elif name == "flood":
+            block = "x" * 8191 + "\n"
+            for _ in range(int(arg) // len(block) + 1):
+                sys.stdout.write(block)
+            sys.stdout.flush()
+        elif name == "hang":
+            say("hanging")
+            while True:
+                time.sleep(3600)
+        elif name == "env":
+            say(f"{arg}={os.environ.get(arg, '')}")
+        elif name == "stderr":
+            print(arg, file=sys.stderr, flush=True)
+    if not plain:
+        result = {
+            "type": "result",
+            "subtype": "error_during_execution" if is_error else "success",
+            "is_error": is_error,
+            "duration_ms": int((time.monotonic() - started) * 1000),
+            "num_turns": 1,
+            "result": prompt,
+            "session_id": session,
+            "total_cost_usd": 0.0012,
+            "usage": {
+                "input_tokens": len(words),
+                "output_tokens": 7,
+                "cache_read_input_tokens": 0,
+                "cache_creation_input_tokens": 0,
+            },
+        }
+        print(json.dumps(result), flush=True)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
