@@ -1,0 +1,76 @@
+"""``python -m dac_runtime.worker``: configuration from the environment, then run until drained.
+
+Environment:
+    DAC_ORCHESTRATOR_URL      ws(s)://host:port/ws/worker (required)
+    DAC_WORKER_TOKEN[_FILE]   bearer token: a registration token or this worker's credential (required)
+    DAC_WORKER_ID             stable id (default: hostname plus a random suffix)
+    DAC_AGENT_COMMAND         agent command line; ``{prompt}`` is replaced by the prompt
+                              (default: claude -p {prompt} --output-format stream-json --verbose)
+    DAC_WORK_DIR              where per-execution temp trees go (default: the system temp dir)
+    DAC_CREDENTIAL_FILE       where to keep the per-worker credential issued on first hello
+    DAC_EXIT_AFTER_JOB        true: run one execution then exit (burst workers)
+    DAC_LOG_LEVEL             INFO by default
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+from ..envconfig import ConfigError, EnvReader
+from .connection import Worker, WorkerSettings, new_worker_id
+from .executor import DEFAULT_COMMAND
+
+
+def load_settings(reader: EnvReader) -> WorkerSettings:
+    url = reader.str("DAC_ORCHESTRATOR_URL", required=True) or ""
+    if url and not url.startswith(("ws://", "wss://")):
+        reader.problems.append(f"DAC_ORCHESTRATOR_URL must start with ws:// or wss://, got {url!r}")
+    token = reader.secret("DAC_WORKER_TOKEN", required=True) or ""
+    credential = reader.str("DAC_CREDENTIAL_FILE")
+    work_root = Path(reader.str("DAC_WORK_DIR", tempfile.gettempdir()) or tempfile.gettempdir())
+    if not work_root.is_dir():
+        reader.problems.append(f"DAC_WORK_DIR {work_root} is not a directory")
+    settings = WorkerSettings(
+        url=url,
+        token=token,
+        worker_id=reader.str("DAC_WORKER_ID") or new_worker_id(socket.gethostname()),
+        command=reader.argv("DAC_AGENT_COMMAND", DEFAULT_COMMAND),
+        work_root=work_root,
+        credential_file=Path(credential) if credential else None,
+        exit_after_job=reader.bool("DAC_EXIT_AFTER_JOB"),
+    )
+    reader.check()
+    return settings
+
+
+async def _main(settings: WorkerSettings) -> None:
+    worker = Worker(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.request_stop)
+    await worker.run_forever()
+
+
+def main() -> int:
+    reader = EnvReader()
+    logging.basicConfig(
+        level=(reader.str("DAC_LOG_LEVEL", "INFO") or "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = load_settings(reader)
+    except ConfigError as exc:
+        print(f"dac worker: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(_main(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

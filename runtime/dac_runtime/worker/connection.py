@@ -1,0 +1,264 @@
+"""The worker's side of the WebSocket: dial out, authenticate, serve assignments, survive drops.
+
+Frames produced while the socket is down wait in an outbox and are flushed, in order, after the next
+``ack``; a reconnecting worker re-announces its running execution in ``hello`` so the orchestrator
+re-attaches it. Heartbeats run on their own task and never wait behind work. SIGTERM drains (finish
+the current run, take no new one); a second SIGTERM cancels the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import random
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from .. import __version__
+from ..protocol import (
+    MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
+    Accepted,
+    Ack,
+    Assign,
+    Cancel,
+    Complete,
+    Error,
+    Heartbeat,
+    Hello,
+    ProtocolError,
+    Ready,
+    Rejected,
+    Shutdown,
+    WorkerFrame,
+    decode_orchestrator_frame,
+    encode,
+)
+from .executor import Run
+
+log = logging.getLogger("dac.worker")
+
+
+@dataclass
+class WorkerSettings:
+    url: str
+    token: str = field(repr=False)
+    worker_id: str
+    command: list[str]
+    work_root: Path
+    credential_file: Path | None = None
+    exit_after_job: bool = False
+    backoff_base: float = 1.0
+    backoff_cap: float = 30.0
+
+
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
+    return random.uniform(0, min(cap, base * (2 ** min(attempt, 20))))  # noqa: S311 - jitter, not crypto
+
+
+class Worker:
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.s = settings
+        self._outbox: collections.deque[str] = collections.deque()
+        self._outbox_ready = asyncio.Event()
+        self._run: Run | None = None
+        self._run_task: asyncio.Task[None] | None = None
+        self._draining = False
+        self._done = asyncio.Event()
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._heartbeat_interval = 15.0
+        self.connected = asyncio.Event()
+        if settings.credential_file and settings.credential_file.exists():
+            stored = settings.credential_file.read_text().strip()
+            if stored:
+                self.s.token = stored
+
+    # --- public ---------------------------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        attempt = 0
+        async with aiohttp.ClientSession() as session:
+            while not self._done.is_set():
+                try:
+                    if await self._session(session):
+                        attempt = 0
+                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    log.warning("connection to orchestrator failed: %s", type(exc).__name__)
+                except _Refused as exc:
+                    log.error("orchestrator refused this worker: %s", exc)
+                self.connected.clear()
+                if self._done.is_set():
+                    break
+                delay = backoff_delay(attempt, self.s.backoff_base, self.s.backoff_cap)
+                attempt += 1
+                log.info("reconnecting in %.1fs", delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._done.wait(), timeout=delay)
+        if self._run_task:
+            await self._run_task
+
+    def request_stop(self) -> None:
+        """First call drains; a second call cancels the running execution."""
+        if not self._draining:
+            log.info("draining: finishing the current execution, taking no new one")
+            self._draining = True
+            if self._run is None:
+                self._done.set()
+        elif self._run is not None:
+            log.info("second stop signal: cancelling execution %s", self._run.execution_id)
+            self._run.cancel()
+        if self._done.is_set() and self._ws is not None:
+            asyncio.get_running_loop().create_task(self._ws.close())
+
+    # --- one connection -------------------------------------------------------------------------
+
+    async def _session(self, session: aiohttp.ClientSession) -> bool:
+        headers = {"Authorization": f"Bearer {self.s.token}"}
+        async with session.ws_connect(
+            self.s.url, headers=headers, heartbeat=None, max_msg_size=4 * MAX_FRAME_BYTES, compress=0, timeout=10
+        ) as ws:
+            self._ws = ws
+            run = self._run
+            hello = Hello(
+                worker_id=self.s.worker_id,
+                version=__version__,
+                protocol=PROTOCOL_VERSION,
+                capabilities=["stream-json", "persona-events"],
+                active_execution_id=run.execution_id if run else None,
+                last_seq=run.last_seq if run else None,
+            )
+            await ws.send_str(encode(hello))
+            first = await ws.receive(timeout=15)
+            if first.type != aiohttp.WSMsgType.TEXT:
+                raise _Refused(f"connection closed before ack (code {ws.close_code})")
+            ack = decode_orchestrator_frame(first.data)
+            if isinstance(ack, Error):
+                raise _Refused(f"{ack.code}: {ack.message}")
+            if not isinstance(ack, Ack):
+                raise _Refused(f"expected ack, got {type(ack).__name__}")
+            self._accept_ack(ack)
+            if self._run is None and not self._draining:
+                await ws.send_str(encode(Ready()))
+            self.connected.set()
+            log.info("connected as %s", self.s.worker_id)
+            tasks = [asyncio.create_task(self._heartbeats(ws)), asyncio.create_task(self._sender(ws))]
+            try:
+                await self._receiver(ws)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                self._ws = None
+        return True
+
+    def _accept_ack(self, ack: Ack) -> None:
+        self._heartbeat_interval = ack.heartbeat_interval_ms / 1000
+        if ack.credential:
+            self.s.token = ack.credential
+            if self.s.credential_file:
+                path = self.s.credential_file
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(ack.credential)
+                tmp.chmod(0o600)
+                tmp.replace(path)
+
+    async def _heartbeats(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._heartbeat_interval)
+            run = self._run
+            await ws.send_str(encode(Heartbeat(timestamp=loop.time(), executing=run.execution_id if run else None)))
+
+    async def _sender(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        while True:
+            while self._outbox:
+                await ws.send_str(self._outbox[0])
+                self._outbox.popleft()  # only after the send succeeded, so a drop loses nothing
+            self._outbox_ready.clear()
+            await self._outbox_ready.wait()
+
+    async def _receiver(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for message in ws:
+            if message.type != aiohttp.WSMsgType.TEXT:
+                continue
+            try:
+                frame = decode_orchestrator_frame(message.data)
+            except ProtocolError as exc:
+                log.warning("ignoring bad frame from orchestrator: %s (%s)", exc.code, exc.message)
+                continue
+            if isinstance(frame, Assign):
+                self._on_assign(frame)
+            elif isinstance(frame, Cancel):
+                if self._run and self._run.execution_id == frame.execution_id:
+                    self._run.cancel()
+            elif isinstance(frame, Shutdown):
+                log.info("orchestrator asked for shutdown: %s", frame.reason)
+                self.request_stop()
+                if self._run is not None:
+                    asyncio.get_running_loop().call_later(frame.grace_period_ms / 1000, self._cancel_run)
+            elif isinstance(frame, Error):
+                log.warning("orchestrator error: %s: %s", frame.code, frame.message)
+            if self._done.is_set():
+                await ws.close()
+
+    # --- executions -----------------------------------------------------------------------------
+
+    async def _queue(self, frame: WorkerFrame) -> None:
+        self._outbox.append(encode(frame))
+        self._outbox_ready.set()
+
+    def _queue_now(self, frame: WorkerFrame) -> None:
+        self._outbox.append(encode(frame))
+        self._outbox_ready.set()
+
+    def _on_assign(self, assign: Assign) -> None:
+        if self._run is not None or self._draining:
+            reason = "draining" if self._draining else "busy"
+            assign.env.clear()
+            self._queue_now(Rejected(execution_id=assign.execution_id, reason=reason))
+            return
+        self._queue_now(Accepted(execution_id=assign.execution_id))
+        self._run = Run(assign, self.s.command, self.s.work_root, self._queue)
+        self._run_task = asyncio.get_running_loop().create_task(self._execute(self._run))
+
+    async def _execute(self, run: Run) -> None:
+        try:
+            complete = await run.execute()
+        except Exception as exc:  # a bug here must not leave the worker wedged as busy
+            log.exception("execution %s crashed in the worker", run.execution_id)
+            complete = Complete(execution_id=run.execution_id, status="failed", reason=f"worker_error: {exc}")
+        log.info("execution %s finished: %s", run.execution_id, complete.status)
+        self._run = None
+        self._queue_now(complete)
+        if self.s.exit_after_job or self._draining:
+            self._draining = True
+            await self._flush_then_stop()
+        else:
+            self._queue_now(Ready())
+
+    async def _flush_then_stop(self) -> None:
+        for _ in range(100):
+            if not self._outbox:
+                break
+            await asyncio.sleep(0.05)
+        self._done.set()
+        if self._ws is not None:
+            await self._ws.close()
+
+    def _cancel_run(self) -> None:
+        if self._run is not None:
+            self._run.cancel()
+
+
+class _Refused(Exception):
+    pass
+
+
+def new_worker_id(hostname: str) -> str:
+    return f"{hostname}-{secrets.token_hex(3)}"
