@@ -1,0 +1,321 @@
+"""The orchestrator's HTTP API (documented in ``openapi.json``, served at ``/openapi.json``).
+
+Every error is JSON ``{"error": code, "message": text}`` with the right status; bodies are decoded
+into strict structs (unknown fields refused, so a typo is reported rather than silently ignored).
+Secret values are accepted here and never returned: reads show names and timestamps only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from importlib import resources
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from ..protocol import TERMINAL_STATUSES, Id, PositiveInt
+from ..records import CredentialName, ExecRequest
+from .vault import ROLES
+
+if TYPE_CHECKING:
+    from .app import Orchestrator
+
+T = TypeVar("T")
+ORCH_KEY: web.AppKey[Orchestrator] = web.AppKey("orchestrator")
+PUBLIC = {"/healthz", "/metrics", "/openapi.json", "/ws/worker"}
+OWNER_ONLY = ("/api/token", "/api/credentials", "/api/team")
+
+
+class _Body(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class ExecuteBody(_Body):
+    persona_id: Id
+    prompt: Annotated[str, msgspec.Meta(min_length=1, max_length=200_000)]
+    execution_id: Id | None = None
+    credentials: list[CredentialName] = []
+    timeout_ms: PositiveInt | None = None
+    max_output_bytes: PositiveInt | None = None
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] | None = None
+    metadata: dict[str, str] = {}
+
+
+class SecretBody(_Body):
+    value: Annotated[str, msgspec.Meta(min_length=1, max_length=65_536)]
+
+
+class TokenBody(_Body):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+
+
+class MemberBody(_Body):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    role: str = "member"
+
+
+def error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+async def decode_body(request: web.Request, kind: type[T]) -> T:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise _ApiError(
+            413, "body_too_large", f"request body exceeds {request.app[ORCH_KEY].settings.max_body_bytes} bytes"
+        ) from None
+    if not raw:
+        raise _ApiError(400, "empty_body", "a JSON body is required")
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as exc:
+        raise _ApiError(400, "invalid_body", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise _ApiError(400, "malformed_json", str(exc)) from None
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    orch = request.app[ORCH_KEY]
+    try:
+        if request.path not in PUBLIC:
+            auth = request.headers.get("Authorization", "")
+            key = orch.vault.authenticate(auth[7:].strip()) if auth.startswith("Bearer ") else None
+            if key is None:
+                orch.metrics.auth_failures.labels("api").inc()
+                raise _ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer dac_...)")
+            if request.path.startswith(OWNER_ONLY) and key["role"] != "owner":
+                raise _ApiError(403, "forbidden", "this endpoint needs an owner API key")
+            request["api_key"] = key
+        return await handler(request)
+    except _ApiError as exc:
+        orch.metrics.http_errors.labels(str(exc.status)).inc()
+        return error(exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            orch.metrics.http_errors.labels(str(exc.status)).inc()
+            code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status, "http_error")
+            return error(exc.status, code, exc.reason)
+        raise
+
+
+def _execution_view(row: dict[str, Any]) -> dict[str, Any]:
+    request = json.loads(row["request"])
+    return {
+        "executionId": row["id"],
+        "personaId": row["persona_id"],
+        "status": row["status"],
+        "attempt": row["attempt"],
+        "workerId": row["worker_id"],
+        "exitCode": row["exit_code"],
+        "durationMs": row["duration_ms"],
+        "usage": json.loads(row["usage"]) if row["usage"] else None,
+        "reason": row["reason"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+        "metadata": request.get("metadata", {}),
+    }
+
+
+def _row_or_404(orch: Orchestrator, execution_id: str) -> dict[str, Any]:
+    row = orch.store.get_execution(execution_id)
+    if row is None:
+        raise _ApiError(404, "not_found", f"no execution {execution_id!r}")
+    return row
+
+
+async def execute(request: web.Request) -> web.Response:
+    orch = request.app[ORCH_KEY]
+    body = await decode_body(request, ExecuteBody)
+    execution_id = body.execution_id or uuid.uuid4().hex
+    existing = orch.store.get_execution(execution_id)
+    if existing is not None:
+        return web.json_response(_execution_view(existing), status=200)
+    exec_request = ExecRequest(
+        execution_id=execution_id,
+        persona_id=body.persona_id,
+        prompt=body.prompt,
+        credentials=body.credentials,
+        timeout_ms=body.timeout_ms,
+        max_output_bytes=body.max_output_bytes,
+        max_attempts=body.max_attempts,
+        metadata=body.metadata,
+        submitted_at=time.time(),
+    )
+    orch.store.insert_execution(execution_id, body.persona_id, msgspec.json.encode(exec_request), 1, 0)
+    try:
+        await orch.bus.request(exec_request)
+    except Exception as exc:
+        orch.store.update_execution(execution_id, status="failed", reason="kafka unavailable at submit")
+        raise _ApiError(503, "kafka_unavailable", f"could not queue the request: {type(exc).__name__}") from None
+    await orch.events.lifecycle(exec_request, "queued")
+    return web.json_response({"executionId": execution_id, "status": "queued"}, status=202)
+
+
+async def get_execution(request: web.Request) -> web.Response:
+    orch = request.app[ORCH_KEY]
+    return web.json_response(_execution_view(_row_or_404(orch, request.match_info["id"])))
+
+
+async def cancel_execution(request: web.Request) -> web.Response:
+    orch = request.app[ORCH_KEY]
+    execution_id = request.match_info["id"]
+    row = _row_or_404(orch, execution_id)
+    if row["status"] in TERMINAL_STATUSES:
+        raise _ApiError(409, "already_finished", f"execution {execution_id} already ended: {row['status']}")
+    await orch.dispatcher.cancel(execution_id)
+    return web.json_response({"executionId": execution_id, "status": "cancelling"}, status=202)
+
+
+async def stream_execution(request: web.Request) -> web.StreamResponse:
+    """SSE: replay what was said so far, then follow live until the execution ends."""
+    orch = request.app[ORCH_KEY]
+    execution_id = request.match_info["id"]
+    row = _row_or_404(orch, execution_id)
+    queue = orch.events.subscribe(execution_id)
+    try:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        orch.events.flush()
+        last = 0
+        for seq, _kind, body in orch.store.read_output(execution_id):
+            await response.write(_sse(json.loads(body)))
+            last = seq
+        row = orch.store.get_execution(execution_id) or row
+        status_item = {"kind": "lifecycle", "executionId": execution_id, "status": row["status"], "replay": True}
+        if row["status"] in TERMINAL_STATUSES:
+            status_item.update(exitCode=row["exit_code"], reason=row["reason"])
+            await response.write(_sse(status_item))
+            return response
+        await response.write(_sse(status_item))
+        while True:
+            item = await queue.get()
+            if item is None:
+                break
+            if item["kind"] != "lifecycle" and item["seq"] <= last:
+                continue
+            await response.write(_sse(item))
+        return response
+    finally:
+        orch.events.unsubscribe(execution_id, queue)
+
+
+def _sse(item: dict[str, Any]) -> bytes:
+    return f"event: {item['kind']}\ndata: {json.dumps(item, separators=(',', ':'))}\n\n".encode()
+
+
+async def list_workers(request: web.Request) -> web.Response:
+    orch = request.app[ORCH_KEY]
+    return web.json_response({"workers": [w.describe() for w in orch.registry.workers.values()]})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    orch = request.app[ORCH_KEY]
+    kafka_ok = orch.dispatcher.consumer is not None and bool(orch.dispatcher.consumer.assignment())
+    body = {"status": "ok" if kafka_ok else "starting", "kafka": kafka_ok, "workers": orch.registry.counts()}
+    return web.json_response(body, status=200 if kafka_ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[ORCH_KEY].metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+async def openapi(request: web.Request) -> web.Response:
+    text = resources.files("dac_runtime.orchestrator").joinpath("openapi.json").read_text()
+    return web.Response(text=text, content_type="application/json")
+
+
+async def put_token(request: web.Request) -> web.Response:
+    body = await decode_body(request, TokenBody)
+    request.app[ORCH_KEY].vault.set_claude_token(body.token)
+    return web.Response(status=204)
+
+
+async def get_token(request: web.Request) -> web.Response:
+    return web.json_response({"configured": request.app[ORCH_KEY].vault.has_claude_token()})
+
+
+async def delete_token(request: web.Request) -> web.Response:
+    request.app[ORCH_KEY].vault.delete_claude_token()
+    return web.Response(status=204)
+
+
+def _credential_name(request: web.Request) -> str:
+    name = request.match_info["name"]
+    try:
+        return msgspec.convert(name, CredentialName)
+    except msgspec.ValidationError:
+        raise _ApiError(
+            400, "invalid_name", "credential names are environment variable names: [A-Z_][A-Z0-9_]*"
+        ) from None
+
+
+async def put_credential(request: web.Request) -> web.Response:
+    name = _credential_name(request)
+    body = await decode_body(request, SecretBody)
+    request.app[ORCH_KEY].vault.set_credential(name, body.value)
+    return web.Response(status=204)
+
+
+async def list_credentials(request: web.Request) -> web.Response:
+    return web.json_response({"credentials": request.app[ORCH_KEY].vault.list_credentials()})
+
+
+async def delete_credential(request: web.Request) -> web.Response:
+    name = _credential_name(request)
+    if not request.app[ORCH_KEY].vault.delete_credential(name):
+        raise _ApiError(404, "not_found", f"no credential {name}")
+    return web.Response(status=204)
+
+
+async def list_team(request: web.Request) -> web.Response:
+    return web.json_response({"members": request.app[ORCH_KEY].store.list_api_keys()})
+
+
+async def add_member(request: web.Request) -> web.Response:
+    body = await decode_body(request, MemberBody)
+    if body.role not in ROLES:
+        raise _ApiError(400, "invalid_body", f"role must be one of {', '.join(ROLES)}")
+    key_id, key = request.app[ORCH_KEY].vault.create_api_key(body.name, body.role)
+    return web.json_response({"id": key_id, "name": body.name, "role": body.role, "apiKey": key}, status=201)
+
+
+async def remove_member(request: web.Request) -> web.Response:
+    member_id = request.match_info["id"]
+    if member_id == request["api_key"]["id"]:
+        raise _ApiError(409, "self_removal", "an owner cannot revoke the key it is using")
+    if not request.app[ORCH_KEY].store.delete_api_key(member_id):
+        raise _ApiError(404, "not_found", f"no member {member_id}")
+    return web.Response(status=204)
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/api/execute", execute),
+        web.get("/api/executions/{id}", get_execution),
+        web.get("/api/executions/{id}/stream", stream_execution),
+        web.post("/api/executions/{id}/cancel", cancel_execution),
+        web.get("/api/workers", list_workers),
+        web.get("/api/token", get_token),
+        web.put("/api/token", put_token),
+        web.delete("/api/token", delete_token),
+        web.get("/api/credentials", list_credentials),
+        web.put("/api/credentials/{name}", put_credential),
+        web.delete("/api/credentials/{name}", delete_credential),
+        web.get("/api/team", list_team),
+        web.post("/api/team", add_member),
+        web.delete("/api/team/{id}", remove_member),
+        web.get("/healthz", healthz),
+        web.get("/metrics", metrics),
+        web.get("/openapi.json", openapi),
+    ]

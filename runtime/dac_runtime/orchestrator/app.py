@@ -1,0 +1,78 @@
+"""Wire the orchestrator together: store, vault, Kafka bus and intake, worker registry, HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import msgspec
+from aiohttp import web
+
+from ..records import ExecRequest
+from .api import ORCH_KEY, middleware, routes
+from .bus import Bus
+from .config import Settings
+from .dispatch import Dispatcher
+from .events import Events
+from .metrics import Metrics
+from .store import Store
+from .vault import Vault
+from .workers import WorkerRegistry
+
+log = logging.getLogger("dac.orchestrator")
+
+
+class Orchestrator:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = Store(settings.db_path)
+        self.vault = Vault(self.store, settings.master_keys)
+        self.metrics = Metrics()
+        self.bus = Bus(settings.kafka_bootstrap, settings.topics)
+        self.events = Events(self)
+        self.registry = WorkerRegistry(self)
+        self.dispatcher = Dispatcher(self)
+        self.metrics.watch(self.store.count_by_status, self.registry.counts, self.dispatcher.lag)
+        if settings.owner_api_key:
+            self.vault.adopt_api_key(settings.owner_api_key, "owner", "owner")
+        if settings.worker_token:
+            self.vault.add_registration_token(settings.worker_token, uses=None)
+
+    async def _lifespan(self, app: web.Application) -> AsyncIterator[None]:
+        await self.bus.start()
+        self.dispatcher.adopt_orphans()
+        await self._requeue_stored()
+        tasks = [
+            asyncio.create_task(self.dispatcher.run(), name="intake"),
+            asyncio.create_task(self.registry.reap(), name="reaper"),
+            asyncio.create_task(self.events.flush_forever(), name="flush"),
+        ]
+        log.info("orchestrator up on %s:%d", self.settings.host, self.settings.port)
+        yield
+        for worker in list(self.registry.workers.values()):
+            worker.superseded = True  # shutting down: not a lost worker
+            await worker.ws.close(code=1001, message=b"orchestrator restarting")
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.events.flush()
+        await self.bus.stop()
+        self.store.close()
+
+    async def _requeue_stored(self) -> None:
+        """Queued executions may have lost their Kafka request in a crash (a retry's backoff window):
+        produce them again. Duplicates are harmless: dispatch is idempotent by id and generation."""
+        for row in self.store.executions_by_status("queued"):
+            await self.bus.request(msgspec.json.decode(row["request"], type=ExecRequest))
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[middleware], client_max_size=self.settings.max_body_bytes)
+        app[ORCH_KEY] = self
+        app.add_routes(routes())
+        app.router.add_get("/ws/worker", self.registry.handle)
+        app.cleanup_ctx.append(self._lifespan)
+        return app

@@ -1,0 +1,98 @@
+"""Orchestrator settings, read and validated from the environment in one pass.
+
+Environment (secrets may also come from ``NAME_FILE``; they are removed from the environment once read):
+    DAC_MASTER_KEY             64 hex digits; seals the vault and keys the token hashes (required)
+    DAC_PREVIOUS_MASTER_KEYS   comma-separated older keys, still accepted for decryption (rotation)
+    DAC_KAFKA_BOOTSTRAP        host:port[,host:port] (required)
+    DAC_TOPIC_PREFIX           prefix for every topic name (one cluster, several deployments)
+    DAC_OWNER_API_KEY          bootstrap owner key (``dac_...``), stored hashed
+    DAC_WORKER_TOKEN           bootstrap worker registration token, stored hashed, reusable
+    DAC_HOST / DAC_PORT        HTTP listen address (default 127.0.0.1:8080)
+    DAC_DB_PATH                SQLite file (default ./dac-orchestrator.db)
+    DAC_HEARTBEAT_INTERVAL_MS  told to workers in ack (default 15000)
+    DAC_HEARTBEAT_TIMEOUT_MS   a silent worker is offline after this (default 90000)
+    DAC_LEASE_MS               a running execution survives a lost worker this long (default 120000)
+    DAC_ACCEPT_TIMEOUT_MS      a worker must accept an assignment within this (default 10000)
+    DAC_DEFAULT_TIMEOUT_MS / DAC_DEFAULT_MAX_OUTPUT_BYTES / DAC_INACTIVITY_TIMEOUT_MS / DAC_MAX_ATTEMPTS
+    DAC_KAFKA_FETCH_MAX_WAIT_MS / DAC_KAFKA_SESSION_TIMEOUT_MS / DAC_CONSUMER_GROUP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..crypto import CryptoError, parse_hex_key
+from ..envconfig import EnvReader
+from ..records import Topics
+
+
+@dataclass
+class Settings:
+    master_keys: list[bytes] = field(repr=False)
+    kafka_bootstrap: str
+    topics: Topics
+    owner_api_key: str | None = field(default=None, repr=False)
+    worker_token: str | None = field(default=None, repr=False)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    db_path: Path = Path("dac-orchestrator.db")
+    consumer_group: str = "dac-orchestrator"
+    heartbeat_interval_ms: int = 15_000
+    heartbeat_timeout_ms: int = 90_000
+    lease_ms: int = 120_000
+    accept_timeout_ms: int = 10_000
+    default_timeout_ms: int = 30 * 60_000
+    default_max_output_bytes: int = 10 * 1024 * 1024
+    inactivity_timeout_ms: int = 10 * 60_000
+    max_attempts: int = 1
+    retry_backoff_ms: int = 2_000
+    fetch_max_wait_ms: int = 100
+    session_timeout_ms: int = 10_000
+    max_body_bytes: int = 1024 * 1024
+
+
+def load_settings(reader: EnvReader) -> Settings:
+    keys: list[bytes] = []
+    raw_master = reader.secret("DAC_MASTER_KEY", required=True)
+    raw_previous = reader.secret("DAC_PREVIOUS_MASTER_KEYS")
+    for label, raw in [("DAC_MASTER_KEY", raw_master)] + [
+        ("DAC_PREVIOUS_MASTER_KEYS", part) for part in (raw_previous or "").split(",") if part.strip()
+    ]:
+        if raw is None:
+            continue
+        try:
+            keys.append(parse_hex_key(raw, label))
+        except CryptoError as exc:
+            reader.problems.append(str(exc))
+    bootstrap = reader.str("DAC_KAFKA_BOOTSTRAP", required=True) or ""
+    owner = reader.secret("DAC_OWNER_API_KEY")
+    if owner is not None and not owner.startswith("dac_"):
+        reader.problems.append("DAC_OWNER_API_KEY must start with dac_")
+    settings = Settings(
+        master_keys=keys,
+        kafka_bootstrap=bootstrap,
+        topics=Topics.with_prefix(reader.str("DAC_TOPIC_PREFIX", "") or ""),
+        owner_api_key=owner,
+        worker_token=reader.secret("DAC_WORKER_TOKEN"),
+        host=reader.str("DAC_HOST", "127.0.0.1") or "127.0.0.1",
+        port=reader.int("DAC_PORT", 8080, minimum=0, maximum=65535),
+        db_path=Path(reader.str("DAC_DB_PATH", "dac-orchestrator.db") or "dac-orchestrator.db"),
+        consumer_group=reader.str("DAC_CONSUMER_GROUP", "dac-orchestrator") or "dac-orchestrator",
+        heartbeat_interval_ms=reader.int("DAC_HEARTBEAT_INTERVAL_MS", 15_000, minimum=100),
+        heartbeat_timeout_ms=reader.int("DAC_HEARTBEAT_TIMEOUT_MS", 90_000, minimum=500),
+        lease_ms=reader.int("DAC_LEASE_MS", 120_000, minimum=500),
+        accept_timeout_ms=reader.int("DAC_ACCEPT_TIMEOUT_MS", 10_000, minimum=100),
+        default_timeout_ms=reader.int("DAC_DEFAULT_TIMEOUT_MS", 30 * 60_000, minimum=100),
+        default_max_output_bytes=reader.int("DAC_DEFAULT_MAX_OUTPUT_BYTES", 10 * 1024 * 1024, minimum=1024),
+        inactivity_timeout_ms=reader.int("DAC_INACTIVITY_TIMEOUT_MS", 10 * 60_000, minimum=100),
+        max_attempts=reader.int("DAC_MAX_ATTEMPTS", 1, minimum=1, maximum=20),
+        retry_backoff_ms=reader.int("DAC_RETRY_BACKOFF_MS", 2_000, minimum=0),
+        fetch_max_wait_ms=reader.int("DAC_KAFKA_FETCH_MAX_WAIT_MS", 100, minimum=1, maximum=10_000),
+        session_timeout_ms=reader.int("DAC_KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=1_000),
+        max_body_bytes=reader.int("DAC_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
+    )
+    if settings.heartbeat_timeout_ms <= settings.heartbeat_interval_ms:
+        reader.problems.append("DAC_HEARTBEAT_TIMEOUT_MS must be larger than DAC_HEARTBEAT_INTERVAL_MS")
+    reader.check()
+    return settings

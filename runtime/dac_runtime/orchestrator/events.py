@@ -1,0 +1,129 @@
+"""Where everything an execution says goes: the store, Kafka, and live SSE subscribers.
+
+Output rows are buffered and written to SQLite in batches (a flush every 100 ms, and before any
+terminal status) so the per-chunk hot path is a Kafka enqueue and an in-memory fan-out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ..protocol import Event, Stderr, Stdout, Usage
+from ..records import DeadLetter, EventRecord, ExecRequest, LifecycleRecord, OutputRecord, Status
+
+if TYPE_CHECKING:
+    from .app import Orchestrator
+
+SubscriberQueue = asyncio.Queue[dict[str, Any] | None]
+
+
+class Events:
+    def __init__(self, orch: Orchestrator) -> None:
+        self.orch = orch
+        self._subscribers: dict[str, set[SubscriberQueue]] = collections.defaultdict(set)
+        self._pending_rows: list[tuple[str, int, str, str]] = []
+
+    # --- live subscribers -----------------------------------------------------------------------
+
+    def subscribe(self, execution_id: str) -> SubscriberQueue:
+        queue: SubscriberQueue = asyncio.Queue()
+        self._subscribers[execution_id].add(queue)
+        return queue
+
+    def unsubscribe(self, execution_id: str, queue: SubscriberQueue) -> None:
+        subscribers = self._subscribers.get(execution_id)
+        if subscribers is not None:
+            subscribers.discard(queue)
+            if not subscribers:
+                del self._subscribers[execution_id]
+
+    def _publish(self, execution_id: str, item: dict[str, Any] | None) -> None:
+        for queue in self._subscribers.get(execution_id, ()):
+            queue.put_nowait(item)
+
+    # --- sinks ----------------------------------------------------------------------------------
+
+    async def output(self, request: ExecRequest, frame: Stdout | Stderr | Event) -> None:
+        bus = self.orch.bus
+        if isinstance(frame, Event):
+            record = EventRecord(
+                execution_id=request.execution_id,
+                persona_id=request.persona_id,
+                event_type=frame.event_type,
+                payload=frame.payload,
+                seq=frame.seq,
+                timestamp=time.time(),
+            )
+            await bus.event(record)
+            item = {"kind": "event", "seq": frame.seq, "eventType": frame.event_type, "payload": frame.payload}
+        else:
+            stream = "stdout" if isinstance(frame, Stdout) else "stderr"
+            output = OutputRecord(
+                execution_id=request.execution_id,
+                seq=frame.seq,
+                stream=stream,
+                chunk=frame.chunk,
+                timestamp=frame.timestamp,
+            )
+            await bus.output(output)
+            self.orch.metrics.output_bytes.inc(len(frame.chunk))
+            item = {"kind": stream, "seq": frame.seq, "chunk": frame.chunk}
+        self._pending_rows.append((request.execution_id, frame.seq, item["kind"], msgspec.json.encode(item).decode()))
+        self._publish(request.execution_id, item)
+
+    async def lifecycle(self, request: ExecRequest, status: Status, **extra: Any) -> None:
+        record = LifecycleRecord(
+            execution_id=request.execution_id,
+            persona_id=request.persona_id,
+            status=status,
+            timestamp=time.time(),
+            attempt=request.attempt,
+            **extra,
+        )
+        await self.orch.bus.lifecycle(record)
+        item = msgspec.to_builtins(record)
+        item["kind"] = "lifecycle"
+        self._publish(request.execution_id, item)
+
+    async def finish(
+        self,
+        request: ExecRequest,
+        status: Status,
+        *,
+        exit_code: int | None = None,
+        duration_ms: int | None = None,
+        usage: Usage | None = None,
+        reason: str | None = None,
+        dead_letter: bool = False,
+    ) -> None:
+        self.flush()
+        self.orch.store.update_execution(
+            request.execution_id,
+            status=status,
+            exit_code=exit_code,
+            duration_ms=duration_ms,
+            usage=msgspec.json.encode(usage).decode() if usage else None,
+            reason=reason,
+        )
+        self.orch.metrics.finished.labels(status).inc()
+        await self.lifecycle(request, status, exit_code=exit_code, duration_ms=duration_ms, usage=usage, reason=reason)
+        if dead_letter:
+            attempts = request.attempt
+            dead = DeadLetter(error=reason or status, attempts=attempts, timestamp=time.time(), request=request)
+            await self.orch.bus.dead_letter(dead, request.execution_id)
+        self._publish(request.execution_id, None)
+
+    def flush(self) -> None:
+        if self._pending_rows:
+            rows, self._pending_rows = self._pending_rows, []
+            self.orch.store.append_output(rows)
+
+    async def flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            self.flush()

@@ -1,0 +1,63 @@
+"""Prometheus metrics. Gauges that mirror state (executions by status, workers by state, consumer
+lag) are computed at scrape time from the source of truth rather than kept in step by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+class _StateCollector(Collector):
+    def __init__(
+        self,
+        executions: Callable[[], dict[str, int]],
+        workers: Callable[[], dict[str, int]],
+        lag: Callable[[], int],
+    ) -> None:
+        self._executions, self._workers, self._lag = executions, workers, lag
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        by_status = GaugeMetricFamily("dac_executions", "Executions in the store by status", labels=["status"])
+        for status, count in sorted(self._executions().items()):
+            by_status.add_metric([status], count)
+        yield by_status
+        by_state = GaugeMetricFamily("dac_workers", "Connected workers by state", labels=["state"])
+        for state, count in sorted(self._workers().items()):
+            by_state.add_metric([state], count)
+        yield by_state
+        yield GaugeMetricFamily(
+            "dac_kafka_consumer_lag", "Exec requests not yet accepted by a worker", value=self._lag()
+        )
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.dispatch_latency = Histogram(
+            "dac_dispatch_latency_seconds",
+            "Request produced to Kafka until its assign frame was sent to a worker",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.finished = Counter(
+            "dac_executions_finished", "Executions that reached a terminal status", ["status"], registry=self.registry
+        )
+        self.output_bytes = Counter("dac_output_chars", "Output characters relayed", registry=self.registry)
+        self.frame_errors = Counter(
+            "dac_frame_errors", "Rejected worker frames and handshakes by error code", ["code"], registry=self.registry
+        )
+        self.auth_failures = Counter(
+            "dac_auth_failures", "Refused credentials by kind", ["kind"], registry=self.registry
+        )
+        self.http_errors = Counter("dac_http_errors", "HTTP API errors by status", ["status"], registry=self.registry)
+
+    def watch(
+        self, executions: Callable[[], dict[str, int]], workers: Callable[[], dict[str, int]], lag: Callable[[], int]
+    ) -> None:
+        self.registry.register(_StateCollector(executions, workers, lag))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

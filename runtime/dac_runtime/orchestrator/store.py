@@ -1,0 +1,193 @@
+"""The orchestrator's SQLite store (WAL): executions, their output, sealed secrets, hashed tokens.
+
+Plain ``sqlite3`` on the event loop thread: every statement here is a small indexed read or write on
+a local file (well under a millisecond in WAL mode), and output rows are written in batches by the
+caller, so a thread hop would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS executions (
+    id TEXT PRIMARY KEY,
+    persona_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    generation INTEGER NOT NULL DEFAULT 0,
+    worker_id TEXT,
+    request BLOB NOT NULL,
+    exit_code INTEGER,
+    duration_ms INTEGER,
+    usage TEXT,
+    reason TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_status ON executions(status);
+CREATE TABLE IF NOT EXISTS output (
+    execution_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (execution_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sealed (
+    name TEXT PRIMARY KEY,
+    blob BLOB NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS worker_tokens (
+    hash TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    worker_id TEXT,
+    uses_left INTEGER,
+    expires_at REAL,
+    created_at REAL NOT NULL
+);
+"""
+
+EXECUTION_COLUMNS = (
+    "id, persona_id, status, attempt, generation, worker_id, request, exit_code, duration_ms, usage, reason, "
+    "created_at, updated_at"
+)
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(SCHEMA)
+        if self.path != ":memory:":
+            Path(self.path).chmod(0o600)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- executions -----------------------------------------------------------------------------
+
+    def insert_execution(
+        self, execution_id: str, persona_id: str, request: bytes, attempt: int, generation: int
+    ) -> bool:
+        """Insert a queued execution; False when the id already exists (idempotent submit)."""
+        now = time.time()
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO executions (id, persona_id, status, attempt, generation, request, created_at,"
+            " updated_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
+            (execution_id, persona_id, attempt, generation, request, now, now),
+        )
+        return cursor.rowcount == 1
+
+    def get_execution(self, execution_id: str) -> dict[str, Any] | None:
+        query = f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?"  # noqa: S608 - constant columns
+        row = self.db.execute(query, (execution_id,)).fetchone()
+        return dict(row) if row else None
+
+    def update_execution(self, execution_id: str, **fields: Any) -> None:
+        fields["updated_at"] = time.time()
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        self.db.execute(f"UPDATE executions SET {assignments} WHERE id = ?", (*fields.values(), execution_id))  # noqa: S608
+
+    def executions_by_status(self, status: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = ?", (status,))  # noqa: S608
+        return [dict(r) for r in rows]
+
+    def count_by_status(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in self.db.execute("SELECT status, COUNT(*) FROM executions GROUP BY status")}
+
+    # --- output ---------------------------------------------------------------------------------
+
+    def append_output(self, rows: list[tuple[str, int, str, str]]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO output (execution_id, seq, kind, body) VALUES (?, ?, ?, ?)", rows)
+
+    def read_output(self, execution_id: str, after_seq: int = 0) -> list[tuple[int, str, str]]:
+        rows = self.db.execute(
+            "SELECT seq, kind, body FROM output WHERE execution_id = ? AND seq > ? ORDER BY seq",
+            (execution_id, after_seq),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    # --- sealed secrets -------------------------------------------------------------------------
+
+    def put_sealed(self, name: str, blob: bytes) -> None:
+        self.db.execute(
+            "INSERT INTO sealed (name, blob, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET blob = excluded.blob, updated_at = excluded.updated_at",
+            (name, blob, time.time()),
+        )
+
+    def get_sealed(self, name: str) -> bytes | None:
+        row = self.db.execute("SELECT blob FROM sealed WHERE name = ?", (name,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def delete_sealed(self, name: str) -> bool:
+        return self.db.execute("DELETE FROM sealed WHERE name = ?", (name,)).rowcount == 1
+
+    def list_sealed(self, prefix: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT name, updated_at FROM sealed WHERE name LIKE ? ORDER BY name", (prefix.replace("%", "") + "%",)
+        )
+        return [{"name": r[0][len(prefix) :], "updatedAt": r[1]} for r in rows]
+
+    # --- API keys and worker tokens -------------------------------------------------------------
+
+    def add_api_key(self, key_id: str, name: str, role: str, key_hash: str) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO api_keys (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, ?)",
+            (key_id, name, role, key_hash, time.time()),
+        )
+
+    def api_key_by_hash(self, key_hash: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT id, name, role FROM api_keys WHERE hash = ?", (key_hash,)).fetchone()
+        return dict(row) if row else None
+
+    def list_api_keys(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT id, name, role, created_at FROM api_keys ORDER BY created_at")
+        return [{"id": r[0], "name": r[1], "role": r[2], "createdAt": r[3]} for r in rows]
+
+    def delete_api_key(self, key_id: str) -> bool:
+        return self.db.execute("DELETE FROM api_keys WHERE id = ?", (key_id,)).rowcount == 1
+
+    def add_worker_token(
+        self, token_hash: str, kind: str, worker_id: str | None, uses: int | None, expires_at: float | None
+    ) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO worker_tokens (hash, kind, worker_id, uses_left, expires_at, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (token_hash, kind, worker_id, uses, expires_at, time.time()),
+        )
+
+    def worker_token(self, token_hash: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT hash, kind, worker_id, uses_left, expires_at FROM worker_tokens WHERE hash = ?", (token_hash,)
+        ).fetchone()
+        return dict(row) if row else None
+
+    def use_registration_token(self, token_hash: str) -> bool:
+        """Spend one use of a registration token atomically; False when none is left."""
+        cursor = self.db.execute(
+            "UPDATE worker_tokens SET uses_left = uses_left - 1 WHERE hash = ? AND kind = 'registration'"
+            " AND uses_left > 0",
+            (token_hash,),
+        )
+        if cursor.rowcount == 1:
+            return True
+        row = self.worker_token(token_hash)
+        return row is not None and row["kind"] == "registration" and row["uses_left"] is None

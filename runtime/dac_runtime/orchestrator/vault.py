@@ -1,0 +1,117 @@
+"""Credentials, the Claude token, API keys and worker tokens: sealed or hashed, never stored plain.
+
+Sealed values are bound (AES-GCM associated data) to their row name, so a blob moved to another
+name does not decrypt. Tokens are stored as HMAC-SHA256 under a key derived from the master key,
+so a copy of the database alone lets nobody authenticate.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from ..crypto import Keyring, derive_key, hash_token, new_token
+from .store import Store
+
+CREDENTIAL_PREFIX = "credential:"
+CLAUDE_TOKEN = "claude:oauth-token"  # noqa: S105 - a row name, not a secret
+CLAUDE_ENV = "CLAUDE_CODE_OAUTH_TOKEN"
+ROLES = ("owner", "member")
+
+
+class MissingCredential(Exception):
+    pass
+
+
+class Vault:
+    def __init__(self, store: Store, master_keys: list[bytes]) -> None:
+        self._store = store
+        self._ring = Keyring([derive_key(k, "vault") for k in master_keys])
+        self._hash_key = derive_key(master_keys[0], "token-hash")
+
+    # --- sealed values --------------------------------------------------------------------------
+
+    def _seal(self, name: str, value: str) -> None:
+        self._store.put_sealed(name, self._ring.encrypt(value.encode(), name.encode()))
+
+    def _open(self, name: str) -> str | None:
+        blob = self._store.get_sealed(name)
+        if blob is None:
+            return None
+        value = self._ring.decrypt(blob, name.encode()).decode()
+        if self._ring.needs_rewrap(blob):
+            self._seal(name, value)
+        return value
+
+    def set_credential(self, name: str, value: str) -> None:
+        self._seal(CREDENTIAL_PREFIX + name, value)
+
+    def delete_credential(self, name: str) -> bool:
+        return self._store.delete_sealed(CREDENTIAL_PREFIX + name)
+
+    def list_credentials(self) -> list[dict[str, Any]]:
+        return self._store.list_sealed(CREDENTIAL_PREFIX)
+
+    def set_claude_token(self, token: str) -> None:
+        self._seal(CLAUDE_TOKEN, token)
+
+    def delete_claude_token(self) -> bool:
+        return self._store.delete_sealed(CLAUDE_TOKEN)
+
+    def has_claude_token(self) -> bool:
+        return self._store.get_sealed(CLAUDE_TOKEN) is not None
+
+    def environment_for(self, credential_names: list[str]) -> dict[str, str]:
+        """Decrypt what one execution needs into a fresh dict (the caller hands it off and drops it)."""
+        env: dict[str, str] = {}
+        token = self._open(CLAUDE_TOKEN)
+        if token:
+            env[CLAUDE_ENV] = token
+        for name in credential_names:
+            value = self._open(CREDENTIAL_PREFIX + name)
+            if value is None:
+                raise MissingCredential(name)
+            env[name] = value
+        return env
+
+    # --- API keys -------------------------------------------------------------------------------
+
+    def hash(self, token: str) -> str:
+        return hash_token(self._hash_key, token)
+
+    def create_api_key(self, name: str, role: str) -> tuple[str, str]:
+        key = new_token("dac_")
+        key_id = "key_" + secrets.token_hex(6)
+        self._store.add_api_key(key_id, name, role, self.hash(key))
+        return key_id, key
+
+    def adopt_api_key(self, key: str, name: str, role: str) -> None:
+        """Register a key generated elsewhere (the deploy tool's owner key) by its hash."""
+        self._store.add_api_key("key_owner", name, role, self.hash(key))
+
+    def authenticate(self, key: str) -> dict[str, Any] | None:
+        return self._store.api_key_by_hash(self.hash(key)) if key.startswith("dac_") else None
+
+    # --- worker tokens --------------------------------------------------------------------------
+
+    def add_registration_token(self, token: str, uses: int | None = 1, ttl_s: float | None = None) -> None:
+        expires = time.time() + ttl_s if ttl_s else None
+        self._store.add_worker_token(self.hash(token), "registration", None, uses, expires)
+
+    def issue_worker_credential(self, worker_id: str) -> str:
+        credential = new_token("dacw_")
+        self._store.add_worker_token(self.hash(credential), "worker", worker_id, None, None)
+        return credential
+
+    def check_worker_token(self, token: str) -> dict[str, Any] | None:
+        """The token's row if it may connect now (known, unexpired, uses left), else None."""
+        row = self._store.worker_token(self.hash(token))
+        if row is None or (row["expires_at"] is not None and row["expires_at"] < time.time()):
+            return None
+        if row["kind"] == "registration" and row["uses_left"] is not None and row["uses_left"] <= 0:
+            return None
+        return row
+
+    def spend_registration(self, token: str) -> bool:
+        return self._store.use_registration_token(self.hash(token))

@@ -1,0 +1,226 @@
+"""The worker WebSocket endpoint and the registry of connected workers.
+
+A worker authenticates the upgrade with a bearer token (a registration token, exchanged on the
+first ``hello`` for a per-worker credential, or that credential). A reconnect with the same worker id
+supersedes the stale socket. Every frame is validated; a bad one is answered with an ``error`` frame
+and counted, and the connection carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from aiohttp import WSMsgType, web
+
+from ..protocol import (
+    MAX_FRAME_BYTES,
+    Ack,
+    Error,
+    Heartbeat,
+    Hello,
+    OrchestratorFrame,
+    ProtocolError,
+    Ready,
+    check_protocol,
+    decode_worker_frame,
+    encode,
+)
+
+if TYPE_CHECKING:
+    from .app import Orchestrator
+
+log = logging.getLogger("dac.orchestrator.workers")
+WorkerState = Literal["connecting", "idle", "executing", "draining", "offline"]
+
+
+@dataclass(eq=False)
+class WorkerConn:
+    worker_id: str
+    version: str
+    ws: web.WebSocketResponse = field(repr=False)
+    state: WorkerState = "connecting"
+    execution_id: str | None = None
+    connected_at: float = field(default_factory=time.time)
+    last_seen: float = field(default_factory=time.monotonic)
+    superseded: bool = False
+
+    async def send(self, frame: OrchestratorFrame) -> bool:
+        try:
+            await self.ws.send_str(encode(frame))
+            return True
+        except (ConnectionError, RuntimeError):
+            return False
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "workerId": self.worker_id,
+            "state": self.state,
+            "executionId": self.execution_id,
+            "version": self.version,
+            "connectedAt": self.connected_at,
+            "lastSeenSecondsAgo": round(time.monotonic() - self.last_seen, 3),
+        }
+
+
+class WorkerRegistry:
+    def __init__(self, orch: Orchestrator) -> None:
+        self.orch = orch
+        self.workers: dict[str, WorkerConn] = {}
+        self._idle = asyncio.Event()
+
+    # --- pool -----------------------------------------------------------------------------------
+
+    def has_idle(self) -> bool:
+        return any(w.state == "idle" for w in self.workers.values())
+
+    async def wait_idle(self) -> None:
+        while not self.has_idle():
+            self._idle.clear()
+            await self._idle.wait()
+
+    def take_idle(self) -> WorkerConn | None:
+        """Reserve the longest-idle worker for an execution."""
+        idle = [w for w in self.workers.values() if w.state == "idle"]
+        if not idle:
+            return None
+        worker = min(idle, key=lambda w: w.last_seen)
+        worker.state = "executing"
+        return worker
+
+    def mark_idle(self, worker: WorkerConn) -> None:
+        if self.workers.get(worker.worker_id) is worker and worker.state not in {"draining", "offline"}:
+            worker.state = "idle"
+            worker.execution_id = None
+            self._idle.set()
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(("connecting", "idle", "executing", "draining", "offline"), 0)
+        for worker in self.workers.values():
+            counts[worker.state] += 1
+        return counts
+
+    async def reap(self) -> None:
+        """Close sockets of workers silent for longer than the heartbeat timeout."""
+        timeout = self.orch.settings.heartbeat_timeout_ms / 1000
+        while True:
+            await asyncio.sleep(min(timeout / 4, 5.0))
+            now = time.monotonic()
+            for worker in list(self.workers.values()):
+                if worker.state != "offline" and now - worker.last_seen > timeout:
+                    log.warning("worker %s missed heartbeats for %.0fs: marking offline", worker.worker_id, timeout)
+                    await worker.ws.close(code=4000, message=b"heartbeat timeout")
+                elif worker.state == "offline" and now - worker.last_seen > 3600:
+                    del self.workers[worker.worker_id]
+
+    # --- endpoint -------------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        vault = self.orch.vault
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth.startswith("Bearer ") else ""
+        token_row = vault.check_worker_token(token) if token else None
+        if token_row is None:
+            self.orch.metrics.auth_failures.labels("worker").inc()
+            log.warning("refused a worker connection from %s: bad or missing token", request.remote)
+            return web.json_response({"error": "unauthorized", "message": "invalid worker token"}, status=401)
+        ws = web.WebSocketResponse(max_msg_size=4 * MAX_FRAME_BYTES, compress=False, heartbeat=None)
+        await ws.prepare(request)
+        hello = await self._read_hello(ws)
+        if hello is None:
+            await ws.close()
+            return ws
+        credential = None
+        if token_row["kind"] == "worker" and token_row["worker_id"] != hello.worker_id:
+            await self._refuse(ws, "token_mismatch", "this credential belongs to another worker id")
+            return ws
+        if token_row["kind"] == "registration":
+            if not vault.spend_registration(token):
+                await self._refuse(ws, "token_spent", "registration token has no uses left")
+                return ws
+            credential = vault.issue_worker_credential(hello.worker_id)
+        conn = self._register(hello, ws)
+        ack = Ack(
+            worker_id=conn.worker_id,
+            session_token=secrets.token_urlsafe(16),
+            heartbeat_interval_ms=self.orch.settings.heartbeat_interval_ms,
+            credential=credential,
+        )
+        await conn.send(ack)
+        if hello.active_execution_id:
+            self.orch.dispatcher.reattach(conn, hello.active_execution_id, hello.last_seq or 0)
+        log.info("worker %s connected (version %s)", conn.worker_id, conn.version)
+        try:
+            await self._serve(conn)
+        finally:
+            if not conn.superseded:
+                conn.state = "offline"
+                log.info("worker %s disconnected", conn.worker_id)
+                self.orch.dispatcher.worker_lost(conn)
+        return ws
+
+    async def _read_hello(self, ws: web.WebSocketResponse) -> Hello | None:
+        try:
+            message = await ws.receive(timeout=15)
+        except TimeoutError:
+            await self._refuse(ws, "hello_timeout", "no hello within 15s")
+            return None
+        if message.type != WSMsgType.TEXT:
+            return None
+        try:
+            hello = decode_worker_frame(message.data)
+            if not isinstance(hello, Hello):
+                raise ProtocolError("expected_hello", f"first frame must be hello, got {type(hello).__name__}")
+            check_protocol(hello)
+        except ProtocolError as exc:
+            await self._refuse(ws, exc.code, exc.message)
+            return None
+        return hello
+
+    async def _refuse(self, ws: web.WebSocketResponse, code: str, message: str) -> None:
+        log.warning("refusing worker: %s: %s", code, message)
+        self.orch.metrics.frame_errors.labels(code).inc()
+        await ws.send_str(encode(Error(code=code, message=message)))
+        await ws.close(code=4001, message=code.encode())
+
+    def _register(self, hello: Hello, ws: web.WebSocketResponse) -> WorkerConn:
+        old = self.workers.get(hello.worker_id)
+        if old is not None and old.state != "offline":
+            log.info("worker %s reconnected: superseding its stale socket", hello.worker_id)
+            old.superseded = True
+            asyncio.get_running_loop().create_task(old.ws.close(code=4002, message=b"superseded"))
+        conn = WorkerConn(worker_id=hello.worker_id, version=hello.version, ws=ws)
+        self.workers[conn.worker_id] = conn
+        return conn
+
+    async def _serve(self, conn: WorkerConn) -> None:
+        async for message in conn.ws:
+            conn.last_seen = time.monotonic()
+            if message.type != WSMsgType.TEXT:
+                if message.type == WSMsgType.BINARY:
+                    await self._frame_error(conn, ProtocolError("binary_frame", "frames must be JSON text"))
+                continue
+            try:
+                frame = decode_worker_frame(message.data)
+            except ProtocolError as exc:
+                await self._frame_error(conn, exc)
+                continue
+            if isinstance(frame, Heartbeat):
+                continue
+            if isinstance(frame, Ready):
+                if conn.execution_id is None:
+                    self.mark_idle(conn)
+                continue
+            if isinstance(frame, Hello):
+                await self._frame_error(conn, ProtocolError("duplicate_hello", "hello was already received"))
+                continue
+            await self.orch.dispatcher.on_frame(conn, frame)
+
+    async def _frame_error(self, conn: WorkerConn, exc: ProtocolError) -> None:
+        self.orch.metrics.frame_errors.labels(exc.code).inc()
+        log.warning("bad frame from worker %s: %s: %s", conn.worker_id, exc.code, exc.message[:200])
+        await conn.send(Error(code=exc.code, message=exc.message[:500]))
