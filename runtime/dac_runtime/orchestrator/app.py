@@ -51,9 +51,6 @@ class Orchestrator:
         ]
         log.info("orchestrator up on %s:%d", self.settings.host, self.settings.port)
         yield
-        for worker in list(self.registry.workers.values()):
-            worker.superseded = True  # shutting down: not a lost worker
-            await worker.ws.close(code=1001, message=b"orchestrator restarting")
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -62,6 +59,12 @@ class Orchestrator:
         self.events.flush()
         await self.bus.stop()
         self.store.close()
+
+    async def _close_workers(self, app: web.Application) -> None:
+        # on_shutdown runs before aiohttp waits for open handlers, so live sockets don't stall exit.
+        for worker in list(self.registry.workers.values()):
+            worker.superseded = True  # shutting down: not a lost worker
+            await worker.ws.close(code=1001, message=b"orchestrator restarting")
 
     async def _requeue_stored(self) -> None:
         """Queued executions may have lost their Kafka request in a crash (a retry's backoff window):
@@ -75,4 +78,5 @@ class Orchestrator:
         app.add_routes(routes())
         app.router.add_get("/ws/worker", self.registry.handle)
         app.cleanup_ctx.append(self._lifespan)
+        app.on_shutdown.append(self._close_workers)
         return app

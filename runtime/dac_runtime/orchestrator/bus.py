@@ -21,23 +21,29 @@ log = logging.getLogger("dac.orchestrator.bus")
 class Bus:
     def __init__(self, bootstrap: str, topics: Topics, **client: Any) -> None:
         self.topics = topics
+        self._bootstrap = bootstrap
+        self._client = client
+        self.producer: AIOKafkaProducer | None = None
+        self.send_failures = 0
+
+    async def start(self) -> None:
+        # aiokafka binds to the running loop at construction, so the producer is made here.
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+            bootstrap_servers=self._bootstrap,
             acks="all",
             linger_ms=0,
             max_batch_size=1 << 20,
             max_request_size=4 << 20,
-            **client,
+            **self._client,
         )
-        self.send_failures = 0
-
-    async def start(self) -> None:
         await self.producer.start()
 
     async def stop(self) -> None:
-        await self.producer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
 
     async def request(self, request: ExecRequest) -> None:
+        assert self.producer is not None, "Bus.start() first"
         await self.producer.send_and_wait(self.topics.exec, encode(request), key=request.persona_id.encode())
 
     async def lifecycle(self, record: LifecycleRecord) -> None:
@@ -53,6 +59,7 @@ class Bus:
         await self._send(self.topics.dead_letter, key, encode(record), wait=True)
 
     async def _send(self, topic: str, key: str | None, value: bytes, *, wait: bool) -> None:
+        assert self.producer is not None, "Bus.start() first"
         try:
             future = await self.producer.send(topic, value, key=key.encode() if key else None)
         except KafkaError as exc:

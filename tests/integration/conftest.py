@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from dac_runtime.records import Topics
+from tests.harness import Broker, create_topics, start_orchestrator, start_worker, stop_process
+
+
+@pytest.fixture(scope="session")
+def broker():
+    b = Broker.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+async def topics(broker):
+    t = Topics.with_prefix(f"t{uuid.uuid4().hex[:8]}.")
+    await create_topics(broker.bootstrap, t)
+    return t
+
+
+@pytest.fixture
+def system(broker, topics, tmp_path):
+    """Start an orchestrator (with optional env overrides) and workers; stop them all afterwards."""
+    procs = []
+    started = {}
+
+    def start(workers: int = 2, worker_env: dict | None = None, command=None, **orch_env):
+        orch = start_orchestrator(broker, tmp_path, topics, **orch_env)
+        started["orch"] = orch
+        procs.append(orch.proc)
+        started["workers"] = [start_worker(orch, f"w{i}", command, **(worker_env or {})) for i in range(workers)]
+        procs.extend(started["workers"])
+        return orch, started["workers"]
+
+    yield start
+    for proc in procs:
+        stop_process(proc)
