@@ -43,7 +43,9 @@ class Topics:
         return (self.exec, self.output, self.lifecycle, self.events, self.dead_letter)
 
 
-class _Record(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+class _Record(msgspec.Struct, rename="camel", kw_only=True):
+    """Kafka records always carry every field, so consumers never need to know our defaults."""
+
     pass
 
 

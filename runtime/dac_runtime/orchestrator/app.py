@@ -48,6 +48,7 @@ class Orchestrator:
             asyncio.create_task(self.dispatcher.run(), name="intake"),
             asyncio.create_task(self.registry.reap(), name="reaper"),
             asyncio.create_task(self.events.flush_forever(), name="flush"),
+            asyncio.create_task(self.dispatcher.measure_lag(), name="lag"),
         ]
         log.info("orchestrator up on %s:%d", self.settings.host, self.settings.port)
         yield

@@ -93,6 +93,7 @@ class Dispatcher:
         self._redeliver: collections.deque[Pending] = collections.deque()
         self.consumer: AIOKafkaConsumer | None = None
         self._committed: dict[TopicPartition, int] = {}
+        self._lag = 0
 
     # --- intake ---------------------------------------------------------------------------------
 
@@ -144,7 +145,8 @@ class Dispatcher:
             log.warning("dead-lettering an unreadable request at %s:%d: %s", tp.topic, message.offset, exc.message)
             raw = (message.value or b"").decode("utf-8", errors="replace")
             dead = DeadLetter(error=f"{exc.code}: {exc.message}", attempts=0, timestamp=time.time(), raw=raw)
-            await self.orch.bus.dead_letter(dead, None)
+            key = message.key.decode("utf-8", errors="replace") if message.key else None
+            await self.orch.bus.dead_letter(dead, key)
             await self._done(tp, message.offset)
             return
         produced = message.timestamp / 1000 if message.timestamp and message.timestamp > 0 else time.time()
@@ -163,14 +165,28 @@ class Dispatcher:
                 self._committed.pop(tp, None)
 
     def lag(self) -> int:
-        if self.consumer is None:
-            return 0
-        total = 0
-        for tp in self.consumer.assignment():
-            high = self.consumer.highwater(tp)
-            if high is not None:
-                total += max(0, high - self.offsets.position(tp) if tp in self.offsets.partitions() else high)
-        return total
+        return self._lag
+
+    async def measure_lag(self, interval: float = 2.0) -> None:
+        """Requests on the exec topic not yet accepted by a worker. Measured from the broker's end
+        offsets, since a paused consumer (backpressure) has no fetch metadata to go on."""
+        while True:
+            await asyncio.sleep(interval)
+            consumer = self.consumer
+            if consumer is None or not consumer.assignment():
+                continue
+            try:
+                partitions = list(consumer.assignment())
+                ends = await consumer.end_offsets(partitions)
+                total = 0
+                for tp in partitions:
+                    position = self.offsets.position(tp) if tp in self.offsets.partitions() else None
+                    if position is None:
+                        position = await consumer.committed(tp) or 0
+                    total += max(0, ends.get(tp, 0) - position)
+                self._lag = total
+            except KafkaError as exc:
+                log.debug("lag measurement failed: %s", type(exc).__name__)
 
     # --- dispatch -------------------------------------------------------------------------------
 
