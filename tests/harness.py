@@ -164,6 +164,23 @@ def start_orchestrator(broker: Broker, workdir: Path, topics: Topics, **override
     raise TimeoutError(f"orchestrator not healthy after 20s:\n{orch.log()}")
 
 
+def restart_orchestrator(orch: Orchestrator) -> Orchestrator:
+    """Start a new orchestrator process on the same port, database and keys (a crash and restart)."""
+    orch.proc = subprocess.Popen(
+        [sys.executable, "-m", "dac_runtime.orchestrator"],
+        env=orch.env,
+        stdout=orch.log_path.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{orch.url}/healthz", timeout=1).status_code == 200:
+                return orch
+        time.sleep(0.05)
+    raise TimeoutError("restarted orchestrator not healthy")
+
+
 def start_worker(
     orch: Orchestrator, worker_id: str, command: list[str] | None = None, **overrides: str
 ) -> subprocess.Popen:

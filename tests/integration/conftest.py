@@ -5,7 +5,8 @@ import uuid
 import pytest
 
 from dac_runtime.records import Topics
-from tests.harness import Broker, create_topics, start_orchestrator, start_worker, stop_process
+from tests.harness import Broker, create_topics, start_orchestrator, start_worker
+from tests import harness
 
 
 @pytest.fixture(scope="session")
@@ -38,4 +39,4 @@ def system(broker, topics, tmp_path):
 
     yield start
     for proc in procs:
-        stop_process(proc)
+        harness.stop_process(proc)

@@ -8,6 +8,8 @@ Environment:
                               (default: claude -p {prompt} --output-format stream-json --verbose)
     DAC_WORK_DIR              where per-execution temp trees go (default: the system temp dir)
     DAC_CREDENTIAL_FILE       where to keep the per-worker credential issued on first hello
+    DAC_AGENT_PASSTHROUGH     comma-separated names of worker variables to pass to the agent
+                              (e.g. CLAUDE_CODE_MAX_RETRIES); nothing else is inherited
     DAC_EXIT_AFTER_JOB        true: run one execution then exit (burst workers)
     DAC_LOG_LEVEL             INFO by default
 """
@@ -44,6 +46,7 @@ def load_settings(reader: EnvReader) -> WorkerSettings:
         work_root=work_root,
         credential_file=Path(credential) if credential else None,
         exit_after_job=reader.bool("DAC_EXIT_AFTER_JOB"),
+        passthrough=tuple(n.strip() for n in (reader.str("DAC_AGENT_PASSTHROUGH") or "").split(",") if n.strip()),
     )
     reader.check()
     return settings

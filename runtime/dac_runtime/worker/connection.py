@@ -53,6 +53,8 @@ class WorkerSettings:
     work_root: Path
     credential_file: Path | None = None
     exit_after_job: bool = False
+    #: Names of worker environment variables the operator chose to pass to the agent.
+    passthrough: tuple[str, ...] = ()
     backoff_base: float = 1.0
     backoff_cap: float = 30.0
 
@@ -224,7 +226,7 @@ class Worker:
             self._queue_now(Rejected(execution_id=assign.execution_id, reason=reason))
             return
         self._queue_now(Accepted(execution_id=assign.execution_id))
-        self._run = Run(assign, self.s.command, self.s.work_root, self._queue)
+        self._run = Run(assign, self.s.command, self.s.work_root, self._queue, self.s.passthrough)
         self._run_task = asyncio.get_running_loop().create_task(self._execute(self._run))
 
     async def _execute(self, run: Run) -> None:

@@ -44,8 +44,11 @@ def build_argv(command: list[str], prompt: str) -> tuple[list[str], bool]:
 class Run:
     """One execution in flight. :meth:`cancel` may be called from any task."""
 
-    def __init__(self, assign: Assign, command: list[str], work_root: Path, send: Send) -> None:
+    def __init__(
+        self, assign: Assign, command: list[str], work_root: Path, send: Send, passthrough: tuple[str, ...] = ()
+    ) -> None:
         self.assign = assign
+        self._passthrough = BASE_PASSTHROUGH + passthrough
         self.execution_id = assign.execution_id
         self._command = command
         self._work_root = work_root
@@ -78,7 +81,7 @@ class Run:
             home, workdir = tmp / "home", tmp / "work"
             for path in (home, workdir, tmp / "tmp"):
                 path.mkdir(mode=0o700)
-            env = {k: os.environ[k] for k in BASE_PASSTHROUGH if k in os.environ}
+            env = {k: os.environ[k] for k in self._passthrough if k in os.environ}
             env.update(HOME=str(home), TMPDIR=str(tmp / "tmp"), DAC_EXECUTION_ID=self.execution_id)
             env.update(self.assign.env)
             exit_code = await self._spawn_and_stream(env, workdir)
