@@ -5,8 +5,8 @@ import uuid
 import pytest
 
 from dac_runtime.records import Topics
-from tests.harness import Broker, create_topics, start_orchestrator, start_worker
 from tests import harness
+from tests.harness import Broker, create_topics, start_orchestrator, start_worker
 
 
 @pytest.fixture(scope="session")

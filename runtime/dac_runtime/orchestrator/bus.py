@@ -1,8 +1,9 @@
 """The orchestrator's Kafka producer: one place that knows which record goes to which topic.
 
-Output chunks are sent without awaiting their delivery (the producer keeps per-partition order, and
-waiting per chunk would put a broker round trip on every line); lifecycle records and intake requests
-are awaited because callers act on them having been stored.
+Output, event and lifecycle records are sent without awaiting their delivery: the producer keeps
+per-partition order (every record of one execution shares a key), and awaiting each would put a broker
+round trip on the dispatch path and on every output line. Intake requests and dead letters are
+awaited, because the caller acts on their having been stored.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Bus:
         await self.producer.send_and_wait(self.topics.exec, encode(request), key=request.persona_id.encode())
 
     async def lifecycle(self, record: LifecycleRecord) -> None:
-        await self._send(self.topics.lifecycle, record.execution_id, encode(record), wait=True)
+        await self._send(self.topics.lifecycle, record.execution_id, encode(record), wait=False)
 
     async def output(self, record: OutputRecord) -> None:
         await self._send(self.topics.output, record.execution_id, encode(record), wait=False)

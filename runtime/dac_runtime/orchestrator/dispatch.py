@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ class Active:
     last_seq: int = 0
     cancel_requested: bool = False
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    #: Set once the dispatch is in the store and on the lifecycle topic.
+    recorded: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
     def request(self) -> ExecRequest:
@@ -93,6 +96,8 @@ class Dispatcher:
         self._redeliver: collections.deque[Pending] = collections.deque()
         self.consumer: AIOKafkaConsumer | None = None
         self._committed: dict[TopicPartition, int] = {}
+        self._commit_wanted: dict[TopicPartition, int] = {}
+        self._commit_needed = asyncio.Event()
         self._lag = 0
 
     # --- intake ---------------------------------------------------------------------------------
@@ -111,6 +116,7 @@ class Dispatcher:
             **client,
         )
         await self.consumer.start()
+        committer = asyncio.create_task(self.commit_forever(), name="committer")
         try:
             while True:
                 try:
@@ -119,6 +125,10 @@ class Dispatcher:
                     log.error("kafka intake error (retrying in 1s): %s", type(exc).__name__)
                     await asyncio.sleep(1)
         finally:
+            committer.cancel()
+            if self._commit_wanted:  # last positions before leaving the group
+                with contextlib.suppress(KafkaError):
+                    await self.consumer.commit({tp: OffsetAndMetadata(p, "") for tp, p in self._commit_wanted.items()})
             await self.consumer.stop()
 
     async def _step(self) -> None:
@@ -153,16 +163,33 @@ class Dispatcher:
         await self._dispatch(Pending(request, tp, message.offset, produced))
 
     async def _done(self, tp: TopicPartition | None, offset: int | None) -> None:
-        if tp is None or offset is None or self.consumer is None:
+        """Mark a request handled; its partition's commit position advances when nothing before it is
+        still in flight. The commit itself runs on the committer task, so a worker's frame loop never
+        waits on a broker round trip."""
+        if tp is None or offset is None:
             return
         position = self.offsets.done(tp, offset)
         if self._committed.get(tp, -1) < position:
-            self._committed[tp] = position
+            self._commit_wanted[tp] = position
+            self._commit_needed.set()
+
+    async def commit_forever(self) -> None:
+        """Commit the newest wanted position per partition; bursts of accepts coalesce into one commit."""
+        while True:
+            await self._commit_needed.wait()
+            self._commit_needed.clear()
+            wanted, self._commit_wanted = self._commit_wanted, {}
+            if self.consumer is None or not wanted:
+                continue
             try:
-                await self.consumer.commit({tp: OffsetAndMetadata(position, "")})
+                await self.consumer.commit({tp: OffsetAndMetadata(pos, "") for tp, pos in wanted.items()})
+                self._committed.update(wanted)
             except KafkaError as exc:
-                log.warning("offset commit failed (will be retried by the next commit): %s", type(exc).__name__)
-                self._committed.pop(tp, None)
+                log.warning("offset commit failed, retrying: %s", type(exc).__name__)
+                for tp, pos in wanted.items():
+                    self._commit_wanted[tp] = max(pos, self._commit_wanted.get(tp, 0))
+                await asyncio.sleep(0.5)
+                self._commit_needed.set()
 
     def lag(self) -> int:
         return self._lag
@@ -191,15 +218,13 @@ class Dispatcher:
     # --- dispatch -------------------------------------------------------------------------------
 
     async def _dispatch(self, pending: Pending) -> None:
+        """Hand a request to an idle worker. The assign frame goes out first and the bookkeeping
+        (store rows, lifecycle records) right after it, so none of it sits on the dispatch latency;
+        ``_accepted`` waits for that bookkeeping, which keeps the lifecycle order intact."""
         request = pending.request
         store, events = self.orch.store, self.orch.events
         row = store.get_execution(request.execution_id)
-        if row is None:
-            store.insert_execution(
-                request.execution_id, request.persona_id, msgspec.json.encode(request), request.attempt, 0
-            )
-            await events.lifecycle(request, "queued")
-        elif row["status"] != "queued" or row["generation"] != request.generation:
+        if row is not None and (row["status"] != "queued" or row["generation"] != request.generation):
             log.debug("skipping duplicate request for %s (%s)", request.execution_id, row["status"])
             await self._done(pending.tp, pending.offset)
             return
@@ -211,6 +236,8 @@ class Dispatcher:
             env = self.orch.vault.environment_for(request.credentials)
         except (MissingCredential, CryptoError) as exc:
             self.orch.registry.mark_idle(worker)
+            if row is None:
+                await self._record_new(request)
             reason = f"unknown credential {exc}" if isinstance(exc, MissingCredential) else str(exc)
             await events.finish(request, "failed", reason=reason, dead_letter=True)
             await self._done(pending.tp, pending.offset)
@@ -218,8 +245,6 @@ class Dispatcher:
         active = Active(pending, worker)
         self.active[request.execution_id] = active
         worker.execution_id = request.execution_id
-        store.update_execution(request.execution_id, status="dispatched", worker_id=worker.worker_id)
-        await events.lifecycle(request, "dispatched", worker_id=worker.worker_id)
         s = self.settings
         assign = Assign(
             execution_id=request.execution_id,
@@ -235,11 +260,23 @@ class Dispatcher:
         sent = await worker.send(assign)
         env.clear()
         self.orch.metrics.dispatch_latency.observe(max(0.0, time.time() - pending.produced_at))
+        if row is None:
+            await self._record_new(request)
+        store.update_execution(request.execution_id, status="dispatched", worker_id=worker.worker_id)
+        await events.lifecycle(request, "dispatched", worker_id=worker.worker_id)
+        active.recorded.set()
         if not sent:
             await self._requeue_undelivered(request.execution_id, "worker socket closed during assign")
             return
         loop = asyncio.get_running_loop()
         active.timer = loop.call_later(s.accept_timeout_ms / 1000, self._spawn, self._accept_timeout, active)
+
+    async def _record_new(self, request: ExecRequest) -> None:
+        """A request that came straight from Kafka (not through the API) gets its row and ``queued``."""
+        self.orch.store.insert_execution(
+            request.execution_id, request.persona_id, msgspec.json.encode(request), request.attempt, 0
+        )
+        await self.orch.events.lifecycle(request, "queued")
 
     def _spawn(self, fn: Any, *args: Any) -> None:
         asyncio.get_running_loop().create_task(fn(*args))
@@ -293,6 +330,7 @@ class Dispatcher:
             await self._complete(active, frame)
 
     async def _accepted(self, active: Active) -> None:
+        await active.recorded.wait()
         if active.status != "dispatched":
             return
         if active.timer:
@@ -388,6 +426,7 @@ class Dispatcher:
                 return
             request = msgspec.json.decode(row["request"], type=ExecRequest)
             active = Active(Pending(request, None, None, time.time()), None, status="running", last_seq=0)
+            active.recorded.set()
             self.active[execution_id] = active
         if active.timer:
             active.timer.cancel()
@@ -402,6 +441,7 @@ class Dispatcher:
             for row in self.orch.store.executions_by_status(status):
                 request = msgspec.json.decode(row["request"], type=ExecRequest)
                 active = Active(Pending(request, None, None, time.time()), None, status="running")
+                active.recorded.set()
                 self.active[request.execution_id] = active
                 loop = asyncio.get_running_loop()
                 active.timer = loop.call_later(self.settings.lease_ms / 1000, self._spawn, self._lease_expired, active)
