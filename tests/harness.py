@@ -236,7 +236,11 @@ async def wait_workers(orch: Orchestrator, count: int, state: str = "idle", time
 async def wait_terminal(client: httpx.AsyncClient, execution_id: str, timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        body = (await client.get(f"/api/executions/{execution_id}")).json()
+        response = await client.get(f"/api/executions/{execution_id}")
+        body = response.json()
+        if response.status_code == 404:  # produced straight to Kafka and not consumed yet
+            await asyncio.sleep(0.05)
+            continue
         if body["status"] in {"completed", "failed", "cancelled", "timed_out"}:
             return body
         await asyncio.sleep(0.05)
