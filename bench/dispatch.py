@@ -71,13 +71,19 @@ async def consumer_for(bootstrap: str, topic: str) -> AIOKafkaConsumer:
     return consumer
 
 
-async def floor_kafka(bootstrap: str, n: int) -> list[float]:
+async def raw_pair(bootstrap: str) -> tuple[str, AIOKafkaProducer, AIOKafkaConsumer]:
+    """A fresh one-partition topic with a raw producer and a consumer positioned at its end."""
     topic = f"floor-{uuid.uuid4().hex[:6]}"
     await create_topics(bootstrap, Topics(topic, topic + "o", topic + "l", topic + "e", topic + "d"), partitions=1)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
     await producer.start()
     consumer = await consumer_for(bootstrap, topic)
     await asyncio.sleep(0.3)
+    return topic, producer, consumer
+
+
+async def floor_kafka(bootstrap: str, n: int) -> list[float]:
+    topic, producer, consumer = await raw_pair(bootstrap)
     samples = []
     try:
         for _ in range(n):
@@ -107,12 +113,7 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
 
 
 async def floor_kafka_paced(bootstrap: str, n: int, interval: float = 0.01) -> list[float]:
-    topic = f"floorp-{uuid.uuid4().hex[:6]}"
-    await create_topics(bootstrap, Topics(topic, topic + "o", topic + "l", topic + "e", topic + "d"), partitions=1)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
-    await producer.start()
-    consumer = await consumer_for(bootstrap, topic)
-    await asyncio.sleep(0.3)
+    topic, producer, consumer = await raw_pair(bootstrap)
     samples: list[float] = []
 
     async def consume() -> None:

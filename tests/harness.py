@@ -247,6 +247,16 @@ async def wait_terminal(client: httpx.AsyncClient, execution_id: str, timeout: f
     raise TimeoutError(f"execution {execution_id} not finished after {timeout}s: {body}")
 
 
+async def wait_status(client: httpx.AsyncClient, execution_id: str, status: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = await client.get(f"/api/executions/{execution_id}")
+        if response.status_code == 200 and response.json()["status"] == status:
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{execution_id} never reached {status}")
+
+
 async def read_topic(bootstrap: str, topic: str, until, timeout: float = 30) -> list[dict]:
     """Read a topic from the beginning until ``until(records)`` is true."""
     consumer = AIOKafkaConsumer(

@@ -10,17 +10,9 @@ import aiohttp
 import pytest
 
 from dac_runtime import protocol as p
-from tests.harness import restart_orchestrator, wait_terminal, wait_workers
+from tests.harness import restart_orchestrator, wait_status, wait_terminal, wait_workers
 
 pytestmark = pytest.mark.integration
-
-
-async def wait_status(client, execution_id: str, status: str, timeout: float = 20) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if (await client.get(f"/api/executions/{execution_id}")).json()["status"] == status:
-            return
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"{execution_id} never reached {status}")
 
 
 async def test_sigkilled_worker_fails_its_execution_and_the_rest_go_on(system):

@@ -9,17 +9,9 @@ import aiohttp
 import pytest
 
 from dac_runtime import protocol as p
-from tests.harness import start_worker, wait_terminal, wait_workers
+from tests.harness import start_worker, wait_status, wait_terminal, wait_workers
 
 pytestmark = pytest.mark.integration
-
-
-async def running(client, execution_id):
-    for _ in range(200):
-        if (await client.get(f"/api/executions/{execution_id}")).json()["status"] == "running":
-            return
-        await asyncio.sleep(0.05)
-    raise TimeoutError
 
 
 async def test_sigterm_drains_then_exits(system):
@@ -29,7 +21,7 @@ async def test_sigterm_drains_then_exits(system):
         execution_id = (
             await client.post("/api/execute", json={"personaId": "p", "prompt": "sleep:1.5 lines:2"})
         ).json()["executionId"]
-        await running(client, execution_id)
+        await wait_status(client, execution_id, "running")
         workers[0].send_signal(signal.SIGTERM)
         assert (await wait_terminal(client, execution_id))["status"] == "completed"
     assert await asyncio.to_thread(workers[0].wait, 10) == 0
@@ -42,7 +34,7 @@ async def test_second_sigterm_cancels_the_run(system):
         execution_id = (await client.post("/api/execute", json={"personaId": "p", "prompt": "sleep:30"})).json()[
             "executionId"
         ]
-        await running(client, execution_id)
+        await wait_status(client, execution_id, "running")
         workers[0].send_signal(signal.SIGTERM)
         await asyncio.sleep(0.3)
         workers[0].send_signal(signal.SIGTERM)

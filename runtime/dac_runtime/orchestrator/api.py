@@ -221,7 +221,7 @@ async def list_workers(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     orch = request.app[ORCH_KEY]
-    kafka_ok = orch.dispatcher.consumer is not None and bool(orch.dispatcher.consumer.assignment())
+    kafka_ok = orch.intake.consumer is not None and bool(orch.intake.consumer.assignment())
     body = {"status": "ok" if kafka_ok else "starting", "kafka": kafka_ok, "workers": orch.registry.counts()}
     return web.json_response(body, status=200 if kafka_ok else 503)
 

@@ -16,6 +16,7 @@ from .bus import Bus
 from .config import Settings
 from .dispatch import Dispatcher
 from .events import Events
+from .intake import Intake
 from .metrics import Metrics
 from .store import Store
 from .vault import Vault
@@ -34,7 +35,8 @@ class Orchestrator:
         self.events = Events(self)
         self.registry = WorkerRegistry(self)
         self.dispatcher = Dispatcher(self)
-        self.metrics.watch(self.store.count_by_status, self.registry.counts, self.dispatcher.lag)
+        self.intake = Intake(self)
+        self.metrics.watch(self.store.count_by_status, self.registry.counts, self.intake.lag)
         if settings.owner_api_key:
             self.vault.adopt_api_key(settings.owner_api_key, "owner", "owner")
         if settings.worker_token:
@@ -45,10 +47,10 @@ class Orchestrator:
         self.dispatcher.adopt_orphans()
         await self._requeue_stored()
         tasks = [
-            asyncio.create_task(self.dispatcher.run(), name="intake"),
+            asyncio.create_task(self.intake.run(), name="intake"),
             asyncio.create_task(self.registry.reap(), name="reaper"),
             asyncio.create_task(self.events.flush_forever(), name="flush"),
-            asyncio.create_task(self.dispatcher.measure_lag(), name="lag"),
+            asyncio.create_task(self.intake.measure_lag(), name="lag"),
         ]
         log.info("orchestrator up on %s:%d", self.settings.host, self.settings.port)
         yield

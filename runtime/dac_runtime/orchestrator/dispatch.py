@@ -1,10 +1,9 @@
-"""Kafka intake and the execution state machine: queued -> dispatched -> running -> terminal.
+"""The execution state machine: queued -> dispatched -> running -> completed|failed|cancelled|timed_out.
 
-Delivery is at-least-once and executions are idempotent by id: a request is dispatched only while its
-stored status is ``queued`` with the same ``generation``; anything else is a duplicate and skipped.
-A request's offset is committed only once a worker has *accepted* it (offsets commit in order per
-partition, so one slow accept holds back later ones). With no idle worker the consumer's partitions
-are paused: the broker keeps the backlog, nothing is re-queued.
+Requests arrive from :mod:`.intake`, which owns the Kafka consumer and offset commits; this module
+tells it when a request is handled (accepted by a worker, skipped, or dead-lettered). Delivery is
+at-least-once and executions are idempotent by id: a request is dispatched only while its stored status
+is ``queued`` with the same ``generation``; anything else is a duplicate and skipped.
 
 Failure classes: a worker lost before accepting -> re-dispatched, not counted; a worker lost while
 running -> the execution fails ``worker_lost`` once its lease runs out (unless the worker comes back and
@@ -15,21 +14,17 @@ dead-lettered; bad requests and unknown credentials -> terminal, dead-lettered a
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
-from aiokafka.structs import OffsetAndMetadata
 
 from ..crypto import CryptoError
-from ..protocol import Accepted, Assign, Cancel, Complete, Event, ExecConfig, ProtocolError, Rejected, Stderr, Stdout
-from ..records import DeadLetter, ExecRequest, decode_request
+from ..protocol import Accepted, Assign, Cancel, Complete, Event, ExecConfig, Rejected, Stderr, Stdout
+from ..records import ExecRequest
+from .intake import Pending
 from .vault import MissingCredential
 
 if TYPE_CHECKING:
@@ -38,14 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dac.orchestrator.dispatch")
 JOB_FAILURE_PREFIXES = ("exit_code:", "agent_error")
-
-
-@dataclass(eq=False)
-class Pending:
-    request: ExecRequest
-    tp: TopicPartition | None
-    offset: int | None
-    produced_at: float
 
 
 @dataclass(eq=False)
@@ -64,160 +51,15 @@ class Active:
         return self.pending.request
 
 
-class OffsetTracker:
-    """Commit position per partition = lowest offset still in flight, else one past the highest seen."""
-
-    def __init__(self) -> None:
-        self._pending: dict[TopicPartition, set[int]] = collections.defaultdict(set)
-        self._next: dict[TopicPartition, int] = {}
-
-    def add(self, tp: TopicPartition, offset: int) -> None:
-        self._pending[tp].add(offset)
-        self._next[tp] = max(self._next.get(tp, 0), offset + 1)
-
-    def done(self, tp: TopicPartition, offset: int) -> int:
-        self._pending[tp].discard(offset)
-        return self.position(tp)
-
-    def position(self, tp: TopicPartition) -> int:
-        pending = self._pending.get(tp)
-        return min(pending) if pending else self._next.get(tp, 0)
-
-    def partitions(self) -> list[TopicPartition]:
-        return list(self._next)
-
-
 class Dispatcher:
     def __init__(self, orch: Orchestrator) -> None:
         self.orch = orch
         self.settings = orch.settings
         self.active: dict[str, Active] = {}
-        self.offsets = OffsetTracker()
-        self._redeliver: collections.deque[Pending] = collections.deque()
-        self.consumer: AIOKafkaConsumer | None = None
-        self._committed: dict[TopicPartition, int] = {}
-        self._commit_wanted: dict[TopicPartition, int] = {}
-        self._commit_needed = asyncio.Event()
-        self._lag = 0
-
-    # --- intake ---------------------------------------------------------------------------------
-
-    async def run(self, **client: Any) -> None:
-        self.consumer = AIOKafkaConsumer(
-            self.settings.topics.exec,
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            group_id=self.settings.consumer_group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
-            session_timeout_ms=self.settings.session_timeout_ms,
-            heartbeat_interval_ms=max(100, self.settings.session_timeout_ms // 3),
-            max_partition_fetch_bytes=1 << 20,
-            **client,
-        )
-        await self.consumer.start()
-        committer = asyncio.create_task(self.commit_forever(), name="committer")
-        try:
-            while True:
-                try:
-                    await self._step()
-                except (KafkaError, OSError) as exc:
-                    log.error("kafka intake error (retrying in 1s): %s", type(exc).__name__)
-                    await asyncio.sleep(1)
-        finally:
-            committer.cancel()
-            if self._commit_wanted:  # last positions before leaving the group
-                with contextlib.suppress(KafkaError):
-                    await self.consumer.commit({tp: OffsetAndMetadata(p, "") for tp, p in self._commit_wanted.items()})
-            await self.consumer.stop()
-
-    async def _step(self) -> None:
-        consumer = self.consumer
-        assert consumer is not None
-        registry = self.orch.registry
-        if not registry.has_idle():
-            consumer.pause(*consumer.assignment())
-            await registry.wait_idle()
-            consumer.resume(*consumer.assignment())
-        if self._redeliver:
-            await self._dispatch(self._redeliver.popleft())
-            return
-        batch = await consumer.getmany(timeout_ms=200, max_records=1)
-        for tp, messages in batch.items():
-            for message in messages:
-                await self._intake(tp, message)
-
-    async def _intake(self, tp: TopicPartition, message: ConsumerRecord) -> None:
-        self.offsets.add(tp, message.offset)
-        try:
-            request = decode_request(message.value or b"")
-        except ProtocolError as exc:
-            log.warning("dead-lettering an unreadable request at %s:%d: %s", tp.topic, message.offset, exc.message)
-            raw = (message.value or b"").decode("utf-8", errors="replace")
-            dead = DeadLetter(error=f"{exc.code}: {exc.message}", attempts=0, timestamp=time.time(), raw=raw)
-            key = message.key.decode("utf-8", errors="replace") if message.key else None
-            await self.orch.bus.dead_letter(dead, key)
-            await self._done(tp, message.offset)
-            return
-        produced = message.timestamp / 1000 if message.timestamp and message.timestamp > 0 else time.time()
-        await self._dispatch(Pending(request, tp, message.offset, produced))
-
-    async def _done(self, tp: TopicPartition | None, offset: int | None) -> None:
-        """Mark a request handled; its partition's commit position advances when nothing before it is
-        still in flight. The commit itself runs on the committer task, so a worker's frame loop never
-        waits on a broker round trip."""
-        if tp is None or offset is None:
-            return
-        position = self.offsets.done(tp, offset)
-        if self._committed.get(tp, -1) < position:
-            self._commit_wanted[tp] = position
-            self._commit_needed.set()
-
-    async def commit_forever(self) -> None:
-        """Commit the newest wanted position per partition; bursts of accepts coalesce into one commit."""
-        while True:
-            await self._commit_needed.wait()
-            self._commit_needed.clear()
-            wanted, self._commit_wanted = self._commit_wanted, {}
-            if self.consumer is None or not wanted:
-                continue
-            try:
-                await self.consumer.commit({tp: OffsetAndMetadata(pos, "") for tp, pos in wanted.items()})
-                self._committed.update(wanted)
-            except KafkaError as exc:
-                log.warning("offset commit failed, retrying: %s", type(exc).__name__)
-                for tp, pos in wanted.items():
-                    self._commit_wanted[tp] = max(pos, self._commit_wanted.get(tp, 0))
-                await asyncio.sleep(0.5)
-                self._commit_needed.set()
-
-    def lag(self) -> int:
-        return self._lag
-
-    async def measure_lag(self, interval: float = 2.0) -> None:
-        """Requests on the exec topic not yet accepted by a worker. Measured from the broker's end
-        offsets, since a paused consumer (backpressure) has no fetch metadata to go on."""
-        while True:
-            await asyncio.sleep(interval)
-            consumer = self.consumer
-            if consumer is None or not consumer.assignment():
-                continue
-            try:
-                partitions = list(consumer.assignment())
-                ends = await consumer.end_offsets(partitions)
-                total = 0
-                for tp in partitions:
-                    position = self.offsets.position(tp) if tp in self.offsets.partitions() else None
-                    if position is None:
-                        position = await consumer.committed(tp) or 0
-                    total += max(0, ends.get(tp, 0) - position)
-                self._lag = total
-            except KafkaError as exc:
-                log.debug("lag measurement failed: %s", type(exc).__name__)
 
     # --- dispatch -------------------------------------------------------------------------------
 
-    async def _dispatch(self, pending: Pending) -> None:
+    async def dispatch(self, pending: Pending) -> None:
         """Hand a request to an idle worker. The assign frame goes out first and the bookkeeping
         (store rows, lifecycle records) right after it, so none of it sits on the dispatch latency;
         ``_accepted`` waits for that bookkeeping, which keeps the lifecycle order intact."""
@@ -226,11 +68,11 @@ class Dispatcher:
         row = store.get_execution(request.execution_id)
         if row is not None and (row["status"] != "queued" or row["generation"] != request.generation):
             log.debug("skipping duplicate request for %s (%s)", request.execution_id, row["status"])
-            await self._done(pending.tp, pending.offset)
+            self.orch.intake.done(pending.tp, pending.offset)
             return
         worker = self.orch.registry.take_idle()
         if worker is None:
-            self._redeliver.appendleft(pending)
+            self.orch.intake.redeliver(pending, front=True)
             return
         try:
             env = self.orch.vault.environment_for(request.credentials)
@@ -240,7 +82,7 @@ class Dispatcher:
                 await self._record_new(request)
             reason = f"unknown credential {exc}" if isinstance(exc, MissingCredential) else str(exc)
             await events.finish(request, "failed", reason=reason, dead_letter=True)
-            await self._done(pending.tp, pending.offset)
+            self.orch.intake.done(pending.tp, pending.offset)
             return
         active = Active(pending, worker)
         self.active[request.execution_id] = active
@@ -299,11 +141,11 @@ class Dispatcher:
         log.info("re-dispatching %s: %s", execution_id, why)
         if active.cancel_requested:
             await self.orch.events.finish(active.request, "cancelled", reason="cancelled before start")
-            await self._done(active.pending.tp, active.pending.offset)
+            self.orch.intake.done(active.pending.tp, active.pending.offset)
             return
         self.orch.store.update_execution(execution_id, status="queued", worker_id=None)
         await self.orch.events.lifecycle(active.request, "queued", reason=why)
-        self._redeliver.append(active.pending)
+        self.orch.intake.redeliver(active.pending)
         if not self.orch.registry.has_idle():
             return
 
@@ -341,7 +183,7 @@ class Dispatcher:
         await self.orch.events.lifecycle(
             request, "running", worker_id=active.worker.worker_id if active.worker else None
         )
-        await self._done(active.pending.tp, active.pending.offset)
+        self.orch.intake.done(active.pending.tp, active.pending.offset)
         if active.cancel_requested and active.worker:
             await active.worker.send(Cancel(execution_id=request.execution_id))
 
@@ -353,7 +195,7 @@ class Dispatcher:
         if active.worker is not None:
             active.worker.execution_id = None
         if active.status == "dispatched":  # complete without accepted (e.g. spawn failure): still commit
-            await self._done(active.pending.tp, active.pending.offset)
+            self.orch.intake.done(active.pending.tp, active.pending.offset)
         max_attempts = request.max_attempts or self.settings.max_attempts
         job_failure = frame.status == "failed" and (frame.reason or "").startswith(JOB_FAILURE_PREFIXES)
         if job_failure and request.attempt < max_attempts:
