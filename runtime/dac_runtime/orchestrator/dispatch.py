@@ -146,8 +146,6 @@ class Dispatcher:
         self.orch.store.update_execution(execution_id, status="queued", worker_id=None)
         await self.orch.events.lifecycle(active.request, "queued", reason=why)
         self.orch.intake.redeliver(active.pending)
-        if not self.orch.registry.has_idle():
-            return
 
     # --- frames from workers --------------------------------------------------------------------
 

@@ -212,8 +212,8 @@ class Worker:
     # --- executions -----------------------------------------------------------------------------
 
     async def _queue(self, frame: WorkerFrame) -> None:
-        self._outbox.append(encode(frame))
-        self._outbox_ready.set()
+        """The executor's async send: frames wait in the outbox until a connection takes them."""
+        self._queue_now(frame)
 
     def _queue_now(self, frame: WorkerFrame) -> None:
         self._outbox.append(encode(frame))

@@ -160,9 +160,7 @@ class Run:
         finally:
             for task in (*readers, watchdog, stopper, waiter):
                 task.cancel()
-            if proc.returncode is None:
-                self._kill_group(proc, signal.SIGKILL)
-            self._kill_group(proc, signal.SIGKILL)  # reap stragglers left in the group
+            self._kill_group(proc, signal.SIGKILL)  # the agent, if still up, and any stragglers in its group
 
     async def _terminate(self, proc: asyncio.subprocess.Process) -> None:
         self._kill_group(proc, signal.SIGTERM)
