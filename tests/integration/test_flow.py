@@ -38,9 +38,13 @@ async def test_fifty_executions_over_four_workers(system):
     for execution_id in ids:
         assert by_exec[execution_id] == ["queued", "dispatched", "running", "completed"], execution_id
 
-    output = await read_topic(
-        orch.bootstrap, orch.topics.output, lambda recs: sum('"type": "result"' in r["chunk"] for r in recs) >= 50
-    )
+    def all_results_in(recs):  # a chunk boundary may split a line: look at each execution's joined text
+        joined = collections.defaultdict(str)
+        for r in recs:
+            joined[r["executionId"]] += r["chunk"]
+        return sum('"type": "result"' in text for text in joined.values()) >= 50
+
+    output = await read_topic(orch.bootstrap, orch.topics.output, all_results_in)
     events = await read_topic(orch.bootstrap, orch.topics.events, lambda recs: len(recs) >= 50)
     chunks = collections.defaultdict(list)
     for rec in output:
