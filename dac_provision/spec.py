@@ -1,0 +1,162 @@
+"""DeploySpec: every option of a deployment, validated with one clear message per problem.
+
+A spec comes from a TOML or YAML file, or from code (keyword arguments or a dict); all three go
+through :func:`load_spec`'s field-by-field conversion, so a file with three mistakes is reported as
+three lines, each naming the key (``workers: Expected int >= 0, got -1``), not one at a time.
+Secrets never live in a spec: Kafka passwords are named by the environment variable that holds them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,29}$", description="lowercase, digits, '-'")]
+EnvName = Annotated[str, msgspec.Meta(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+DEFAULT_AGENT = ["claude", "-p", "{prompt}", "--output-format", "stream-json", "--verbose"]
+
+
+class SpecError(Exception):
+    """The spec is invalid; ``problems`` has one line per problem."""
+
+    def __init__(self, problems: list[str], source: str | None = None) -> None:
+        where = f" in {source}" if source else ""
+        super().__init__(f"invalid deployment spec{where}: " + "; ".join(problems))
+        self.problems = problems
+        self.source = source
+
+
+class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="kebab"):
+    pass
+
+
+class KafkaSpec(_Section):
+    #: ``None`` runs the embedded broker (local provider only).
+    bootstrap: str | None = None
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    username: str | None = None
+    #: Name of the environment variable holding the SASL password (never the password itself).
+    password_env: EnvName | None = None
+    ca_file: str | None = None
+    topic_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]*$", max_length=100)] = ""
+    partitions: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 3
+    replication: Annotated[int, msgspec.Meta(ge=1, le=10)] = 1
+    retention_ms: Annotated[int, msgspec.Meta(ge=60_000)] = 7 * 24 * 3600 * 1000
+
+
+class LimitsSpec(_Section):
+    timeout_ms: Annotated[int, msgspec.Meta(ge=1000)] = 30 * 60_000
+    max_output_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 10 * 1024 * 1024
+    inactivity_timeout_ms: Annotated[int, msgspec.Meta(ge=1000)] = 10 * 60_000
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 1
+
+
+class FlySpec(_Section):
+    org: str = "personal"
+    region: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{3}$")] = "iad"
+    app: Name | None = None
+    vm_size: str = "shared-cpu-1x"
+    memory_mb: Annotated[int, msgspec.Meta(ge=256)] = 512
+    image: str | None = None
+    volume_gb: Annotated[int, msgspec.Meta(ge=1, le=500)] = 1
+
+
+class DigitalOceanSpec(_Section):
+    region: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{3}[0-9]?$")] = "nyc3"
+    size: str = "s-1vcpu-2gb"
+    image: str = "ubuntu-24-04-x64"
+    #: Where SSH may come from; empty admits no inbound traffic at all.
+    ssh_from: list[str] = []
+
+
+class DeploySpec(_Section):
+    name: Name = "default"
+    provider: Literal["local", "cloud", "pulumi"] = "local"
+    workers: Annotated[int, msgspec.Meta(ge=0, le=500)] = 2
+    agent_command: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_AGENT))
+    #: Worker environment variables passed through to the agent (e.g. CLAUDE_CODE_MAX_RETRIES).
+    agent_passthrough: list[EnvName] = []
+    kafka: KafkaSpec = msgspec.field(default_factory=KafkaSpec)
+    limits: LimitsSpec = msgspec.field(default_factory=LimitsSpec)
+    fly: FlySpec = msgspec.field(default_factory=FlySpec)
+    digitalocean: DigitalOceanSpec = msgspec.field(default_factory=DigitalOceanSpec)
+
+    def to_dict(self) -> dict[str, Any]:
+        return msgspec.to_builtins(self)
+
+
+def _cross_checks(spec: DeploySpec) -> list[str]:
+    problems = []
+    if not spec.agent_command:
+        problems.append("agent-command: must not be empty")
+    kafka = spec.kafka
+    if kafka.bootstrap is None and spec.provider != "local":
+        problems.append(f"kafka.bootstrap: required for provider {spec.provider!r} (only 'local' embeds a broker)")
+    if kafka.security_protocol.startswith("SASL") and not (
+        kafka.sasl_mechanism and kafka.username and kafka.password_env
+    ):
+        problems.append(f"kafka: {kafka.security_protocol} needs sasl-mechanism, username and password-env")
+    if kafka.sasl_mechanism and not kafka.security_protocol.startswith("SASL"):
+        problems.append("kafka.sasl-mechanism: only meaningful with security-protocol SASL_PLAINTEXT or SASL_SSL")
+    if kafka.ca_file and not Path(kafka.ca_file).expanduser().is_file():
+        problems.append(f"kafka.ca-file: {kafka.ca_file} is not a readable file")
+    return problems
+
+
+def load_spec(data: dict[str, Any] | None = None, *, source: str | None = None, **overrides: Any) -> DeploySpec:
+    """Validate a spec from a mapping (plus keyword overrides, with ``_`` or ``-`` in names).
+
+    Each top-level key is converted on its own so that every problem is reported, not just the first.
+    """
+    raw: dict[str, Any] = dict(data or {})
+    raw.update({k.replace("_", "-"): v for k, v in overrides.items() if v is not None})
+    problems: list[str] = []
+    fields = {f.encode_name: f for f in msgspec.structs.fields(DeploySpec)}
+    for key in raw:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key).replace("_", "-"), list(fields), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"{key}: unknown option{hint}")
+    converted: dict[str, Any] = {}
+    for key, field in fields.items():
+        if key not in raw:
+            continue
+        try:
+            converted[field.name] = msgspec.convert(raw[key], type=field.type, str_keys=True)
+        except msgspec.ValidationError as exc:
+            # msgspec says "Expected `int`, got `str` - at `$.partitions`"; name the full key instead.
+            message, found, path = str(exc).partition(" - at `$")
+            problems.append(f"{key}{path.rstrip('`') if found else ''}: {message}")
+    if problems:
+        raise SpecError(problems, source)
+    spec = DeploySpec(**converted)
+    problems = _cross_checks(spec)
+    if problems:
+        raise SpecError(problems, source)
+    return spec
+
+
+def load_spec_file(path: str | Path, **overrides: Any) -> DeploySpec:
+    """Read a ``.toml``, ``.yaml`` or ``.yml`` spec file; errors name the file and each bad key."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError([f"cannot read the file: {exc.strerror}"], str(path)) from None
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in {".yaml", ".yml"}:
+            data = msgspec.yaml.decode(text) or {}
+        else:
+            raise SpecError(["the file must end in .toml, .yaml or .yml"], str(path))
+    except (tomllib.TOMLDecodeError, msgspec.DecodeError) as exc:
+        raise SpecError([f"not valid {path.suffix.lstrip('.').upper()}: {exc}"], str(path)) from None
+    if not isinstance(data, dict):
+        raise SpecError(["the top level must be a table of options"], str(path))
+    return load_spec(data, source=str(path), **overrides)
