@@ -188,8 +188,8 @@ async def stream_execution(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         orch.events.flush()
         last = 0
-        for seq, _kind, body in orch.store.read_output(execution_id):
-            await response.write(_sse(json.loads(body)))
+        for seq, kind, body in orch.store.read_output(execution_id):
+            await response.write(f"event: {kind}\ndata: {body}\n\n".encode())  # stored as the SSE payload
             last = seq
         row = orch.store.get_execution(execution_id) or row
         status_item = {"kind": "lifecycle", "executionId": execution_id, "status": row["status"], "replay": True}

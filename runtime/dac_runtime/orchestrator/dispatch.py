@@ -251,10 +251,25 @@ class Dispatcher:
                 active.request.execution_id,
                 self.settings.lease_ms / 1000,
             )
-            loop = asyncio.get_running_loop()
-            active.timer = loop.call_later(self.settings.lease_ms / 1000, self._spawn, self._lease_expired, active)
+            self._start_lease(active)
 
-    def reattach(self, worker: WorkerConn, execution_id: str, last_seq: int) -> None:
+    def _start_lease(self, active: Active) -> None:
+        """Give a workerless running execution ``lease_ms`` for its worker to come back and re-attach."""
+        loop = asyncio.get_running_loop()
+        active.timer = loop.call_later(self.settings.lease_ms / 1000, self._spawn, self._lease_expired, active)
+
+    def _from_row(self, row: dict[str, Any]) -> Active:
+        """Rebuild a running execution from its stored row (after an orchestrator restart)."""
+        request = msgspec.json.decode(row["request"], type=ExecRequest)
+        active = Active(Pending(request, None, None, time.time()), None, status="running")
+        active.recorded.set()
+        self.active[request.execution_id] = active
+        return active
+
+    def reattach(self, worker: WorkerConn, execution_id: str) -> None:
+        """A reconnecting worker re-announced ``execution_id``. De-duplication continues from the seq
+        this orchestrator last relayed (``Active.last_seq``), not from what the worker says it sent:
+        frames sent to a crashed predecessor may never have been relayed."""
         active = self.active.get(execution_id)
         if active is None:
             row = self.orch.store.get_execution(execution_id)
@@ -264,10 +279,7 @@ class Dispatcher:
                 )
                 self._spawn(worker.send, Cancel(execution_id=execution_id))
                 return
-            request = msgspec.json.decode(row["request"], type=ExecRequest)
-            active = Active(Pending(request, None, None, time.time()), None, status="running", last_seq=0)
-            active.recorded.set()
-            self.active[execution_id] = active
+            active = self._from_row(row)
         if active.timer:
             active.timer.cancel()
         active.worker = worker
@@ -279,12 +291,7 @@ class Dispatcher:
         """After a restart, executions the store says were running get a lease to be re-attached."""
         for status in ("dispatched", "running"):
             for row in self.orch.store.executions_by_status(status):
-                request = msgspec.json.decode(row["request"], type=ExecRequest)
-                active = Active(Pending(request, None, None, time.time()), None, status="running")
-                active.recorded.set()
-                self.active[request.execution_id] = active
-                loop = asyncio.get_running_loop()
-                active.timer = loop.call_later(self.settings.lease_ms / 1000, self._spawn, self._lease_expired, active)
+                self._start_lease(self._from_row(row))
 
     async def _lease_expired(self, active: Active, status: str = "failed") -> None:
         if active.worker is not None or self.active.get(active.request.execution_id) is not active:

@@ -152,7 +152,7 @@ class WorkerRegistry:
         )
         await conn.send(ack)
         if hello.active_execution_id:
-            self.orch.dispatcher.reattach(conn, hello.active_execution_id, hello.last_seq or 0)
+            self.orch.dispatcher.reattach(conn, hello.active_execution_id)
         log.info("worker %s connected (version %s)", conn.worker_id, conn.version)
         try:
             await self._serve(conn)
