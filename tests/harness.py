@@ -247,6 +247,13 @@ async def wait_terminal(client: httpx.AsyncClient, execution_id: str, timeout: f
     raise TimeoutError(f"execution {execution_id} not finished after {timeout}s: {body}")
 
 
+async def submit(client: httpx.AsyncClient, prompt: str, persona: str = "p", **extra: object) -> str:
+    """Queue an execution through the API; returns its id."""
+    response = await client.post("/api/execute", json={"personaId": persona, "prompt": prompt, **extra})
+    assert response.status_code == 202, response.text
+    return response.json()["executionId"]
+
+
 async def wait_status(client: httpx.AsyncClient, execution_id: str, status: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

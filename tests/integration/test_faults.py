@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from dac_runtime import protocol as p
-from tests.harness import restart_orchestrator, wait_status, wait_terminal, wait_workers
+from tests.harness import restart_orchestrator, submit, wait_status, wait_terminal, wait_workers
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +19,7 @@ async def test_sigkilled_worker_fails_its_execution_and_the_rest_go_on(system):
     orch, workers = system(workers=2, DAC_LEASE_MS="1500")
     await wait_workers(orch, 2)
     async with orch.client() as client:
-        doomed = (await client.post("/api/execute", json={"personaId": "p", "prompt": "sleep:4"})).json()["executionId"]
+        doomed = await submit(client, "sleep:4")
         await wait_status(client, doomed, "running")
         holder = (await client.get(f"/api/executions/{doomed}")).json()["workerId"]
         victim = workers[int(holder[1:])]
@@ -27,10 +27,7 @@ async def test_sigkilled_worker_fails_its_execution_and_the_rest_go_on(system):
         victim.wait()
         final = await wait_terminal(client, doomed, timeout=15)
         assert final["status"] == "failed" and final["reason"] == "worker_lost"
-        others = [
-            (await client.post("/api/execute", json={"personaId": "p", "prompt": "lines:3"})).json()["executionId"]
-            for _ in range(3)
-        ]
+        others = [await submit(client, "lines:3") for _ in range(3)]
         assert [(await wait_terminal(client, e))["status"] for e in others] == ["completed"] * 3
         listed = {w["workerId"]: w["state"] for w in (await client.get("/api/workers")).json()["workers"]}
     assert listed[holder] == "offline"
@@ -40,9 +37,7 @@ async def test_orchestrator_restart_mid_run_reattaches_the_execution(system):
     orch, _ = system(workers=1, worker_env={"DAC_LOG_LEVEL": "DEBUG"})
     await wait_workers(orch, 1)
     async with orch.client() as client:
-        execution_id = (
-            await client.post("/api/execute", json={"personaId": "p", "prompt": "sleep:2.5 lines:5"})
-        ).json()["executionId"]
+        execution_id = await submit(client, "sleep:2.5 lines:5")
         await wait_status(client, execution_id, "running")
     orch.proc.send_signal(signal.SIGKILL)
     orch.proc.wait()
@@ -167,9 +162,7 @@ async def test_sse_serves_several_subscribers(system):
     orch, _ = system(workers=1)
     await wait_workers(orch, 1)
     async with orch.client() as client:
-        execution_id = (
-            await client.post("/api/execute", json={"personaId": "p", "prompt": "sleep:0.5 lines:30"})
-        ).json()["executionId"]
+        execution_id = await submit(client, "sleep:0.5 lines:30")
 
         async def follow():
             items = []

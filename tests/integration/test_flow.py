@@ -9,23 +9,17 @@ import json
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.harness import read_topic, wait_terminal, wait_workers
+from tests.harness import read_topic, submit, wait_terminal, wait_workers
 
 pytestmark = pytest.mark.integration
 TERMINAL = {"completed", "failed", "cancelled", "timed_out"}
-
-
-async def submit(client, prompt: str, **extra) -> str:
-    r = await client.post("/api/execute", json={"personaId": "persona-1", "prompt": prompt, **extra})
-    assert r.status_code == 202, r.text
-    return r.json()["executionId"]
 
 
 async def test_fifty_executions_over_four_workers(system):
     orch, _ = system(workers=4)
     await wait_workers(orch, 4)
     async with orch.client() as client:
-        ids = await asyncio.gather(*(submit(client, f"job {i} lines:{20 + i}") for i in range(50)))
+        ids = await asyncio.gather(*(submit(client, f"job {i} lines:{20 + i}", "persona-1") for i in range(50)))
         finals = await asyncio.gather(*(wait_terminal(client, e, timeout=120) for e in ids))
     assert [f["status"] for f in finals] == ["completed"] * 50, orch.log()[-3000:]
     assert len({f["workerId"] for f in finals}) == 4  # the pool was used, not one worker

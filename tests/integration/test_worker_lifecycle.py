@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from dac_runtime import protocol as p
-from tests.harness import start_worker, wait_status, wait_terminal, wait_workers
+from tests.harness import start_worker, submit, wait_status, wait_terminal, wait_workers
 
 pytestmark = pytest.mark.integration
 
@@ -18,9 +18,7 @@ async def test_sigterm_drains_then_exits(system):
     orch, workers = system(workers=1)
     await wait_workers(orch, 1)
     async with orch.client() as client:
-        execution_id = (
-            await client.post("/api/execute", json={"personaId": "p", "prompt": "sleep:1.5 lines:2"})
-        ).json()["executionId"]
+        execution_id = await submit(client, "sleep:1.5 lines:2")
         await wait_status(client, execution_id, "running")
         workers[0].send_signal(signal.SIGTERM)
         assert (await wait_terminal(client, execution_id))["status"] == "completed"
@@ -31,9 +29,7 @@ async def test_second_sigterm_cancels_the_run(system):
     orch, workers = system(workers=1)
     await wait_workers(orch, 1)
     async with orch.client() as client:
-        execution_id = (await client.post("/api/execute", json={"personaId": "p", "prompt": "sleep:30"})).json()[
-            "executionId"
-        ]
+        execution_id = await submit(client, "sleep:30")
         await wait_status(client, execution_id, "running")
         workers[0].send_signal(signal.SIGTERM)
         await asyncio.sleep(0.3)
@@ -48,9 +44,7 @@ async def test_exit_after_job_runs_one_execution(system):
     workers.append(burst)
     await wait_workers(orch, 1)
     async with orch.client() as client:
-        execution_id = (await client.post("/api/execute", json={"personaId": "p", "prompt": "lines:1"})).json()[
-            "executionId"
-        ]
+        execution_id = await submit(client, "lines:1")
         assert (await wait_terminal(client, execution_id))["status"] == "completed"
     assert await asyncio.to_thread(burst.wait, 10) == 0
 
