@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ECHO_AGENT = ROOT / "examples" / "agents" / "echo_agent.py"
 
 
 @pytest.fixture
 def echo_command() -> list[str]:
-    return [sys.executable, str(ECHO_AGENT), "-p", "{prompt}"]
+    return [sys.executable, "-m", "dac_runtime.standin", "-p", "{prompt}"]

@@ -27,7 +27,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from dac_runtime.records import Topics
 
 ROOT = Path(__file__).resolve().parent.parent
-ECHO_AGENT = ROOT / "examples" / "agents" / "echo_agent.py"
 
 
 def free_port() -> int:
@@ -184,7 +183,7 @@ def restart_orchestrator(orch: Orchestrator) -> Orchestrator:
 def start_worker(
     orch: Orchestrator, worker_id: str, command: list[str] | None = None, **overrides: str
 ) -> subprocess.Popen:
-    command = command or [sys.executable, str(ECHO_AGENT), "-p", "{prompt}"]
+    command = command or [sys.executable, "-m", "dac_runtime.standin", "-p", "{prompt}"]
     env = {
         "PATH": os.environ.get("PATH", ""),
         "DAC_ORCHESTRATOR_URL": orch.ws_url,

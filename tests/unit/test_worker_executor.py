@@ -61,7 +61,7 @@ async def test_completes_with_ordered_output_events_and_usage(echo_command, tmp_
     assert positions == sorted(positions)
     events = [f for f in frames if isinstance(f, Event)]
     assert [e.event_type for e in events] == ["persona_action"]
-    assert events[0].payload["source"] == "echo_agent"
+    assert events[0].payload["source"] == "stand-in"
     assert complete.usage is not None and complete.usage.output_tokens == 7
     assert complete.usage.cost_usd == pytest.approx(0.0012)
     assert list(tmp_path.iterdir()) == []  # temp tree wiped
@@ -154,6 +154,11 @@ async def test_prompt_goes_to_stdin_without_placeholder(tmp_path):
 def test_build_argv_keeps_prompt_as_one_argument():
     argv, stdin = build_argv(["claude", "-p", "{prompt}"], "a b; rm -rf /")
     assert argv == ["claude", "-p", "a b; rm -rf /"] and not stdin
+
+
+def test_build_argv_python_placeholder_is_this_interpreter_and_prompt_text_is_not_expanded():
+    argv, stdin = build_argv(["{python}", "-m", "dac_runtime.standin", "-p", "{prompt}"], "say {python}")
+    assert argv == [sys.executable, "-m", "dac_runtime.standin", "-p", "say {python}"] and not stdin
 
 
 @pytest.mark.parametrize("split_at", range(1, 30))

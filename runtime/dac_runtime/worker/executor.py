@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -35,10 +36,15 @@ BASE_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "NODE_EXTRA
 
 
 def build_argv(command: list[str], prompt: str) -> tuple[list[str], bool]:
-    """Substitute ``{prompt}``; without a placeholder the prompt is written to stdin instead."""
-    if any("{prompt}" in part for part in command):
-        return [part.replace("{prompt}", prompt) for part in command], False
-    return list(command), True
+    """Substitute ``{prompt}``; without a placeholder the prompt is written to stdin instead.
+
+    ``{python}`` as a whole word becomes this worker's interpreter, so a command such as the stand-in
+    agent's (``{python} -m dac_runtime.standin``) works on any machine without naming a path.
+    """
+    argv = [sys.executable if part == "{python}" else part for part in command]
+    if any("{prompt}" in part for part in argv):
+        return [part.replace("{prompt}", prompt) for part in argv], False
+    return argv, True
 
 
 class Run:

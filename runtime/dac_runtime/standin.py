@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """A stand-in for Claude Code: writes its stream-json dialect and obeys directives in the prompt.
 
-Use it as the worker's agent command (``python3 echo_agent.py -p {prompt}``) to see the whole system
+Use it as the worker's agent command (``{python} -m dac_runtime.standin -p {prompt}``) to see the whole system
 work without an Anthropic account, and in tests to make runs that sleep, fail, flood or hang.
 
 Directives (whitespace-separated words anywhere in the prompt; everything else is echoed):
@@ -50,7 +49,7 @@ def main(argv: list[str]) -> int:
     exit_code, is_error = 0, False
     events = [w.split(":", 1)[1] for w in words if w.startswith("event:")] or ["persona_action"]
     for event_type in events:
-        say(f'::persona:: {event_type} {{"source": "echo_agent", "prompt_words": {len(words)}}}')
+        say(f'::persona:: {event_type} {{"source": "stand-in", "prompt_words": {len(words)}}}')
     for word in words:
         name, _, arg = word.partition(":")
         if name == "lines":
