@@ -52,6 +52,11 @@ async def test_real_responses_match_the_document(system):
         await wait_terminal(client, execution_id)
         await call(client, "GET", f"/api/executions/{execution_id}", "/api/executions/{id}")
         await call(client, "GET", "/api/executions/nope", "/api/executions/{id}")
+        listed = await call(client, "GET", "/api/executions?status=completed&limit=5", "/api/executions")
+        assert [e["executionId"] for e in listed.json()["executions"]] == [execution_id]
+        assert listed.json()["counts"] == {"completed": 1}
+        bad = await call(client, "GET", "/api/executions?limit=0", "/api/executions")
+        assert bad.status_code == 400 and "limit" in bad.json()["message"]
         await call(client, "POST", f"/api/executions/{execution_id}/cancel", "/api/executions/{id}/cancel")
         await call(client, "POST", "/api/execute", "/api/execute", {"personaId": "p"})
         await call(client, "GET", "/api/workers", "/api/workers")
@@ -61,4 +66,4 @@ async def test_real_responses_match_the_document(system):
         await call(client, "POST", "/api/team", "/api/team", {"name": "dev", "role": "member"})
         await call(client, "GET", "/api/team", "/api/team")
         await call(client, "GET", "/healthz", "/healthz")
-    assert checked == 12
+    assert checked == 14

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import typing
 import uuid
 from importlib import resources
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -17,7 +18,7 @@ import msgspec
 from aiohttp import web
 
 from ..protocol import TERMINAL_STATUSES, Id, PositiveInt
-from ..records import CredentialName, ExecRequest
+from ..records import CredentialName, ExecRequest, Status
 from .vault import ROLES
 
 if TYPE_CHECKING:
@@ -162,6 +163,24 @@ async def execute(request: web.Request) -> web.Response:
     return web.json_response({"executionId": execution_id, "status": "queued"}, status=202)
 
 
+async def list_executions(request: web.Request) -> web.Response:
+    """Newest first, optionally one status; ``counts`` covers every execution the store holds."""
+    orch = request.app[ORCH_KEY]
+    status = request.query.get("status") or None
+    statuses = typing.get_args(Status)
+    if status is not None and status not in statuses:
+        raise _ApiError(400, "bad_request", f"status must be one of {', '.join(statuses)}")
+    try:
+        limit = int(request.query.get("limit", "50"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 1000:
+        raise _ApiError(400, "bad_request", "limit must be an integer from 1 to 1000")
+    rows = orch.store.recent_executions(status, limit)
+    body = {"executions": [_execution_view(r) for r in rows], "counts": orch.store.count_by_status()}
+    return web.json_response(body)
+
+
 async def get_execution(request: web.Request) -> web.Response:
     orch = request.app[ORCH_KEY]
     return web.json_response(_execution_view(_row_or_404(orch, request.match_info["id"])))
@@ -302,6 +321,7 @@ async def remove_member(request: web.Request) -> web.Response:
 def routes() -> list[web.RouteDef]:
     return [
         web.post("/api/execute", execute),
+        web.get("/api/executions", list_executions),
         web.get("/api/executions/{id}", get_execution),
         web.get("/api/executions/{id}/stream", stream_execution),
         web.post("/api/executions/{id}/cancel", cancel_execution),

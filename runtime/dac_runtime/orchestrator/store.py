@@ -109,6 +109,11 @@ class Store:
         rows = self.db.execute(f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = ?", (status,))  # noqa: S608
         return [dict(r) for r in rows]
 
+    def recent_executions(self, status: str | None, limit: int) -> list[dict[str, Any]]:
+        where, params = ("WHERE status = ?", (status,)) if status else ("", ())
+        query = f"SELECT {EXECUTION_COLUMNS} FROM executions {where} ORDER BY created_at DESC LIMIT ?"  # noqa: S608
+        return [dict(r) for r in self.db.execute(query, (*params, limit))]
+
     def count_by_status(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.db.execute("SELECT status, COUNT(*) FROM executions GROUP BY status")}
 
