@@ -1,3 +1,53 @@
-"""dac-provision: deploy, run and tear down the DAC persona-execution system."""
+"""dac-provision: deploy, run and tear down the DAC persona-execution system.
+
+from dac_provision import DeploySpec, deploy, destroy, Client
+
+deployment = deploy(load_spec(workers=2, agent_command="stand-in"))
+async with deployment.client() as client:
+    execution = await client.execute("reviewer", "lines:3")
+    async for item in execution:
+        print(item.text, end="")
+destroy(deployment.name)
+"""
+
+from .client import Client, ClientError, Execution, Output, Result
+from .engine import (
+    DeployError,
+    Deployment,
+    Progress,
+    connect,
+    deploy,
+    deploy_async,
+    destroy,
+    destroy_async,
+)
+from .spec import DeploySpec, SpecError, load_spec, load_spec_file
+from .state import StateError, StateStore
+from .status import DeploymentStatus, status, status_async
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Client",
+    "ClientError",
+    "DeployError",
+    "DeploySpec",
+    "Deployment",
+    "DeploymentStatus",
+    "Execution",
+    "Output",
+    "Progress",
+    "Result",
+    "SpecError",
+    "StateError",
+    "StateStore",
+    "connect",
+    "deploy",
+    "deploy_async",
+    "destroy",
+    "destroy_async",
+    "load_spec",
+    "load_spec_file",
+    "status",
+    "status_async",
+]

@@ -9,6 +9,7 @@ Secrets never live in a spec: Kafka passwords are named by the environment varia
 from __future__ import annotations
 
 import difflib
+import shlex
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,6 +19,12 @@ import msgspec
 Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,29}$", description="lowercase, digits, '-'")]
 EnvName = Annotated[str, msgspec.Meta(pattern=r"^[A-Z_][A-Z0-9_]*$")]
 DEFAULT_AGENT = ["claude", "-p", "{prompt}", "--output-format", "stream-json", "--verbose"]
+#: Named agent commands; ``agent-command`` accepts one of these names, a command line, or a list.
+AGENTS = {
+    "claude": DEFAULT_AGENT,
+    # The stand-in speaks Claude Code's stream-json and needs no account: the embedded demo and tests.
+    "stand-in": ["{python}", "-m", "dac_runtime.standin", "-p", "{prompt}"],
+}
 
 
 class SpecError(Exception):
@@ -115,6 +122,14 @@ def load_spec(data: dict[str, Any] | None = None, *, source: str | None = None, 
     """
     raw: dict[str, Any] = dict(data or {})
     raw.update({k.replace("_", "-"): v for k, v in overrides.items() if v is not None})
+    problems: list[str] = []
+    if isinstance(raw.get("agent-command"), str):
+        command = raw["agent-command"]
+        try:
+            raw["agent-command"] = AGENTS.get(command) or shlex.split(command)
+        except ValueError as exc:
+            problems.append(f"agent-command: not a valid command line: {exc}")
+            del raw["agent-command"]
     problems: list[str] = []
     fields = {f.encode_name: f for f in msgspec.structs.fields(DeploySpec)}
     for key in raw:

@@ -1,14 +1,33 @@
-"""What every provider shares: its error type and the shape of what it reports."""
+"""What every target shares: one small interface, so the engine never knows which target it drives.
+
+A provider turns a planned :class:`~dac_provision.plan.Desired` into a :class:`Resource` (create, or
+adopt what already exists under that name), tells whether a recorded resource is still healthy
+(query), removes it (delete), and says when the whole deployment is ready to serve (wait_ready).
+Every verb is idempotent: the engine may call it again after a crash at any point.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..plan import Desired
+    from ..runtime_env import Secrets
+    from ..spec import DeploySpec
 
 
-class ProviderError(Exception):
-    """A provider could not do what was asked. The message names the resource and the cause, and
-    never contains a secret."""
+class LoggedError(Exception):
+    """An error whose details are in a log file (``log_path``); the message never contains a secret."""
+
+    def __init__(self, message: str, log_path: Path | None = None) -> None:
+        super().__init__(message)
+        self.log_path = log_path
+
+
+class ProviderError(LoggedError):
+    """A provider could not do what was asked. The message names the resource and the cause."""
 
 
 @dataclass
@@ -20,3 +39,38 @@ class Resource:
     id: str
     created: bool = True
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Health:
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class Context:
+    """What a provider may use while it works on one deployment."""
+
+    spec: DeploySpec
+    secrets: Secrets
+    directory: Path
+    #: The deployment's resources by name as recorded so far; the engine updates it as it goes.
+    resources: dict[str, Resource] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    def preflight(self, ctx: Context) -> list[str]:
+        """Problems that would make the deploy fail, found before anything is created."""
+        ...
+
+    async def create(self, ctx: Context, desired: Desired) -> Resource: ...
+
+    async def query(self, ctx: Context, resource: Resource) -> Health: ...
+
+    async def delete(self, ctx: Context, resource: Resource, *, drain: bool = False) -> None: ...
+
+    async def wait_ready(self, ctx: Context, seconds: float) -> None: ...
+
+    def endpoint(self, ctx: Context) -> str | None:
+        """The orchestrator's base URL, once it exists."""
+        ...

@@ -102,11 +102,12 @@ async def existing_topics(kafka: KafkaSpec, bootstrap: str | None = None) -> set
         await admin.close()
 
 
-async def delete_topics(kafka: KafkaSpec, bootstrap: str | None = None) -> list[str]:
-    """Delete whichever of the deployment's topics exist; returns their names. Idempotent."""
+async def delete_topics(kafka: KafkaSpec, bootstrap: str | None = None, only: list[str] | None = None) -> list[str]:
+    """Delete whichever of the deployment's topics exist (or of ``only``); returns their names. Idempotent."""
     admin = await _admin(kafka, bootstrap)
+    wanted = set(topics_for(kafka).all()) if only is None else set(only) & set(topics_for(kafka).all())
     try:
-        present = sorted(set(await admin.list_topics()) & set(topics_for(kafka).all()))
+        present = sorted(set(await admin.list_topics()) & wanted)
         if present:
             await admin.delete_topics(present)
         return present

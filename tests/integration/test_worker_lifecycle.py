@@ -23,6 +23,9 @@ async def test_sigterm_drains_then_exits(system):
         workers[0].send_signal(signal.SIGTERM)
         assert (await wait_terminal(client, execution_id))["status"] == "completed"
     assert await asyncio.to_thread(workers[0].wait, 10) == 0
+    async with orch.client() as client:
+        listed = (await client.get("/api/workers")).json()["workers"]
+    assert listed == []  # it said goodbye with nothing running: gone from the pool, not "offline"
 
 
 async def test_second_sigterm_cancels_the_run(system):

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..protocol import (
     MAX_FRAME_BYTES,
@@ -113,6 +113,7 @@ class WorkerRegistry:
             for worker in list(self.workers.values()):
                 if worker.state != "offline" and now - worker.last_seen > timeout:
                     log.warning("worker %s missed heartbeats for %.0fs: marking offline", worker.worker_id, timeout)
+                    worker.state = "offline"
                     await worker.ws.close(code=4000, message=b"heartbeat timeout")
                 elif worker.state == "offline" and now - worker.last_seen > 3600:
                     del self.workers[worker.worker_id]
@@ -158,9 +159,14 @@ class WorkerRegistry:
             await self._serve(conn)
         finally:
             if not conn.superseded:
+                # A worker that closed its socket normally with nothing running has left for good
+                # (drained, scaled down); keeping it listed as offline would only clutter the pool.
+                left = conn.state != "offline" and conn.execution_id is None and ws.close_code == WSCloseCode.OK
                 conn.state = "offline"
-                log.info("worker %s disconnected", conn.worker_id)
                 self.orch.dispatcher.worker_lost(conn)
+                if left and self.workers.get(conn.worker_id) is conn:
+                    del self.workers[conn.worker_id]
+                log.info("worker %s %s", conn.worker_id, "left" if left else "disconnected")
         return ws
 
     async def _read_hello(self, ws: web.WebSocketResponse) -> Hello | None:

@@ -1,0 +1,426 @@
+"""``dac-provision``: verbs that read like the operator's intent (deploy, status, exec, logs, destroy).
+
+Every command works on one named deployment (``--name``, default ``default``, or ``$DAC_DEPLOYMENT``).
+Exit codes: 0 success; 1 the operation failed; 2 bad input (flags, spec file, unknown deployment);
+``exec`` exits with the agent's own exit code, 124 when the run timed out, 130 when it was cancelled.
+Errors are one line each; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from . import engine
+from .client import Client, ClientError, Output
+from .engine import DeployError
+from .render_cli import AgentText, StepPrinter, status_table
+from .spec import SpecError, load_spec, load_spec_file
+from .state import StateError, StateStore
+from .status import status_async
+
+F = TypeVar("F", bound=Callable[..., Any])
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+TIMED_OUT, CANCELLED = 124, 130
+
+
+class Failure(click.ClickException):
+    """The operation failed (exit 1); ``log`` is printed as where to look."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, log: str | Path | None = None) -> None:
+        super().__init__(message)
+        self.log = log
+
+    def show(self, file: Any = None) -> None:
+        err.print(f"[red]error:[/] {self.message}", markup=True, soft_wrap=True)
+        if self.log:
+            err.print(f"  details: {self.log}", soft_wrap=True)
+
+
+class BadInput(Failure):
+    exit_code = 2
+
+
+def friendly(fn: F) -> F:
+    """Turn the library's errors into one line and an exit code; tracebacks only with --debug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            return fn(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except SpecError as exc:
+            if debug:
+                raise
+            where = f"{exc.source}: " if exc.source else ""
+            for problem in exc.problems[:-1]:
+                err.print(f"[red]error:[/] {where}{problem}", soft_wrap=True)
+            raise BadInput(f"{where}{exc.problems[-1]}") from None
+        except DeployError as exc:
+            if debug:
+                raise
+            bad_name = str(exc).startswith("no deployment named")
+            raise (BadInput if bad_name else Failure)(str(exc), exc.log_path) from None
+        except (StateError, ClientError) as exc:
+            if debug:
+                raise
+            raise Failure(str(exc)) from None
+        except Exception as exc:
+            if debug:
+                raise
+            raise Failure(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+name_option = click.option(
+    "--name", "-n", default="default", envvar="DAC_DEPLOYMENT", show_default=True, help="Deployment name."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.version_option(package_name="dac-provision")
+def main(debug: bool) -> None:
+    """Deploy, run and tear down the DAC persona-execution system.
+
+    \b
+    Example:
+      dac-provision deploy --agent stand-in --workers 2
+      dac-provision exec "lines:3 hello"
+      dac-provision destroy --yes
+    """
+
+
+@main.command()
+@name_option
+@click.option("--provider", type=click.Choice(["local"]), help="Where to deploy (default: the spec's, else local).")
+@click.option("--workers", "-w", type=int, help="Number of workers.")
+@click.option("--agent", help="Agent command: 'claude', 'stand-in', or a command line with {prompt}.")
+@click.option("--file", "-f", "spec_file", type=click.Path(dir_okay=False, path_type=Path), help="Spec file.")
+@json_option
+@friendly
+def deploy(
+    name: str, provider: str | None, workers: int | None, agent: str | None, spec_file: Path | None, as_json: bool
+) -> None:
+    """Create the deployment, or bring it back to its spec (heals what died; safe to repeat).
+
+    \b
+    Example:
+      dac-provision deploy --agent stand-in --workers 3
+      dac-provision deploy -f deploy.toml
+    """
+    overrides: dict[str, Any] = {"provider": provider, "workers": workers, "agent_command": agent}
+    if spec_file is not None:
+        spec = load_spec_file(spec_file, **overrides)
+    else:
+        store = StateStore()
+        record = store.deployment(name)
+        spec = load_spec(record["spec"] if record else {"name": name}, **overrides)
+    if spec_file is not None and name != "default" and spec.name != name:
+        raise BadInput(f"--name {name} disagrees with name = {spec.name!r} in {spec_file}")
+    printer = StepPrinter(err, enabled=not as_json)
+    with printer:
+        deployment = engine.deploy(spec, on_progress=printer)
+    if as_json:
+        body = {"name": deployment.name, "provider": deployment.provider, "url": deployment.url}
+        click.echo(json.dumps(body | {"directory": str(deployment.directory)}))
+        return
+    err.print(f"[green]deployed[/] {deployment.name}: orchestrator at {deployment.url}; logs in {deployment.directory}")
+    err.print(f'  try: dac-provision exec{_name_flag(name)} "lines:3 hello"')
+
+
+def _name_flag(name: str) -> str:
+    return "" if name == "default" else f" --name {name}"
+
+
+@main.command()
+@name_option
+@json_option
+@friendly
+def status(name: str, as_json: bool) -> None:
+    """Show the deployment as it is now: processes, workers, executions by status.
+
+    \b
+    Example:
+      dac-provision status
+      dac-provision status --json | jq .state
+    """
+    report = asyncio.run(status_async(name))
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+    else:
+        out.print(status_table(report))
+    if report.state != "running":
+        sys.exit(1)
+
+
+@main.command(name="list")
+@json_option
+@friendly
+def list_deployments(as_json: bool) -> None:
+    """List the deployments this machine's state store knows.
+
+    \b
+    Example:
+      dac-provision list
+    """
+    store = StateStore()
+    rows = [store.deployment(n) or {} for n in store.deployments()]
+    if as_json:
+        click.echo(json.dumps([{k: r.get(k) for k in ("name", "provider", "status")} for r in rows]))
+        return
+    for row in rows:
+        out.print(f"{row['name']}\t{row['provider']}\t{row['status']}")
+
+
+def _client(name: str) -> Client:
+    return Client.for_deployment(name)
+
+
+def _emit(item: Output, as_json: bool, show_events: bool, text: AgentText | None) -> None:
+    if as_json:
+        click.echo(json.dumps(item.__dict__))
+    elif item.kind == "stdout":
+        sys.stdout.write(text.feed(item.text) if text else item.text)
+        sys.stdout.flush()
+    elif item.kind == "stderr":
+        sys.stderr.write(item.text)
+        sys.stderr.flush()
+    elif item.kind == "event" and show_events:
+        err.print(f"[cyan]event[/] {item.event_type} {json.dumps(item.payload)}", soft_wrap=True)
+
+
+def _exit_code(status: str, exit_code: int | None) -> int:
+    if status == "timed_out":
+        return TIMED_OUT
+    if status == "cancelled":
+        return CANCELLED
+    if exit_code is not None:
+        return exit_code
+    return 0 if status == "completed" else 1
+
+
+async def _follow(client: Client, execution_id: str, as_json: bool, events: bool, replay_only: bool, raw: bool) -> int:
+    execution = client.execution(execution_id)
+    text = None if raw or as_json else AgentText()
+    async for item in execution:
+        if item.kind == "lifecycle":
+            if replay_only or item.status in {"completed", "failed", "cancelled", "timed_out"}:
+                break
+            continue
+        _emit(item, as_json, events, text)
+    if text is not None:
+        sys.stdout.write(text.flush())
+    result = await client.get(execution_id)
+    if result["status"] not in {"completed", "cancelled"} and not as_json:
+        reason = f": {result['reason']}" if result.get("reason") else ""
+        err.print(f"[yellow]{execution_id} {result['status']}[/]{reason}", soft_wrap=True)
+    return _exit_code(result["status"], result["exitCode"])
+
+
+@main.command(name="exec")
+@name_option
+@click.argument("prompt")
+@click.option("--persona", "-p", default="default", show_default=True, help="Persona id (the Kafka key).")
+@click.option("--timeout", type=click.FloatRange(min=1), help="Seconds before the run is stopped as timed_out.")
+@click.option("--detach", "-d", is_flag=True, help="Print the execution id and return at once.")
+@click.option("--events", is_flag=True, help="Also print persona events (to stderr).")
+@click.option("--raw", is_flag=True, help="Print the agent's output as it wrote it (stream-json is not rendered).")
+@json_option
+@friendly
+def exec_(
+    name: str,
+    prompt: str,
+    persona: str,
+    timeout: float | None,
+    detach: bool,
+    events: bool,
+    raw: bool,
+    as_json: bool,
+) -> None:
+    """Run PROMPT on a worker and stream its output; exits with the agent's exit code.
+
+    Ctrl-C cancels the execution.
+
+    \b
+    Example:
+      dac-provision exec "lines:3 hello"
+      dac-provision exec --persona reviewer --timeout 600 "Review the diff in PR 42"
+      ID=$(dac-provision exec --detach "sleep:30") && dac-provision logs -f "$ID"
+    """
+
+    async def run() -> int:
+        async with _client(name) as client:
+            timeout_ms = int(timeout * 1000) if timeout else None
+            execution = await client.execute(persona, prompt, timeout_ms=timeout_ms)
+            if detach:
+                click.echo(json.dumps({"executionId": execution.id}) if as_json else execution.id)
+                return 0
+            try:
+                return await _follow(client, execution.id, as_json, events, replay_only=False, raw=raw)
+            except asyncio.CancelledError:
+                await client.cancel(execution.id)
+                err.print(f"cancelled {execution.id}")
+                return CANCELLED
+
+    try:
+        code = asyncio.run(run())
+    except KeyboardInterrupt:
+        code = CANCELLED
+    sys.exit(code)
+
+
+@main.command()
+@name_option
+@click.argument("execution_id")
+@click.option("--follow", "-f", is_flag=True, help="Keep streaming until the execution ends.")
+@click.option("--events", is_flag=True, help="Also print persona events (to stderr).")
+@click.option("--raw", is_flag=True, help="Print the agent's output as it wrote it (stream-json is not rendered).")
+@json_option
+@friendly
+def logs(name: str, execution_id: str, follow: bool, events: bool, raw: bool, as_json: bool) -> None:
+    """Print an execution's output so far (with -f, follow it to the end).
+
+    \b
+    Example:
+      dac-provision logs 3f2a9c...
+      dac-provision logs -f 3f2a9c...
+    """
+
+    async def run() -> int:
+        async with _client(name) as client:
+            code = await _follow(client, execution_id, as_json, events, replay_only=not follow, raw=raw)
+            return code if follow else 0
+
+    sys.exit(asyncio.run(run()))
+
+
+@main.command()
+@name_option
+@click.argument("execution_id")
+@friendly
+def cancel(name: str, execution_id: str) -> None:
+    """Cancel a queued or running execution.
+
+    \b
+    Example:
+      dac-provision cancel 3f2a9c...
+    """
+
+    async def run() -> None:
+        async with _client(name) as client:
+            await client.cancel(execution_id)
+
+    asyncio.run(run())
+    err.print(f"cancelling {execution_id}")
+
+
+@main.group()
+def workers() -> None:
+    """Add, remove (draining first) or list workers.
+
+    \b
+    Example:
+      dac-provision workers add 2
+      dac-provision workers remove 1
+    """
+
+
+def _rescale(name: str, delta: int) -> None:
+    store = StateStore()
+    spec = engine.spec_of(store, name)
+    target = spec.workers + delta
+    if target < 0:
+        raise BadInput(f"{name} has {spec.workers} workers; cannot remove {-delta}")
+    printer = StepPrinter(err, enabled=True)
+    with printer:
+        engine.deploy(load_spec(spec.to_dict(), workers=target), on_progress=printer)
+    err.print(f"{name} now has {target} workers")
+
+
+@workers.command(name="add")
+@name_option
+@click.argument("count", type=click.IntRange(min=1))
+@friendly
+def workers_add(name: str, count: int) -> None:
+    """Start COUNT more workers and wait until they are registered.
+
+    \b
+    Example:
+      dac-provision workers add 2
+    """
+    _rescale(name, count)
+
+
+@workers.command(name="remove")
+@name_option
+@click.argument("count", type=click.IntRange(min=1))
+@friendly
+def workers_remove(name: str, count: int) -> None:
+    """Drain COUNT workers (each finishes its current execution), then stop them.
+
+    \b
+    Example:
+      dac-provision workers remove 1
+    """
+    _rescale(name, -count)
+
+
+@workers.command(name="list")
+@name_option
+@json_option
+@friendly
+def workers_list(name: str, as_json: bool) -> None:
+    """The workers connected to the orchestrator, and what each is doing.
+
+    \b
+    Example:
+      dac-provision workers list --json
+    """
+
+    async def run() -> list[dict[str, Any]]:
+        async with _client(name) as client:
+            return await client.workers()
+
+    rows = asyncio.run(run())
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for row in sorted(rows, key=lambda r: r["workerId"]):
+        out.print(f"{row['workerId']}\t{row['state']}\t{row['executionId'] or '-'}")
+
+
+@main.command()
+@name_option
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@friendly
+def destroy(name: str, yes: bool) -> None:
+    """Stop everything the deployment runs and forget it (its executions' history too).
+
+    \b
+    Example:
+      dac-provision destroy --yes
+    """
+    if not yes:
+        if not sys.stdin.isatty():
+            raise BadInput("destroy needs --yes when not run from a terminal")
+        click.confirm(f"Destroy deployment {name!r} and everything it runs?", abort=True)
+    printer = StepPrinter(err, enabled=True)
+    with printer:
+        existed = engine.destroy(name, on_progress=printer)
+    err.print(f"destroyed {name}" if existed else f"nothing to destroy: no deployment named {name!r}")

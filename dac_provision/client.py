@@ -1,0 +1,223 @@
+"""The host application's SDK: submit executions, stream their output, cancel, wait; manage secrets.
+
+It speaks the orchestrator's HTTP API, so the same code drives a local and a cloud deployment; only the
+URL and key differ, and :meth:`Client.for_deployment` reads both from the state store. Output arrives
+over the orchestrator's SSE stream, which replays what was said before it was opened and then follows
+live; a dropped stream is reopened and de-duplicated by ``seq``, so a consumer sees each chunk once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+TERMINAL = frozenset({"completed", "failed", "cancelled", "timed_out"})
+
+
+class ClientError(Exception):
+    """The orchestrator refused a request or could not be reached; ``code`` is its error code."""
+
+    def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Output:
+    """One item of an execution's stream: ``stdout``/``stderr`` text, an ``event``, or a ``lifecycle`` change."""
+
+    kind: str
+    seq: int | None = None
+    text: str = ""
+    event_type: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    status: str | None = None
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    execution_id: str
+    status: str
+    exit_code: int | None
+    duration_ms: int | None
+    reason: str | None
+    usage: dict[str, Any] | None
+
+
+def _output(kind: str, data: dict[str, Any]) -> Output:
+    if kind == "lifecycle":
+        return Output(kind, status=data.get("status"), exit_code=data.get("exitCode"))
+    if kind == "event":
+        return Output(kind, data.get("seq"), event_type=data.get("eventType"), payload=data.get("payload") or {})
+    return Output(kind, data.get("seq"), text=data.get("chunk", ""))
+
+
+class Execution:
+    """A submitted execution. ``async for item in execution`` streams it; :meth:`wait` returns its result."""
+
+    def __init__(self, client: Client, execution_id: str) -> None:
+        self.client = client
+        self.id = execution_id
+
+    def __repr__(self) -> str:
+        return f"Execution({self.id!r})"
+
+    async def __aiter__(self) -> AsyncIterator[Output]:
+        last_seq = 0
+        for attempt in range(5):
+            ended = False
+            try:
+                async for item in self.client._stream(self.id):
+                    if item.seq is not None:
+                        if item.seq <= last_seq:
+                            continue
+                        last_seq = item.seq
+                    yield item
+                    if item.kind == "lifecycle" and item.status in TERMINAL:
+                        ended = True
+                if ended:
+                    return
+            except httpx.TransportError:
+                pass
+            except ClientError as exc:
+                if exc.status != 404:  # 404: submitted through Kafka and not consumed yet
+                    raise
+            if await self.client._status(self.id) in TERMINAL and attempt:
+                return
+            await asyncio.sleep(0.2 * (attempt + 1))
+        raise ClientError(f"lost the output stream of {self.id} five times; use wait() for its result")
+
+    async def wait(self, poll: float = 0.05) -> Result:
+        """Until the execution ends (it has its own timeout in the orchestrator)."""
+        while True:
+            body = await self.client.get(self.id)
+            if body["status"] in TERMINAL:
+                return Result(
+                    self.id, body["status"], body["exitCode"], body["durationMs"], body["reason"], body["usage"]
+                )
+            await asyncio.sleep(poll)
+            poll = min(poll * 1.5, 1.0)
+
+    async def cancel(self) -> None:
+        await self.client.cancel(self.id)
+
+
+class Client:
+    def __init__(self, url: str, api_key: str, *, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.url, headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout
+        )
+
+    @classmethod
+    def for_deployment(cls, name: str = "default", **kwargs: Any) -> Client:
+        from .engine import connect
+
+        deployment = connect(name)
+        return cls(deployment.url, deployment.api_key, **kwargs)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ClientError(f"cannot reach the orchestrator at {self.url}: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+                message, code = body.get("message", response.reason_phrase), body.get("error")
+            except ValueError:
+                message, code = response.reason_phrase, None
+            raise ClientError(f"{message} (HTTP {response.status_code})", response.status_code, code)
+        return response.json() if response.content else None
+
+    # --- executions -----------------------------------------------------------------------------
+
+    async def execute(
+        self,
+        persona_id: str,
+        prompt: str,
+        *,
+        execution_id: str | None = None,
+        timeout_ms: int | None = None,
+        max_output_bytes: int | None = None,
+        credentials: list[str] | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Execution:
+        body: dict[str, Any] = {"personaId": persona_id, "prompt": prompt}
+        optional = {
+            "executionId": execution_id,
+            "timeoutMs": timeout_ms,
+            "maxOutputBytes": max_output_bytes,
+            "credentials": credentials,
+            "metadata": metadata,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        response = await self._call("POST", "/api/execute", json=body)
+        return Execution(self, response["executionId"])
+
+    def execution(self, execution_id: str) -> Execution:
+        return Execution(self, execution_id)
+
+    async def get(self, execution_id: str) -> dict[str, Any]:
+        return await self._call("GET", f"/api/executions/{execution_id}")
+
+    async def _status(self, execution_id: str) -> str | None:
+        try:
+            return (await self.get(execution_id))["status"]
+        except ClientError:
+            return None
+
+    async def cancel(self, execution_id: str) -> None:
+        await self._call("POST", f"/api/executions/{execution_id}/cancel")
+
+    async def executions(self, status: str | None = None, limit: int = 50) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if status:
+            params["status"] = status
+        return await self._call("GET", "/api/executions", params=params)
+
+    async def workers(self) -> list[dict[str, Any]]:
+        return (await self._call("GET", "/api/workers"))["workers"]
+
+    async def _stream(self, execution_id: str) -> AsyncIterator[Output]:
+        timeout = httpx.Timeout(30.0, read=None)
+        async with self._http.stream("GET", f"/api/executions/{execution_id}/stream", timeout=timeout) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise ClientError(f"no stream for {execution_id} (HTTP {response.status_code})", response.status_code)
+            kind = "message"
+            async for line in response.aiter_lines():
+                if line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line.startswith("data:"):
+                    yield _output(kind, json.loads(line[5:]))
+
+    # --- secrets the orchestrator keeps in its vault ---------------------------------------------
+
+    async def set_claude_token(self, token: str) -> None:
+        await self._call("PUT", "/api/token", json={"token": token})
+
+    async def set_credential(self, name: str, value: str) -> None:
+        await self._call("PUT", f"/api/credentials/{name}", json={"value": value})
+
+    async def delete_credential(self, name: str) -> None:
+        await self._call("DELETE", f"/api/credentials/{name}")
+
+    async def credentials(self) -> list[dict[str, Any]]:
+        return (await self._call("GET", "/api/credentials"))["credentials"]

@@ -1,0 +1,250 @@
+"""apply and destroy: ordering, concurrency, idempotency, resume, progress events.
+
+``deploy`` compares the plan with the state store: a recorded resource that is still healthy is left
+alone, a dead or missing one is (re)created, one no longer planned is removed. Every resource is
+recorded the moment it exists, so a deploy that fails or is killed half-way leaves state that the next
+``deploy`` resumes from and ``destroy`` cleans up. The engine never knows which target it drives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from dac_runtime.crypto import new_token
+
+from .client import Client
+from .plan import Desired, levels, plan
+from .providers.base import Context, LoggedError, Provider, ProviderError, Resource
+from .providers.local import LocalProvider
+from .runtime_env import Secrets
+from .spec import DeploySpec, load_spec
+from .state import StateStore
+
+READY_TIMEOUT = 30.0
+StepState = Literal["start", "created", "unchanged", "removed", "failed", "done"]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step's news, for a progress display: ``(step/total) name: state``."""
+
+    step: int
+    total: int
+    name: str
+    state: StepState
+    elapsed: float
+    detail: str = ""
+    log_path: str | None = None
+
+
+OnProgress = Callable[[Progress], None]
+
+
+class DeployError(LoggedError):
+    """A deploy or destroy step failed. The state store still knows every resource created so far."""
+
+
+@dataclass
+class Deployment:
+    """Where a deployment's orchestrator answers, and the owner key to talk to it."""
+
+    name: str
+    provider: str
+    url: str
+    api_key: str = field(repr=False)
+    directory: Path
+
+    def client(self, **kwargs: Any) -> Client:
+        return Client(self.url, self.api_key, **kwargs)
+
+
+def provider_for(name: str) -> Provider:
+    if name == "local":
+        return LocalProvider()
+    raise DeployError(f"provider {name!r} is not available yet")
+
+
+def secrets_for(store: StateStore, name: str) -> Secrets:
+    return Secrets(
+        master_key=store.secret(name, "master-key"),
+        owner_api_key=store.secret(name, "owner-api-key", lambda: new_token("dac_")),
+        worker_token=store.secret(name, "worker-token", lambda: new_token("dacr_")),
+    )
+
+
+def context_for(store: StateStore, spec: DeploySpec) -> Context:
+    resources = {r.name: r for r in store.resources(spec.name)}
+    return Context(spec, secrets_for(store, spec.name), store.deployment_dir(spec.name), resources)
+
+
+class _Run:
+    """One deploy or destroy: numbers the steps and reports them."""
+
+    def __init__(self, total: int, on_progress: OnProgress | None) -> None:
+        self.total, self.on_progress, self.started, self.step = total, on_progress, time.monotonic(), 0
+
+    def next(self) -> int:
+        self.step += 1
+        return self.step
+
+    def emit(self, step: int, name: str, state: StepState, detail: str = "", log: Path | None = None) -> None:
+        if self.on_progress is not None:
+            elapsed = time.monotonic() - self.started
+            self.on_progress(Progress(step, self.total, name, state, elapsed, detail, str(log) if log else None))
+
+
+async def _converge(store: StateStore, ctx: Context, provider: Provider, run: _Run, desired: list[Desired]) -> None:
+    replaced: set[str] = set()
+
+    async def one(item: Desired) -> None:
+        step = run.next()
+        run.emit(step, item.name, "start")
+        recorded = ctx.resources.get(item.name)
+        if recorded is not None and not replaced.intersection(item.follows):
+            health = await provider.query(ctx, recorded)
+            if health.ok:
+                run.emit(step, item.name, "unchanged")
+                return
+        if recorded is not None:  # dead or stale: clear what is left of it before starting anew
+            await provider.delete(ctx, recorded)
+        try:
+            resource = await provider.create(ctx, item)
+        except ProviderError as exc:
+            run.emit(step, item.name, "failed", str(exc), exc.log_path)
+            raise
+        store.record(ctx.spec.name, resource)
+        ctx.resources[item.name] = resource
+        replaced.add(item.name)
+        run.emit(step, item.name, "created", resource.id)
+
+    for wave in levels(desired):
+        results = await asyncio.gather(*(one(item) for item in wave), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+
+
+async def _remove(store: StateStore, ctx: Context, provider: Provider, run: _Run, extra: list[Resource]) -> None:
+    async def one(resource: Resource) -> None:
+        step = run.next()
+        run.emit(step, resource.name, "start", "draining" if resource.kind == "worker" else "")
+        await provider.delete(ctx, resource, drain=True)
+        store.unrecord(ctx.spec.name, resource.kind, resource.name)
+        ctx.resources.pop(resource.name, None)
+        run.emit(step, resource.name, "removed")
+
+    results = await asyncio.gather(*(one(r) for r in extra), return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise failures[0]
+
+
+async def deploy_async(
+    spec: DeploySpec, on_progress: OnProgress | None = None, store: StateStore | None = None
+) -> Deployment:
+    """Bring the deployment to what ``spec`` says; safe to repeat, and it heals what died."""
+    store = store or StateStore()
+    with store.lock(spec.name):
+        existing = store.deployment(spec.name)
+        if existing is not None and existing["provider"] != spec.provider:
+            raise DeployError(
+                f"deployment {spec.name!r} already exists with provider {existing['provider']!r};"
+                f" destroy it first or choose another name"
+            )
+        provider = provider_for(spec.provider)
+        desired = plan(spec)
+        ctx = context_for(store, spec)
+        problems = provider.preflight(ctx)
+        if problems:
+            raise DeployError("; ".join(problems))
+        wanted = {d.name for d in desired}
+        extra = [r for r in ctx.resources.values() if r.name not in wanted]
+        run = _Run(len(desired) + len(extra) + 1, on_progress)
+        store.put_deployment(spec.name, spec.provider, spec.to_dict(), "deploying")
+        try:
+            await _converge(store, ctx, provider, run, desired)
+            await _remove(store, ctx, provider, run, extra)
+            step = run.next()
+            run.emit(step, "ready", "start", f"{spec.workers} workers registering")
+            try:
+                await provider.wait_ready(ctx, READY_TIMEOUT)
+            except ProviderError as exc:
+                run.emit(step, "ready", "failed", str(exc), exc.log_path)
+                raise
+            run.emit(step, "ready", "done")
+        except ProviderError as exc:
+            store.set_status(spec.name, "failed")
+            raise DeployError(str(exc), exc.log_path) from None
+        store.set_status(spec.name, "running")
+        url = provider.endpoint(ctx) or ""
+        return Deployment(spec.name, spec.provider, url, ctx.secrets.owner_api_key, ctx.directory)
+
+
+def deploy(spec: DeploySpec, on_progress: OnProgress | None = None, store: StateStore | None = None) -> Deployment:
+    """Blocking :func:`deploy_async`, for scripts and the CLI."""
+    return asyncio.run(deploy_async(spec, on_progress, store))
+
+
+def spec_of(store: StateStore, name: str) -> DeploySpec:
+    record = store.deployment(name)
+    if record is None:
+        known = ", ".join(store.deployments()) or "none"
+        raise DeployError(f"no deployment named {name!r} (known: {known})")
+    return load_spec(record["spec"])
+
+
+def connect(name: str = "default", store: StateStore | None = None) -> Deployment:
+    """The recorded deployment ``name``, for a :class:`~dac_provision.client.Client`; no I/O beyond the store."""
+    store = store or StateStore()
+    spec = spec_of(store, name)
+    ctx = context_for(store, spec)
+    url = provider_for(spec.provider).endpoint(ctx)
+    if url is None:
+        raise DeployError(f"deployment {name!r} has no orchestrator (run deploy)")
+    return Deployment(name, spec.provider, url, ctx.secrets.owner_api_key, ctx.directory)
+
+
+async def destroy_async(name: str, on_progress: OnProgress | None = None, store: StateStore | None = None) -> bool:
+    """Remove everything the deployment owns, then forget it. False if there was nothing to destroy."""
+    store = store or StateStore()
+    if store.deployment(name) is None:
+        return False
+    with store.lock(name):
+        spec = spec_of(store, name)
+        provider = provider_for(spec.provider)
+        ctx = context_for(store, spec)
+        order = {d.name: i for i, d in enumerate(plan(spec))}
+        waves: dict[int, list[Resource]] = {}
+        for resource in ctx.resources.values():
+            # Workers first (all at once), then the rest in reverse plan order.
+            rank = -1 if resource.kind == "worker" else order.get(resource.name, len(order))
+            waves.setdefault(rank, []).append(resource)
+        run = _Run(len(ctx.resources), on_progress)
+        store.set_status(name, "destroying")
+
+        async def one(resource: Resource) -> None:
+            step = run.next()
+            run.emit(step, resource.name, "start")
+            await provider.delete(ctx, resource)
+            store.unrecord(name, resource.kind, resource.name)
+            run.emit(step, resource.name, "removed")
+
+        for rank in sorted(waves, key=lambda r: (r != -1, -r)):
+            results = await asyncio.gather(*(one(r) for r in waves[rank]), return_exceptions=True)
+            failures = [r for r in results if isinstance(r, BaseException)]
+            if failures:
+                store.set_status(name, "failed")
+                raise DeployError(f"destroy stopped, run it again to finish: {failures[0]}")
+        shutil.rmtree(ctx.directory, ignore_errors=True)
+        store.forget(name)
+    return True
+
+
+def destroy(name: str, on_progress: OnProgress | None = None, store: StateStore | None = None) -> bool:
+    return asyncio.run(destroy_async(name, on_progress, store))

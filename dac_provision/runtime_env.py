@@ -1,0 +1,66 @@
+"""The runtime's environment, derived from a DeploySpec: one mapping for every target.
+
+The orchestrator and the worker are configured only by environment variables (see
+``dac_runtime.orchestrator.config`` and ``dac_runtime.worker.__main__``). The local provider passes
+these to child processes, the cloud targets to Fly machine configs and cloud-init, the Pulumi programs
+to their resources; computing them here once keeps the targets from drifting apart.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from .spec import DeploySpec
+
+#: Names of the secrets every deployment gets, generated once and kept in the state store.
+SECRET_NAMES = ("master-key", "owner-api-key", "worker-token")
+
+
+@dataclass(frozen=True)
+class Secrets:
+    master_key: str = field(repr=False)
+    owner_api_key: str = field(repr=False)
+    worker_token: str = field(repr=False)
+
+
+def orchestrator_env(
+    spec: DeploySpec, secrets: Secrets, *, bootstrap: str, host: str, port: int, db_path: str, fast_kafka: bool = False
+) -> dict[str, str]:
+    """``fast_kafka`` tunes fetch waits and group timeouts for a broker on the same machine."""
+    env = {
+        "DAC_MASTER_KEY": secrets.master_key,
+        "DAC_OWNER_API_KEY": secrets.owner_api_key,
+        "DAC_WORKER_TOKEN": secrets.worker_token,
+        "DAC_KAFKA_BOOTSTRAP": bootstrap,
+        "DAC_TOPIC_PREFIX": spec.kafka.topic_prefix,
+        "DAC_CONSUMER_GROUP": f"dac-orchestrator-{spec.name}",
+        "DAC_HOST": host,
+        "DAC_PORT": str(port),
+        "DAC_DB_PATH": db_path,
+        "DAC_DEFAULT_TIMEOUT_MS": str(spec.limits.timeout_ms),
+        "DAC_DEFAULT_MAX_OUTPUT_BYTES": str(spec.limits.max_output_bytes),
+        "DAC_INACTIVITY_TIMEOUT_MS": str(spec.limits.inactivity_timeout_ms),
+        "DAC_MAX_ATTEMPTS": str(spec.limits.max_attempts),
+    }
+    if fast_kafka:
+        env.update(DAC_KAFKA_FETCH_MAX_WAIT_MS="5", DAC_KAFKA_SESSION_TIMEOUT_MS="2000")
+    return env
+
+
+def agent_command_line(spec: DeploySpec) -> str:
+    """The agent command as the worker reads it: shell-quoted, placeholders left bare."""
+    return " ".join(part if part in {"{prompt}", "{python}"} else shlex.quote(part) for part in spec.agent_command)
+
+
+def worker_env(spec: DeploySpec, *, url: str, token: str, worker_id: str, credential_file: str) -> dict[str, str]:
+    env = {
+        "DAC_ORCHESTRATOR_URL": url,
+        "DAC_WORKER_TOKEN": token,
+        "DAC_WORKER_ID": worker_id,
+        "DAC_AGENT_COMMAND": agent_command_line(spec),
+        "DAC_CREDENTIAL_FILE": credential_file,
+    }
+    if spec.agent_passthrough:
+        env["DAC_AGENT_PASSTHROUGH"] = ",".join(spec.agent_passthrough)
+    return env

@@ -1,0 +1,88 @@
+"""What a deployment looks like right now: every recorded resource checked live, plus the
+orchestrator's own view of its workers and executions.
+
+The state store says what should exist; only a live check says what does. ``status`` never trusts the
+recorded status alone, so after a crash it reports ``degraded`` (and which part died) rather than the
+``running`` that the last deploy wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+
+from .engine import context_for, provider_for, spec_of
+from .state import StateStore
+
+
+@dataclass
+class ResourceStatus:
+    kind: str
+    name: str
+    id: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class DeploymentStatus:
+    name: str
+    provider: str
+    #: Checked live: running (everything healthy), degraded (something is not), down (nothing is).
+    state: str
+    #: What the last deploy or destroy wrote: running, deploying, failed, destroying.
+    last_operation: str
+    url: str | None
+    resources: list[ResourceStatus]
+    workers: list[dict[str, Any]] = field(default_factory=list)
+    executions: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def _orchestrator_view(url: str, api_key: str) -> tuple[list[dict[str, Any]], dict[str, int], str | None]:
+    headers = {"Authorization": f"Bearer {api_key}"}
+    try:
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=5) as client:
+            workers = (await client.get("/api/workers")).raise_for_status().json()["workers"]
+            counts = (await client.get("/api/executions", params={"limit": 1})).raise_for_status().json()["counts"]
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        return [], {}, f"orchestrator API: {type(exc).__name__}"
+    return workers, counts, None
+
+
+async def status_async(name: str = "default", store: StateStore | None = None) -> DeploymentStatus:
+    store = store or StateStore()
+    spec = spec_of(store, name)
+    record = store.deployment(name) or {}
+    provider = provider_for(spec.provider)
+    ctx = context_for(store, spec)
+    resources = list(ctx.resources.values())
+    healths = await asyncio.gather(*(provider.query(ctx, r) for r in resources))
+    rows = [ResourceStatus(r.kind, r.name, r.id, h.ok, h.detail) for r, h in zip(resources, healths, strict=True)]
+    problems = [f"{r.name}: {r.detail}" for r in rows if not r.ok]
+    url = provider.endpoint(ctx)
+    workers: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+    orchestrator_ok = any(r.kind == "orchestrator" and r.ok for r in rows)
+    if url and orchestrator_ok:
+        workers, counts, problem = await _orchestrator_view(url, ctx.secrets.owner_api_key)
+        if problem:
+            problems.append(problem)
+    if rows and all(r.ok for r in rows) and not problems:
+        state = "running"
+    elif any(r.ok for r in rows):
+        state = "degraded"
+    else:
+        state = "down"
+    last = str(record.get("status", ""))
+    return DeploymentStatus(name, spec.provider, state, last, url, rows, workers, counts, problems)
+
+
+def status(name: str = "default", store: StateStore | None = None) -> DeploymentStatus:
+    return asyncio.run(status_async(name, store))
