@@ -130,7 +130,6 @@ def load_spec(data: dict[str, Any] | None = None, *, source: str | None = None, 
         except ValueError as exc:
             problems.append(f"agent-command: not a valid command line: {exc}")
             del raw["agent-command"]
-    problems: list[str] = []
     fields = {f.encode_name: f for f in msgspec.structs.fields(DeploySpec)}
     for key in raw:
         if key not in fields:

@@ -72,3 +72,11 @@ def test_bad_files(tmp_path, name, content, fragment):
 def test_no_secret_fields_exist():
     names = {f for f in DeploySpec.__struct_fields__} | set(DeploySpec().kafka.__struct_fields__)
     assert "password" not in names and "password_env" in names
+
+
+def test_agent_command_accepts_a_preset_name_a_command_line_or_a_list():
+    from dac_provision.spec import AGENTS
+
+    assert load_spec(agent_command="stand-in").agent_command == AGENTS["stand-in"]
+    assert load_spec(agent_command="my-agent --fast '{prompt}'").agent_command == ["my-agent", "--fast", "{prompt}"]
+    assert load_spec(agent_command=["a", "{prompt}"]).agent_command == ["a", "{prompt}"]

@@ -1,0 +1,54 @@
+"""The plan is pure: spec in, ordered resources out; these pin each target's shape."""
+
+from __future__ import annotations
+
+import pytest
+
+from dac_provision.plan import Desired, PlanError, levels, plan
+from dac_provision.spec import load_spec
+
+
+def test_embedded_default_plans_broker_topics_orchestrator_then_workers():
+    desired = plan(load_spec(workers=3))
+    assert [(d.kind, d.name) for d in desired] == [
+        ("broker", "broker"),
+        ("kafka-topics", "topics"),
+        ("orchestrator", "orchestrator"),
+        ("worker", "worker-1"),
+        ("worker", "worker-2"),
+        ("worker", "worker-3"),
+    ]
+    waves = levels(desired)
+    assert [[d.name for d in wave] for wave in waves] == [
+        ["broker"],
+        ["topics"],
+        ["orchestrator"],
+        ["worker-1", "worker-2", "worker-3"],  # started together
+    ]
+    # A new in-memory broker has no topics and no consumer group: both must be redone with it.
+    by_name = {d.name: d for d in desired}
+    assert by_name["topics"].follows == ("broker",) and by_name["orchestrator"].follows == ("broker",)
+    assert by_name["worker-1"].follows == ()  # workers reconnect on their own
+
+
+def test_external_kafka_has_no_broker_and_nothing_follows_it():
+    desired = plan(load_spec(workers=0, kafka={"bootstrap": "kafka:9092"}))
+    assert [d.name for d in desired] == ["topics", "orchestrator"]
+    assert all(d.follows == () for d in desired)
+
+
+def test_plan_is_deterministic():
+    spec = load_spec(workers=5)
+    assert plan(spec) == plan(spec)
+
+
+def test_unavailable_provider_is_a_clear_error():
+    with pytest.raises(PlanError, match="provider 'cloud' is not available"):
+        plan(load_spec(provider="cloud", kafka={"bootstrap": "k:9092"}))
+
+
+def test_levels_reject_a_dependency_the_plan_lacks_or_lists_later():
+    with pytest.raises(PlanError, match="depends on ghost"):
+        levels([Desired("worker", "w", after=("ghost",))])
+    with pytest.raises(PlanError, match="listed before b"):
+        levels([Desired("x", "a", after=("b",)), Desired("x", "b")])
