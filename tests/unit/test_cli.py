@@ -92,8 +92,18 @@ def test_debug_shows_the_real_exception(state_dir):
 
 @pytest.mark.parametrize(
     "command",
-    [["deploy"], ["status"], ["list"], ["exec"], ["logs"], ["cancel"], ["destroy"], ["workers", "add"],
-     ["workers", "remove"], ["workers", "list"]],
+    [
+        ["deploy"],
+        ["status"],
+        ["list"],
+        ["exec"],
+        ["logs"],
+        ["cancel"],
+        ["destroy"],
+        ["workers", "add"],
+        ["workers", "remove"],
+        ["workers", "list"],
+    ],
 )
 def test_every_command_has_help_with_an_example(command):
     result = run(*command, "--help")

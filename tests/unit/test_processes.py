@@ -28,7 +28,9 @@ def test_spawn_logs_and_stop_terminates(tmp_path):
 
 
 def test_sigkill_after_grace_when_sigterm_is_ignored(tmp_path):
-    script = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(9)"
+    script = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(9)"
+    )
     log = tmp_path / "stubborn.log"
     handle = processes.spawn([sys.executable, "-c", script], {}, log, tmp_path)
     wait_for_text(log, "ready")
