@@ -185,7 +185,7 @@ def list_deployments(as_json: bool) -> None:
         click.echo(json.dumps([{k: r.get(k) for k in ("name", "provider", "status")} for r in rows]))
         return
     for row in rows:
-        out.print(f"{row['name']}\t{row['provider']}\t{row['status']}")
+        click.echo(f"{row['name']}\t{row['provider']}\t{row['status']}")
 
 
 def _client(name: str) -> Client:
@@ -402,7 +402,7 @@ def workers_list(name: str, as_json: bool) -> None:
         click.echo(json.dumps(rows))
         return
     for row in sorted(rows, key=lambda r: r["workerId"]):
-        out.print(f"{row['workerId']}\t{row['state']}\t{row['executionId'] or '-'}")
+        click.echo(f"{row['workerId']}\t{row['state']}\t{row['executionId'] or '-'}")
 
 
 @main.command()

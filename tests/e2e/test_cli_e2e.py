@@ -1,0 +1,118 @@
+"""The embedded default end to end through the CLI: deploy, status, exec, cancel, scale, heal, destroy."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from dac_provision.providers import processes
+
+pytestmark = pytest.mark.integration
+
+
+def assert_gone(handles, ports):
+    assert handles and ports
+    for handle in handles:
+        assert not processes.alive(handle), f"process {handle.pid} survived destroy"
+    for port in ports:
+        assert not processes.port_open(port), f"port {port} still listening after destroy"
+
+
+def wait_running(cli, name, execution_id, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        workers = cli.status(name)["workers"]
+        if any(w["executionId"] == execution_id and w["state"] == "executing" for w in workers):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{execution_id} never started")
+
+
+def test_deploy_exec_cancel_scale_destroy(cli):
+    deployed = cli.ok("deploy", "--name", "e2e", "--agent", "stand-in", "--workers", "2")
+    assert "(6/6) ready" in deployed.stderr and "deployed e2e" in deployed.stderr
+
+    report = cli.status("e2e")
+    assert report["state"] == "running"
+    assert sorted(w["workerId"] for w in report["workers"]) == ["e2e-worker-1", "e2e-worker-2"]
+    assert all(w["state"] == "idle" for w in report["workers"])
+
+    ran = cli("exec", "--name", "e2e", "lines:3 hello")
+    assert ran.returncode == 0, ran.stderr
+    # stream-json rendered as text, in order, nothing lost or repeated
+    assert ran.stdout.startswith("echo: lines:3 hello\n::persona:: persona_action")
+    assert ran.stdout.endswith("line 1\nline 2\nline 3\n[success, 1 turns, $0.0012]\n")
+    raw = cli("exec", "--name", "e2e", "--raw", "lines:2")
+    assert raw.returncode == 0 and raw.stdout.count('"type": "assistant"') == 4  # echo, persona, 2 lines
+
+    failing = cli("exec", "--name", "e2e", "exit:3")
+    assert failing.returncode == 3  # the agent's exit code
+
+    long_id = cli.ok("exec", "--name", "e2e", "--detach", "sleep:60").stdout.strip()
+    wait_running(cli, "e2e", long_id)
+    cli.ok("cancel", "--name", "e2e", long_id)
+    followed = cli("logs", "--name", "e2e", "-f", long_id)
+    assert followed.returncode == 130 and "echo: sleep:60" in followed.stdout
+    assert cli("cancel", "--name", "e2e", long_id).returncode == 1  # already finished: a clear refusal
+
+    cli.ok("workers", "add", "1", "--name", "e2e")
+    assert len([w for w in cli.status("e2e")["workers"] if w["state"] == "idle"]) == 3
+    cli.ok("workers", "remove", "2", "--name", "e2e")
+    report = cli.status("e2e")
+    assert [w["workerId"] for w in report["workers"]] == ["e2e-worker-1"]
+    assert report["executions"] == {"completed": 2, "failed": 1, "cancelled": 1}
+
+    handles, ports = cli.footprint("e2e")
+    destroyed = cli.ok("destroy", "--yes", "--name", "e2e")
+    assert "destroyed e2e" in destroyed.stderr
+    assert_gone(handles, ports)
+    assert cli("status", "--name", "e2e").returncode == 2
+    assert not (cli.state_dir / "deployments" / "e2e").exists()
+
+
+def test_killed_parts_are_healed_by_deploying_again(cli):
+    cli.ok("deploy", "--name", "heal", "--agent", "stand-in", "--workers", "1")
+    store_pids = {h.pid for h in cli.footprint("heal")[0]}
+    report = cli.status("heal")
+    by_name = {r["name"]: r for r in report["resources"]}
+    orchestrator = int(by_name["orchestrator"]["id"])
+    assert orchestrator in store_pids
+
+    os.kill(orchestrator, signal.SIGKILL)
+    time.sleep(0.2)
+    degraded = cli("status", "--json", "--name", "heal")
+    assert degraded.returncode == 1
+    assert '"state": "degraded"' in degraded.stdout and "orchestrator: process" in degraded.stdout
+
+    healed = cli.ok("deploy", "--name", "heal")
+    assert "orchestrator   started" in healed.stderr and "worker-1       ok, unchanged" in healed.stderr
+    assert cli.status("heal")["state"] == "running"
+    assert cli("exec", "--name", "heal", "lines:1").returncode == 0
+
+    # The broker holds topics and consumer groups in memory: with it, topics and orchestrator restart too.
+    broker = int({r["name"]: r for r in cli.status("heal")["resources"]}["broker"]["id"])
+    os.kill(broker, signal.SIGKILL)
+    healed = cli.ok("deploy", "--name", "heal")
+    for part in ("broker", "topics", "orchestrator"):
+        assert f"{part:<14} started" in healed.stderr
+    assert cli.status("heal")["state"] == "running"
+    assert cli("exec", "--name", "heal", "lines:1").returncode == 0
+
+    again = cli.ok("deploy", "--name", "heal")  # healthy: nothing changes
+    assert again.stderr.count("ok, unchanged") == 4
+
+
+def test_named_deployments_coexist_on_distinct_ports(cli):
+    cli.ok("deploy", "--name", "one", "--agent", "stand-in", "--workers", "1")
+    cli.ok("deploy", "--name", "two", "--agent", "stand-in", "--workers", "1")
+    one, two = cli.footprint("one"), cli.footprint("two")
+    assert not set(one[1]) & set(two[1])
+    listed = cli.ok("list").stdout
+    assert "one\tlocal\trunning" in listed and "two\tlocal\trunning" in listed
+    cli.ok("destroy", "--yes", "--name", "one")
+    assert_gone(*one)
+    assert cli.status("two")["state"] == "running"
+    assert cli("exec", "--name", "two", "lines:1").returncode == 0
