@@ -10,6 +10,7 @@ async with deployment.client() as client:
 destroy(deployment.name)
 """
 
+from .agent_text import AgentText
 from .client import Client, ClientError, Execution, Output, Result
 from .engine import (
     DeployError,
@@ -28,6 +29,7 @@ from .status import DeploymentStatus, status, status_async
 __version__ = "0.1.0"
 
 __all__ = [
+    "AgentText",
     "Client",
     "ClientError",
     "DeployError",

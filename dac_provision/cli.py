@@ -20,9 +20,10 @@ import click
 from rich.console import Console
 
 from . import engine
+from .agent_text import AgentText
 from .client import Client, ClientError, Output
 from .engine import DeployError
-from .render_cli import AgentText, StepPrinter, status_table
+from .render_cli import StepPrinter, status_table
 from .spec import SpecError, load_spec, load_spec_file
 from .state import StateError, StateStore
 from .status import status_async

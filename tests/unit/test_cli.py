@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from dac_provision.agent_text import AgentText
 from dac_provision.cli import main
-from dac_provision.render_cli import AgentText
 from dac_provision.state import StateStore
 
 

@@ -1,0 +1,57 @@
+"""A host application: deploy the embedded default, run three executions at once, tear it all down.
+
+    python examples/host_app.py            # uses the stand-in agent; no account needed
+    python examples/host_app.py --keep     # leave the deployment running afterwards
+
+The same Client code works against a cloud deployment: only the deployment (its URL and key) differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from dac_provision import AgentText, Client, Execution, Progress, deploy_async, destroy_async, load_spec
+
+PROMPTS = {
+    "reviewer": "lines:3 review the change",
+    "planner": "sleep:0.5 lines:2 plan the sprint",
+    "writer": "event:user_message lines:1 draft the release notes",
+}
+
+
+async def collect(persona: str, execution: Execution) -> str:
+    """Stream one execution's output, tagging each line with its persona so the interleaving shows."""
+    text = AgentText()  # Claude Code's stream-json (the stand-in speaks it too) as readable text
+    async for item in execution:
+        if item.kind == "stdout":
+            for line in text.feed(item.text).splitlines():
+                print(f"[{persona}] {line}")
+        elif item.kind == "event":
+            print(f"[{persona}] event {item.event_type}")
+    result = await execution.wait()
+    return f"{persona}: {result.status} (exit {result.exit_code}, {result.duration_ms} ms)"
+
+
+def show_progress(event: Progress) -> None:
+    if event.state != "start":
+        print(f"({event.step}/{event.total}) {event.name}: {event.state}")
+
+
+async def main(keep: bool) -> int:
+    spec = load_spec(name="host-app", workers=3, agent_command="stand-in")
+    deployment = await deploy_async(spec, on_progress=show_progress)
+    try:
+        async with Client(deployment.url, deployment.api_key) as client:
+            executions = {persona: await client.execute(persona, prompt) for persona, prompt in PROMPTS.items()}
+            summaries = await asyncio.gather(*(collect(p, e) for p, e in executions.items()))
+        print("\n".join(summaries))
+        return 0 if all(": completed" in s for s in summaries) else 1
+    finally:
+        if not keep:
+            await destroy_async(deployment.name)
+            print(f"destroyed {deployment.name}")
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(keep="--keep" in sys.argv)))
