@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
-"""Developer entry point that needs nothing but python3: ``python3 tools/dev.py test``.
+"""Entry points that need nothing but python3.
 
-It creates ``.venv`` beside the repo, installs both distributions (the runtime and the provisioning
-library) with their test extras, checks lint, and runs the whole test suite against a real broker.
+    python3 tools/dev.py demo [--keep]   deploy the embedded default, run one execution, tear down
+    python3 tools/dev.py test [ARGS]     install with test extras, lint, run the whole suite
+    python3 tools/dev.py setup           just create ``.venv`` with both packages
+
+Each creates ``.venv`` beside the repo and installs both distributions (the runtime and the
+provisioning library) into it; nothing is installed anywhere else.
 """
 
 from __future__ import annotations
@@ -23,11 +27,30 @@ def run(*cmd: str | Path) -> None:
     subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True)
 
 
-def ensure_env() -> None:
+def ensure_env(extras: str = "[test]") -> None:
     if not (BIN / "python").exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
     run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", "./runtime", "-e", ".[test]")
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", "./runtime", "-e", f".{extras}")
+
+
+def demo(keep: bool) -> int:
+    """The whole system on this machine with the stand-in agent: deploy, one streamed execution, destroy."""
+    ensure_env(extras="")
+    cli = [str(BIN / "dac-provision")]
+    name = ["--name", "demo"]
+    run(*cli, "deploy", *name, "--agent", "stand-in", "--workers", "2")
+    try:
+        run(*cli, "status", *name)
+        print("+ dac-provision exec --name demo --events 'lines:3 Hello from a DAC worker'", flush=True)
+        code = subprocess.run([*cli, "exec", *name, "--events", "lines:3 Hello from a DAC worker"], cwd=ROOT).returncode
+    finally:
+        if keep:
+            print(f"left running; try: {BIN / 'dac-provision'} exec --name demo 'lines:2 hi'", flush=True)
+            print(f"tear down with:    {BIN / 'dac-provision'} destroy --name demo --yes", flush=True)
+        else:
+            run(*cli, "destroy", *name, "--yes")
+    return code
 
 
 def test(extra: list[str]) -> int:
@@ -39,10 +62,12 @@ def test(extra: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"test", "setup"}:
-        print("usage: python3 tools/dev.py test [pytest args...] | setup", file=sys.stderr)
+    if not argv or argv[0] not in {"test", "setup", "demo"}:
+        print("usage: python3 tools/dev.py demo [--keep] | test [pytest args...] | setup", file=sys.stderr)
         return 2
     try:
+        if argv[0] == "demo":
+            return demo(keep="--keep" in argv[1:])
         if argv[0] == "setup":
             ensure_env()
             return 0
