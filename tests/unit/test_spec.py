@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dac_provision.spec import DeploySpec, SpecError, load_spec, load_spec_file
@@ -80,3 +82,11 @@ def test_agent_command_accepts_a_preset_name_a_command_line_or_a_list():
     assert load_spec(agent_command="stand-in").agent_command == AGENTS["stand-in"]
     assert load_spec(agent_command="my-agent --fast '{prompt}'").agent_command == ["my-agent", "--fast", "{prompt}"]
     assert load_spec(agent_command=["a", "{prompt}"]).agent_command == ["a", "{prompt}"]
+
+
+def test_the_readme_spec_example_is_valid_and_shows_the_defaults(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "deploy.toml"
+    path.write_text(example)
+    assert load_spec_file(path) == load_spec(agent_command="claude")
