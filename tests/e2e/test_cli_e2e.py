@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
 from dac_provision.providers import processes
+from dac_provision.state import StateStore
 
 pytestmark = pytest.mark.integration
 
@@ -116,3 +118,25 @@ def test_named_deployments_coexist_on_distinct_ports(cli):
     assert_gone(*one)
     assert cli.status("two")["state"] == "running"
     assert cli("exec", "--name", "two", "lines:1").returncode == 0
+
+
+def test_deployment_secrets_stay_out_of_argv_logs_and_world_readable_files(cli):
+    cli.ok("deploy", "--name", "sec", "--agent", "stand-in", "--workers", "1")
+    assert cli("exec", "--name", "sec", "lines:2").returncode == 0
+    store = StateStore(cli.state_dir)
+    secrets = [store.secret("sec", n) for n in ("master-key", "owner-api-key", "worker-token")]
+    store.close()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                argv = (proc / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            assert not any(s in argv for s in secrets), f"a secret is in the argv of pid {proc.name}"
+    directory = cli.state_dir / "deployments" / "sec"
+    for path in [*directory.rglob("*"), cli.state_dir / "state.db"]:
+        if path.is_file() and path.suffix != ".db":
+            text = path.read_text(errors="replace")
+            assert not any(s in text for s in secrets), f"a secret is in {path}"
+    assert (cli.state_dir / "state.db").stat().st_mode & 0o077 == 0
+    assert cli.state_dir.stat().st_mode & 0o077 == 0
