@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -93,6 +94,21 @@ def test_killed_parts_are_healed_by_deploying_again(cli):
     assert "orchestrator   started" in healed.stderr and "worker-1       ok, unchanged" in healed.stderr
     assert cli.status("heal")["state"] == "running"
     assert cli("exec", "--name", "heal", "lines:1").returncode == 0
+
+    # Something else took the orchestrator's port while it was down: a clear failure, then a heal once freed.
+    by_name = {r["name"]: r for r in cli.status("heal")["resources"]}
+    os.kill(int(by_name["orchestrator"]["id"]), signal.SIGKILL)
+    port = int(cli.status("heal")["url"].rsplit(":", 1)[1])
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        blocked = cli("deploy", "--name", "heal")
+    assert blocked.returncode == 1
+    assert f"port {port} on 127.0.0.1 is taken by another process" in blocked.stderr
+    assert "Traceback" not in blocked.stderr
+    cli.ok("deploy", "--name", "heal")
+    assert cli.status("heal")["state"] == "running"
 
     # The broker holds topics and consumer groups in memory: with it, topics and orchestrator restart too.
     broker = int({r["name"]: r for r in cli.status("heal")["resources"]}["broker"]["id"])
