@@ -38,5 +38,10 @@ def system(broker, topics, tmp_path):
         return orch, started["workers"]
 
     yield start
+    # Tests append workers to the returned list and restart the orchestrator (a new orch.proc):
+    # stop what is there now, not only what start() created.
+    if started:
+        procs.extend(started["workers"])
+        procs.append(started["orch"].proc)
     for proc in procs:
         harness.stop_process(proc)
