@@ -64,3 +64,31 @@ async def test_silent_worker_is_reaped(system):
         closed = await ws.receive(timeout=10)  # no heartbeats sent: the orchestrator hangs up
         assert closed.type in {aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED}
     await wait_workers(orch, 1, state="offline")
+
+
+async def test_single_use_registration_token_admits_one_machine_which_then_lives_on_its_credential(system):
+    orch, workers = system(workers=0)
+    async with orch.client() as client:
+        minted = await client.post("/api/worker-tokens", json={"uses": 1, "ttlSeconds": 600})
+        assert minted.status_code == 201 and minted.json()["token"].startswith("dacr_")
+        token = minted.json()["token"]
+        assert (await client.post("/api/worker-tokens", json={"uses": 0})).status_code == 400
+    first = start_worker(orch, "boot-1", DAC_WORKER_TOKEN=token)
+    workers.append(first)
+    await wait_workers(orch, 1)
+    assert (orch.workdir / "boot-1.credential").exists()  # exchanged on hello
+
+    # A second machine holding the same (spent) token is turned away.
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(orch.ws_url, headers={"Authorization": f"Bearer {token}"})
+        assert refused.value.status == 401
+
+    # The first worker restarts (a reboot) with the spent token still in its environment: its credential wins.
+    first.send_signal(signal.SIGTERM)
+    await asyncio.to_thread(first.wait, 10)
+    workers.append(start_worker(orch, "boot-1", DAC_WORKER_TOKEN=token))
+    await wait_workers(orch, 1)
+    async with orch.client() as client:
+        execution_id = await submit(client, "lines:1")
+        assert (await wait_terminal(client, execution_id))["status"] == "completed"

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import msgspec
 from aiohttp import web
 
+from ..crypto import new_token
 from ..protocol import TERMINAL_STATUSES, Id, PositiveInt
 from ..records import CredentialName, ExecRequest, Status
 from .vault import ROLES
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 ORCH_KEY: web.AppKey[Orchestrator] = web.AppKey("orchestrator")
 PUBLIC = {"/healthz", "/metrics", "/openapi.json", "/ws/worker"}
-OWNER_ONLY = ("/api/token", "/api/credentials", "/api/team")
+OWNER_ONLY = ("/api/token", "/api/credentials", "/api/team", "/api/worker-tokens")
 
 
 class _Body(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
@@ -53,6 +54,11 @@ class TokenBody(_Body):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
 
 
+class WorkerTokenBody(_Body):
+    uses: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
+    ttl_seconds: Annotated[int, msgspec.Meta(ge=60, le=7 * 24 * 3600)] = 24 * 3600
+
+
 class MemberBody(_Body):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     role: str = "member"
@@ -62,7 +68,7 @@ def error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status)
 
 
-async def decode_body(request: web.Request, kind: type[T]) -> T:
+async def decode_body(request: web.Request, kind: type[T], empty_ok: bool = False) -> T:
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -70,6 +76,8 @@ async def decode_body(request: web.Request, kind: type[T]) -> T:
             413, "body_too_large", f"request body exceeds {request.app[ORCH_KEY].settings.max_body_bytes} bytes"
         ) from None
     if not raw:
+        if empty_ok:
+            return kind()
         raise _ApiError(400, "empty_body", "a JSON body is required")
     try:
         return msgspec.json.decode(raw, type=kind)
@@ -318,6 +326,16 @@ async def remove_member(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def create_worker_token(request: web.Request) -> web.Response:
+    """A registration token for machines booted with it in their user data: limited uses, short life,
+    exchanged on the worker's first hello for a per-worker credential, so nothing long-lived rides along."""
+    body = await decode_body(request, WorkerTokenBody, empty_ok=True)
+    token = new_token("dacr_")
+    request.app[ORCH_KEY].vault.add_registration_token(token, uses=body.uses, ttl_s=body.ttl_seconds)
+    expires = time.time() + body.ttl_seconds
+    return web.json_response({"token": token, "uses": body.uses, "expiresAt": expires}, status=201)
+
+
 def routes() -> list[web.RouteDef]:
     return [
         web.post("/api/execute", execute),
@@ -332,6 +350,7 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/credentials", list_credentials),
         web.put("/api/credentials/{name}", put_credential),
         web.delete("/api/credentials/{name}", delete_credential),
+        web.post("/api/worker-tokens", create_worker_token),
         web.get("/api/team", list_team),
         web.post("/api/team", add_member),
         web.delete("/api/team/{id}", remove_member),
