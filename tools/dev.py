@@ -12,6 +12,7 @@ provisioning library) into it; nothing is installed anywhere else.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -53,8 +54,18 @@ def demo(keep: bool) -> int:
     return code
 
 
+def ensure_cloud_init() -> None:
+    """The user-data tests run the real ``cloud-init schema``; install Debian's package when we can."""
+    if shutil.which("cloud-init") or not shutil.which("apt-get") or os.geteuid() != 0:
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "cloud-init"], check=False, env=env)
+
+
 def test(extra: list[str]) -> int:
     ensure_env()
+    ensure_cloud_init()
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")

@@ -8,6 +8,7 @@ Secret values are accepted here and never returned: reads show names and timesta
 from __future__ import annotations
 
 import json
+import re
 import time
 import typing
 import uuid
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 ORCH_KEY: web.AppKey[Orchestrator] = web.AppKey("orchestrator")
 PUBLIC = {"/healthz", "/metrics", "/openapi.json", "/ws/worker"}
+BUNDLE_NAME = re.compile(r"[A-Za-z0-9_.-]+\.whl")
 OWNER_ONLY = ("/api/token", "/api/credentials", "/api/team", "/api/worker-tokens")
 
 
@@ -97,7 +99,7 @@ class _ApiError(Exception):
 async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     orch = request.app[ORCH_KEY]
     try:
-        if request.path not in PUBLIC:
+        if request.path not in PUBLIC and not request.path.startswith("/bundle/"):
             auth = request.headers.get("Authorization", "")
             key = orch.vault.authenticate(auth[7:].strip()) if auth.startswith("Bearer ") else None
             if key is None:
@@ -336,6 +338,16 @@ async def create_worker_token(request: web.Request) -> web.Response:
     return web.json_response({"token": token, "uses": body.uses, "expiresAt": expires}, status=201)
 
 
+async def get_bundle(request: web.Request) -> web.StreamResponse:
+    """The runtime wheel that new worker machines install (public: code, not secrets; the machine checks
+    its sha256 from its user data). Served only when DAC_BUNDLE_DIR is set, and only ``*.whl`` files."""
+    directory = request.app[ORCH_KEY].settings.bundle_dir
+    name = request.match_info["name"]
+    if directory is None or not BUNDLE_NAME.fullmatch(name) or not (directory / name).is_file():
+        raise _ApiError(404, "not_found", f"no bundle {name!r}")
+    return web.FileResponse(directory / name, headers={"Content-Type": "application/octet-stream"})
+
+
 def routes() -> list[web.RouteDef]:
     return [
         web.post("/api/execute", execute),
@@ -354,6 +366,7 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/team", list_team),
         web.post("/api/team", add_member),
         web.delete("/api/team/{id}", remove_member),
+        web.get("/bundle/{name}", get_bundle),
         web.get("/healthz", healthz),
         web.get("/metrics", metrics),
         web.get("/openapi.json", openapi),

@@ -15,6 +15,7 @@ Environment (secrets may also come from ``NAME_FILE``; they are removed from the
     DAC_ACCEPT_TIMEOUT_MS      a worker must accept an assignment within this (default 10000)
     DAC_DEFAULT_TIMEOUT_MS / DAC_DEFAULT_MAX_OUTPUT_BYTES / DAC_INACTIVITY_TIMEOUT_MS / DAC_MAX_ATTEMPTS
     DAC_KAFKA_FETCH_MAX_WAIT_MS / DAC_KAFKA_SESSION_TIMEOUT_MS / DAC_CONSUMER_GROUP
+    DAC_BUNDLE_DIR             serve the runtime wheels in this folder at /bundle/NAME.whl (for new workers)
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Settings:
     fetch_max_wait_ms: int = 100
     session_timeout_ms: int = 10_000
     max_body_bytes: int = 1024 * 1024
+    bundle_dir: Path | None = None
 
 
 def load_settings(reader: EnvReader) -> Settings:
@@ -91,6 +93,7 @@ def load_settings(reader: EnvReader) -> Settings:
         fetch_max_wait_ms=reader.int("DAC_KAFKA_FETCH_MAX_WAIT_MS", 100, minimum=1, maximum=10_000),
         session_timeout_ms=reader.int("DAC_KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=1_000),
         max_body_bytes=reader.int("DAC_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
+        bundle_dir=Path(bundle) if (bundle := reader.str("DAC_BUNDLE_DIR")) else None,
     )
     if settings.heartbeat_timeout_ms <= settings.heartbeat_interval_ms:
         reader.problems.append("DAC_HEARTBEAT_TIMEOUT_MS must be larger than DAC_HEARTBEAT_INTERVAL_MS")

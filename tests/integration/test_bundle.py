@@ -1,0 +1,41 @@
+"""The runtime wheel new machines install: built once, checksummed, served by the orchestrator without auth."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+
+import httpx
+import pytest
+
+from dac_provision.bundle import BundleError, runtime_wheel
+
+pytestmark = pytest.mark.integration
+
+
+def test_wheel_is_built_with_its_checksum_and_a_prebuilt_one_can_be_named(tmp_path, monkeypatch):
+    bundle = runtime_wheel(tmp_path / "out")
+    assert bundle.filename.startswith("dac_runtime-") and bundle.filename.endswith(".whl")
+    assert bundle.sha256 == hashlib.sha256(bundle.path.read_bytes()).hexdigest()
+    names = zipfile.ZipFile(bundle.path).namelist()
+    assert "dac_runtime/worker/__main__.py" in names and not any(n.startswith("dac_provision") for n in names)
+
+    monkeypatch.setenv("DAC_RUNTIME_WHEEL", str(bundle.path))
+    again = runtime_wheel(tmp_path / "elsewhere")
+    assert again.sha256 == bundle.sha256
+    monkeypatch.setenv("DAC_RUNTIME_WHEEL", str(tmp_path / "missing.whl"))
+    with pytest.raises(BundleError, match="is not a wheel file"):
+        runtime_wheel(tmp_path / "x")
+
+
+async def test_orchestrator_serves_the_bundle_publicly_and_nothing_else(system, tmp_path):
+    bundle = runtime_wheel(tmp_path / "bundle")
+    (tmp_path / "bundle" / "notes.txt").write_text("not a wheel")
+    orch, _ = system(workers=0, DAC_BUNDLE_DIR=str(tmp_path / "bundle"))
+    async with httpx.AsyncClient(base_url=orch.url) as anonymous:
+        served = await anonymous.get(f"/bundle/{bundle.filename}")
+        assert served.status_code == 200
+        assert hashlib.sha256(served.content).hexdigest() == bundle.sha256
+        for name in ("notes.txt", "..%2Forchestrator.db", "missing.whl"):
+            assert (await anonymous.get(f"/bundle/{name}")).status_code == 404
+        assert (await anonymous.get("/api/workers")).status_code == 401  # only the bundle is public
