@@ -20,8 +20,8 @@ import click
 from rich.console import Console
 
 from . import engine
-from .agent_text import AgentText
-from .client import Client, ClientError, Output
+from .cli_follow import CANCELLED, stream_execution
+from .client import Client, ClientError
 from .engine import DeployError
 from .render_cli import StepPrinter, status_table
 from .spec import SpecError, load_spec, load_spec_file
@@ -31,7 +31,6 @@ from .status import status_async
 F = TypeVar("F", bound=Callable[..., Any])
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
-TIMED_OUT, CANCELLED = 124, 130
 
 
 class Failure(click.ClickException):
@@ -193,47 +192,6 @@ def _client(name: str) -> Client:
     return Client.for_deployment(name)
 
 
-def _emit(item: Output, as_json: bool, show_events: bool, text: AgentText | None) -> None:
-    if as_json:
-        click.echo(json.dumps(item.__dict__))
-    elif item.kind == "stdout":
-        sys.stdout.write(text.feed(item.text) if text else item.text)
-        sys.stdout.flush()
-    elif item.kind == "stderr":
-        sys.stderr.write(item.text)
-        sys.stderr.flush()
-    elif item.kind == "event" and show_events:
-        err.print(f"[cyan]event[/] {item.event_type} {json.dumps(item.payload)}", soft_wrap=True)
-
-
-def _exit_code(status: str, exit_code: int | None) -> int:
-    if status == "timed_out":
-        return TIMED_OUT
-    if status == "cancelled":
-        return CANCELLED
-    if exit_code is not None:
-        return exit_code
-    return 0 if status == "completed" else 1
-
-
-async def _follow(client: Client, execution_id: str, as_json: bool, events: bool, replay_only: bool, raw: bool) -> int:
-    execution = client.execution(execution_id)
-    text = None if raw or as_json else AgentText()
-    async for item in execution:
-        if item.kind == "lifecycle":
-            if replay_only or item.status in {"completed", "failed", "cancelled", "timed_out"}:
-                break
-            continue
-        _emit(item, as_json, events, text)
-    if text is not None:
-        sys.stdout.write(text.flush())
-    result = await client.get(execution_id)
-    if result["status"] not in {"completed", "cancelled"} and not as_json:
-        reason = f": {result['reason']}" if result.get("reason") else ""
-        err.print(f"[yellow]{execution_id} {result['status']}[/]{reason}", soft_wrap=True)
-    return _exit_code(result["status"], result["exitCode"])
-
-
 @main.command(name="exec")
 @name_option
 @click.argument("prompt")
@@ -273,7 +231,7 @@ def exec_(
                 click.echo(json.dumps({"executionId": execution.id}) if as_json else execution.id)
                 return 0
             try:
-                return await _follow(client, execution.id, as_json, events, replay_only=False, raw=raw)
+                return await stream_execution(err, client, execution.id, as_json, events, replay_only=False, raw=raw)
             except asyncio.CancelledError:
                 await client.cancel(execution.id)
                 err.print(f"cancelled {execution.id}")
@@ -305,7 +263,7 @@ def logs(name: str, execution_id: str, follow: bool, events: bool, raw: bool, as
 
     async def run() -> int:
         async with _client(name) as client:
-            code = await _follow(client, execution_id, as_json, events, replay_only=not follow, raw=raw)
+            code = await stream_execution(err, client, execution_id, as_json, events, replay_only=not follow, raw=raw)
             return code if follow else 0
 
     sys.exit(asyncio.run(run()))
