@@ -127,6 +127,8 @@ def deploy(
     overrides: dict[str, Any] = {"provider": provider, "workers": workers, "agent_command": agent}
     if spec_file is not None:
         spec = load_spec_file(spec_file, **overrides)
+        if spec.name == "default" and name != "default":  # the file leaves the name to the flag
+            spec = load_spec(spec.to_dict(), name=name)
     else:
         store = StateStore()
         record = store.deployment(name)

@@ -121,3 +121,10 @@ def test_agent_text_renders_stream_json_across_split_chunks():
     renderer = AgentText()
     out = "".join(renderer.feed(stream[i : i + 7]) for i in range(0, len(stream), 7)) + renderer.flush()
     assert out == "hello\n→ Bash\nplain text line\n[success, 2 turns, $0.5000]\ntail without newline\n"
+
+
+def test_name_flag_and_spec_file_name_must_agree(state_dir, tmp_path):
+    spec = tmp_path / "deploy.toml"
+    spec.write_text('name = "prod"\nworkers = 1\n')
+    result = run("deploy", "-f", str(spec), "--name", "staging")
+    assert result.exit_code == 2 and "--name staging disagrees with name = 'prod'" in result.stderr
