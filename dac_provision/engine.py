@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -99,6 +99,14 @@ class _Run:
             self.on_progress(Progress(step, self.total, name, state, elapsed, detail, str(log) if log else None))
 
 
+async def _every(steps: Iterable[Awaitable[None]]) -> None:
+    """Run the steps together and let each finish (so what succeeded is recorded), then raise the first error."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise failures[0]
+
+
 async def _converge(store: StateStore, ctx: Context, provider: Provider, run: _Run, desired: list[Desired]) -> None:
     replaced: set[str] = set()
 
@@ -124,10 +132,7 @@ async def _converge(store: StateStore, ctx: Context, provider: Provider, run: _R
         run.emit(step, item.name, "created", resource.id)
 
     for wave in levels(desired):
-        results = await asyncio.gather(*(one(item) for item in wave), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            raise failures[0]
+        await _every(one(item) for item in wave)
 
 
 async def _remove(store: StateStore, ctx: Context, provider: Provider, run: _Run, extra: list[Resource]) -> None:
@@ -139,10 +144,7 @@ async def _remove(store: StateStore, ctx: Context, provider: Provider, run: _Run
         ctx.resources.pop(resource.name, None)
         run.emit(step, resource.name, "removed")
 
-    results = await asyncio.gather(*(one(r) for r in extra), return_exceptions=True)
-    failures = [r for r in results if isinstance(r, BaseException)]
-    if failures:
-        raise failures[0]
+    await _every(one(r) for r in extra)
 
 
 async def deploy_async(
@@ -236,11 +238,11 @@ async def destroy_async(name: str, on_progress: OnProgress | None = None, store:
             run.emit(step, resource.name, "removed")
 
         for rank in sorted(waves, key=lambda r: (r != -1, -r)):
-            results = await asyncio.gather(*(one(r) for r in waves[rank]), return_exceptions=True)
-            failures = [r for r in results if isinstance(r, BaseException)]
-            if failures:
+            try:
+                await _every(one(r) for r in waves[rank])
+            except Exception as exc:
                 store.set_status(name, "failed")
-                raise DeployError(f"destroy stopped, run it again to finish: {failures[0]}")
+                raise DeployError(f"destroy stopped, run it again to finish: {exc}") from None
         shutil.rmtree(ctx.directory, ignore_errors=True)
         store.forget(name)
     return True
