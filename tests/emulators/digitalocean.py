@@ -47,6 +47,10 @@ def _error(status: int, ident: str, message: str, headers: dict[str, str] | None
     return web.json_response(body, status=status, headers=headers)
 
 
+def _not_found() -> web.Response:
+    return _error(404, "not_found", "The resource you were accessing could not be found.")
+
+
 @dataclass
 class DigitalOceanEmulator:
     boot_seconds: float = 0.2
@@ -131,7 +135,7 @@ class DigitalOceanEmulator:
                 match = re.fullmatch(pattern, path)
                 if match and verb == method:
                     return handler(request, body, *match.groups())
-        return _error(404, "not_found", "The resource you were accessing could not be found.")
+        return _not_found()
 
     def _table(self) -> list[tuple[str, str, Callable[..., web.Response]]]:
         return [
@@ -191,7 +195,7 @@ class DigitalOceanEmulator:
             if ident in (str(key_id), key["fingerprint"]):
                 del self.ssh_keys[key_id]
                 return web.Response(status=204)
-        return _error(404, "not_found", "The resource you were accessing could not be found.")
+        return _not_found()
 
     # --- droplets -------------------------------------------------------------------------------
 
@@ -277,12 +281,12 @@ class DigitalOceanEmulator:
     def _get_droplet(self, request: web.Request, body: Any, droplet_id: str) -> web.Response:
         droplet = self.droplets.get(int(droplet_id))
         if droplet is None:
-            return _error(404, "not_found", "The resource you were accessing could not be found.")
+            return _not_found()
         return web.json_response({"droplet": self._public(droplet)})
 
     def _delete_droplet(self, request: web.Request, body: Any, droplet_id: str) -> web.Response:
         if self.droplets.pop(int(droplet_id), None) is None:
-            return _error(404, "not_found", "The resource you were accessing could not be found.")
+            return _not_found()
         return web.Response(status=204)
 
     def _delete_by_tag(self, request: web.Request, body: Any) -> web.Response:
@@ -316,10 +320,10 @@ class DigitalOceanEmulator:
     def _get_firewall(self, request: web.Request, body: Any, firewall_id: str) -> web.Response:
         firewall = self.firewalls.get(firewall_id)
         if firewall is None:
-            return _error(404, "not_found", "The resource you were accessing could not be found.")
+            return _not_found()
         return web.json_response({"firewall": firewall})
 
     def _delete_firewall(self, request: web.Request, body: Any, firewall_id: str) -> web.Response:
         if self.firewalls.pop(firewall_id, None) is None:
-            return _error(404, "not_found", "The resource you were accessing could not be found.")
+            return _not_found()
         return web.Response(status=204)
