@@ -8,7 +8,9 @@ to their resources; computing them here once keeps the targets from drifting apa
 
 from __future__ import annotations
 
+import os
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .spec import DeploySpec
@@ -25,13 +27,21 @@ class Secrets:
 
 
 def orchestrator_env(
-    spec: DeploySpec, secrets: Secrets, *, bootstrap: str, host: str, port: int, db_path: str, fast_kafka: bool = False
+    spec: DeploySpec,
+    secrets: Secrets | None,
+    *,
+    bootstrap: str,
+    host: str,
+    port: int,
+    db_path: str,
+    fast_kafka: bool = False,
+    ca_path: str | None = None,
 ) -> dict[str, str]:
-    """``fast_kafka`` tunes fetch waits and group timeouts for a broker on the same machine."""
-    env = {
-        "DAC_MASTER_KEY": secrets.master_key,
-        "DAC_OWNER_API_KEY": secrets.owner_api_key,
-        "DAC_WORKER_TOKEN": secrets.worker_token,
+    """``fast_kafka`` tunes fetch waits and group timeouts for a broker on the same machine. Without
+    ``secrets`` the result holds no secret at all (a cloud target sends those through its secret store);
+    ``ca_path`` is where the Kafka CA file is on the orchestrator's machine."""
+    env = orchestrator_secrets(secrets) if secrets else {}
+    env |= {
         "DAC_KAFKA_BOOTSTRAP": bootstrap,
         "DAC_TOPIC_PREFIX": spec.kafka.topic_prefix,
         "DAC_CONSUMER_GROUP": f"dac-orchestrator-{spec.name}",
@@ -45,6 +55,30 @@ def orchestrator_env(
     }
     if fast_kafka:
         env.update(DAC_KAFKA_FETCH_MAX_WAIT_MS="5", DAC_KAFKA_SESSION_TIMEOUT_MS="2000")
+    kafka = spec.kafka
+    if kafka.security_protocol != "PLAINTEXT":
+        env["DAC_KAFKA_SECURITY_PROTOCOL"] = kafka.security_protocol
+    if kafka.sasl_mechanism:
+        env.update(DAC_KAFKA_SASL_MECHANISM=kafka.sasl_mechanism, DAC_KAFKA_USERNAME=kafka.username or "")
+    if kafka.ca_file and ca_path:
+        env["DAC_KAFKA_CA_FILE"] = ca_path
+    return env
+
+
+def kafka_password(spec: DeploySpec, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The SASL password, read from the variable the spec names at the moment it is needed."""
+    name = spec.kafka.password_env
+    return environ.get(name) if name else None
+
+
+def orchestrator_secrets(secrets: Secrets, kafka_password: str | None = None) -> dict[str, str]:
+    env = {
+        "DAC_MASTER_KEY": secrets.master_key,
+        "DAC_OWNER_API_KEY": secrets.owner_api_key,
+        "DAC_WORKER_TOKEN": secrets.worker_token,
+    }
+    if kafka_password:
+        env["DAC_KAFKA_PASSWORD"] = kafka_password
     return env
 
 

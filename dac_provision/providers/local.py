@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from ..plan import Desired, worker_names
-from ..runtime_env import orchestrator_env, worker_env
+from ..runtime_env import kafka_password, orchestrator_env, worker_env
 from . import kafka, processes
 from .base import Context, Health, ProviderError, Resource
 
@@ -140,7 +140,11 @@ class LocalProvider:
             port=port,
             db_path=str(ctx.directory / "orchestrator.db"),
             fast_kafka=ctx.spec.kafka.bootstrap is None,
+            ca_path=ctx.spec.kafka.ca_file,
         )
+        password = kafka_password(ctx.spec)
+        if password:
+            env["DAC_KAFKA_PASSWORD"] = password
         log = ctx.directory / "logs" / "orchestrator.log"
         argv = [sys.executable, "-m", "dac_runtime.orchestrator"]
         handle = await asyncio.to_thread(processes.spawn, argv, env, log, ctx.directory)

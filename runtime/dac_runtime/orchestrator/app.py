@@ -31,7 +31,7 @@ class Orchestrator:
         self.store = Store(settings.db_path)
         self.vault = Vault(self.store, settings.master_keys)
         self.metrics = Metrics()
-        self.bus = Bus(settings.kafka_bootstrap, settings.topics)
+        self.bus = Bus(settings.kafka_bootstrap, settings.topics, **settings.kafka_client())
         self.events = Events(self)
         self.registry = WorkerRegistry(self)
         self.dispatcher = Dispatcher(self)
@@ -47,7 +47,7 @@ class Orchestrator:
         self.dispatcher.adopt_orphans()
         await self._requeue_stored()
         tasks = [
-            asyncio.create_task(self.intake.run(), name="intake"),
+            asyncio.create_task(self.intake.run(**self.settings.kafka_client()), name="intake"),
             asyncio.create_task(self.registry.reap(), name="reaper"),
             asyncio.create_task(self.events.flush_forever(), name="flush"),
             asyncio.create_task(self.intake.measure_lag(), name="lag"),

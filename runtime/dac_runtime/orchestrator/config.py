@@ -16,12 +16,18 @@ Environment (secrets may also come from ``NAME_FILE``; they are removed from the
     DAC_DEFAULT_TIMEOUT_MS / DAC_DEFAULT_MAX_OUTPUT_BYTES / DAC_INACTIVITY_TIMEOUT_MS / DAC_MAX_ATTEMPTS
     DAC_KAFKA_FETCH_MAX_WAIT_MS / DAC_KAFKA_SESSION_TIMEOUT_MS / DAC_CONSUMER_GROUP
     DAC_BUNDLE_DIR             serve the runtime wheels in this folder at /bundle/NAME.whl (for new workers)
+    DAC_KAFKA_SECURITY_PROTOCOL  PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL
+    DAC_KAFKA_SASL_MECHANISM   PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with a SASL protocol)
+    DAC_KAFKA_USERNAME / DAC_KAFKA_PASSWORD   SASL credentials (the password is a secret)
+    DAC_KAFKA_CA_FILE          CA bundle that signs the brokers' certificates (SSL, SASL_SSL)
 """
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..crypto import CryptoError, parse_hex_key
 from ..envconfig import EnvReader
@@ -52,6 +58,56 @@ class Settings:
     session_timeout_ms: int = 10_000
     max_body_bytes: int = 1024 * 1024
     bundle_dir: Path | None = None
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_username: str | None = None
+    kafka_password: str | None = field(default=None, repr=False)
+    kafka_ca_file: Path | None = None
+
+    def kafka_client(self) -> dict[str, Any]:
+        """aiokafka keyword arguments for TLS and SASL, shared by the producer and the consumer."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol in SSL_PROTOCOLS:
+            options["ssl_context"] = ssl.create_default_context(
+                cafile=str(self.kafka_ca_file) if self.kafka_ca_file else None
+            )
+        if self.kafka_security_protocol in SASL_PROTOCOLS:
+            options.update(
+                sasl_mechanism=self.kafka_sasl_mechanism,
+                sasl_plain_username=self.kafka_username,
+                sasl_plain_password=self.kafka_password,
+            )
+        return options
+
+
+SSL_PROTOCOLS = {"SSL", "SASL_SSL"}
+SASL_PROTOCOLS = {"SASL_PLAINTEXT", "SASL_SSL"}
+PROTOCOLS = {"PLAINTEXT", *SSL_PROTOCOLS, *SASL_PROTOCOLS}
+MECHANISMS = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+
+
+def _kafka_security(reader: EnvReader) -> dict[str, Any]:
+    protocol = (reader.str("DAC_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT") or "PLAINTEXT").upper()
+    mechanism = reader.str("DAC_KAFKA_SASL_MECHANISM")
+    username = reader.str("DAC_KAFKA_USERNAME")
+    password = reader.secret("DAC_KAFKA_PASSWORD")
+    ca_file = reader.str("DAC_KAFKA_CA_FILE")
+    if protocol not in PROTOCOLS:
+        reader.problems.append(f"DAC_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(sorted(PROTOCOLS))}")
+    if protocol in SASL_PROTOCOLS:
+        if mechanism not in MECHANISMS:
+            reader.problems.append(f"DAC_KAFKA_SASL_MECHANISM must be one of {', '.join(sorted(MECHANISMS))}")
+        if not username or not password:
+            reader.problems.append(f"{protocol} needs DAC_KAFKA_USERNAME and DAC_KAFKA_PASSWORD")
+    if ca_file and not Path(ca_file).is_file():
+        reader.problems.append(f"DAC_KAFKA_CA_FILE {ca_file} is not a file")
+    return {
+        "kafka_security_protocol": protocol,
+        "kafka_sasl_mechanism": mechanism,
+        "kafka_username": username,
+        "kafka_password": password,
+        "kafka_ca_file": Path(ca_file) if ca_file else None,
+    }
 
 
 def load_settings(reader: EnvReader) -> Settings:
@@ -94,6 +150,7 @@ def load_settings(reader: EnvReader) -> Settings:
         session_timeout_ms=reader.int("DAC_KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=1_000),
         max_body_bytes=reader.int("DAC_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
         bundle_dir=Path(bundle) if (bundle := reader.str("DAC_BUNDLE_DIR")) else None,
+        **_kafka_security(reader),
     )
     if settings.heartbeat_timeout_ms <= settings.heartbeat_interval_ms:
         reader.problems.append("DAC_HEARTBEAT_TIMEOUT_MS must be larger than DAC_HEARTBEAT_INTERVAL_MS")
