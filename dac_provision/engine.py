@@ -114,12 +114,14 @@ async def _converge(store: StateStore, ctx: Context, provider: Provider, run: _R
         step = run.next()
         run.emit(step, item.name, "start")
         recorded = ctx.resources.get(item.name)
+        update = False
         if recorded is not None and not replaced.intersection(item.follows):
             health = await provider.query(ctx, recorded)
             if health.ok:
                 run.emit(step, item.name, "unchanged")
                 return
-        if recorded is not None:  # dead or stale: clear what is left of it before starting anew
+            update = health.update
+        if recorded is not None and not update:  # dead or stale: clear what is left of it before starting anew
             await provider.delete(ctx, recorded)
         try:
             resource = await provider.create(ctx, item)

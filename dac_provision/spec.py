@@ -66,19 +66,27 @@ class LimitsSpec(_Section):
 class FlySpec(_Section):
     org: str = "personal"
     region: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{3}$")] = "iad"
-    app: Name | None = None
-    vm_size: str = "shared-cpu-1x"
-    memory_mb: Annotated[int, msgspec.Meta(ge=256)] = 512
+    #: Fly app names are global; by default ``dac-<name>-<random>``, chosen once and recorded.
+    app: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{1,62}$")] | None = None
+    vm_size: Annotated[str, msgspec.Meta(pattern=r"^(shared|performance)-cpu-[0-9]+x$")] = "shared-cpu-1x"
+    memory_mb: Annotated[int, msgspec.Meta(ge=256, le=65536, multiple_of=256)] = 512
+    #: A prebuilt runtime image (templates/docker/Dockerfile); default: a stock Python image plus the wheel.
     image: str | None = None
     volume_gb: Annotated[int, msgspec.Meta(ge=1, le=500)] = 1
+    #: Where workers and clients reach the orchestrator (a custom domain); default https://<app>.fly.dev.
+    url: Annotated[str, msgspec.Meta(pattern=r"^https://[^\s/?#]+$")] | None = None
 
 
 class DigitalOceanSpec(_Section):
     region: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{3}[0-9]?$")] = "nyc3"
     size: str = "s-1vcpu-2gb"
     image: str = "ubuntu-24-04-x64"
-    #: Where SSH may come from; empty admits no inbound traffic at all.
-    ssh_from: list[str] = []
+    #: Addresses (CIDR) that may reach the workers over SSH; empty admits no inbound traffic at all.
+    ssh_from: list[Annotated[str, msgspec.Meta(pattern=r"^[0-9a-fA-F.:]+(/[0-9]{1,3})?$")]] = []
+    #: How long a new worker may take from create to its first hello (cloud-init installs Python and Node).
+    ready_timeout_s: Annotated[int, msgspec.Meta(ge=10, le=3600)] = 900
+    #: Install the Claude Code CLI on workers (off for agents that need no Node).
+    install_claude: bool = True
 
 
 class DeploySpec(_Section):
@@ -149,6 +157,9 @@ def load_spec(data: dict[str, Any] | None = None, *, source: str | None = None, 
     if problems:
         raise SpecError(problems, source)
     spec = DeploySpec(**converted)
+    if spec.provider == "cloud" and not spec.kafka.topic_prefix:
+        # A shared cluster: one deployment's topics must not be another's (destroy --sweep deletes by prefix).
+        spec.kafka.topic_prefix = f"{spec.name}."
     problems = _cross_checks(spec)
     if problems:
         raise SpecError(problems, source)

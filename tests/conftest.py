@@ -10,6 +10,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session")
+def broker():
+    """One real tansu broker for the session (memory storage; tests use unique topic names)."""
+    from tests.harness import Broker
+
+    b = Broker.start()
+    yield b
+    b.stop()
+
+
 @pytest.fixture
 def echo_command() -> list[str]:
     return [sys.executable, "-m", "dac_runtime.standin", "-p", "{prompt}"]

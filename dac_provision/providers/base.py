@@ -45,6 +45,8 @@ class Resource:
 class Health:
     ok: bool
     detail: str = ""
+    #: It exists but is out of date: ``create`` again brings it up to date in place (no delete first).
+    update: bool = False
 
 
 @dataclass

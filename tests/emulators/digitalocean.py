@@ -9,135 +9,59 @@ spec rejects gets a 400 here, as it would there, and every violation is kept for
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import json
-import re
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from .spec_check import SPECS, SpecChecker
+from .base import Emulator, Fault, Handler
+from .spec_check import SPECS
 from .tls import TLS
 
-
-@dataclass
-class Fault:
-    method: str
-    path: str  # regular expression, matched against the whole path
-    status: int
-    times: int = 1
-    skip: int = 0  # let this many matching calls through first
-    retry_after: float | None = None
-    seen: int = 0
+__all__ = ["DigitalOceanEmulator", "Fault"]
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _error(status: int, ident: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    body = {"id": ident, "message": message, "request_id": str(uuid.uuid4())}
-    return web.json_response(body, status=status, headers=headers)
+class DigitalOceanEmulator(Emulator):
+    spec_file = SPECS / "digitalocean-openapi.yaml"
+    server = "https://api.digitalocean.com"
 
-
-def _not_found() -> web.Response:
-    return _error(404, "not_found", "The resource you were accessing could not be found.")
-
-
-@dataclass
-class DigitalOceanEmulator:
-    boot_seconds: float = 0.2
-    latency: float = 0.0
-    on_active: Callable[[dict[str, Any]], None] | None = None
-    faults: list[Fault] = field(default_factory=list)
-    calls: list[tuple[str, str]] = field(default_factory=list)
-    droplets: dict[int, dict[str, Any]] = field(default_factory=dict)
-    ssh_keys: dict[int, dict[str, Any]] = field(default_factory=dict)
-    firewalls: dict[str, dict[str, Any]] = field(default_factory=dict)
-    tags: set[str] = field(default_factory=set)
-
-    def __post_init__(self) -> None:
-        self.checker = SpecChecker(SPECS / "digitalocean-openapi.yaml", "https://api.digitalocean.com")
+    def __init__(
+        self,
+        boot_seconds: float = 0.2,
+        latency: float = 0.0,
+        on_active: Callable[[dict[str, Any]], None] | None = None,
+        on_gone: Callable[[dict[str, Any]], None] | None = None,
+        tls: TLS | None = None,
+    ) -> None:
+        super().__init__(latency, tls)
+        self.boot_seconds = boot_seconds
+        self.on_active = on_active
+        self.on_gone = on_gone
+        self.droplets: dict[int, dict[str, Any]] = {}
+        self.ssh_keys: dict[int, dict[str, Any]] = {}
+        self.firewalls: dict[str, dict[str, Any]] = {}
+        self.tags: set[str] = set()
         self._ids = itertools.count(3_000_000)
-        self._lock = threading.Lock()
-        self.tls = TLS()
-        self.url = ""
 
-    # --- lifecycle ------------------------------------------------------------------------------
-
-    def start(self) -> DigitalOceanEmulator:
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("emulator did not start")
-        return self
-
-    def _serve(self, ready: threading.Event) -> None:
-        self._loop = asyncio.new_event_loop()
-        app = web.Application(middlewares=[self._middleware], client_max_size=1 << 20)
-        app.router.add_route("*", "/{tail:.*}", self._route)
-        runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self.tls.server_context())
-        self._loop.run_until_complete(site.start())
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"https://127.0.0.1:{port}"
-        self._runner = runner
-        ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(runner.cleanup())
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    # --- plumbing -------------------------------------------------------------------------------
-
-    @web.middleware
-    async def _middleware(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
-        body = await request.read()
-        headers = dict(request.headers)
-        self.calls.append((request.method, request.path))
-        if self.latency:
-            await asyncio.sleep(self.latency)
-        if not request.headers.get("Authorization", "").startswith("Bearer "):
-            return _error(401, "unauthorized", "Unable to authenticate you")
-        for fault in self.faults:
-            if fault.method == request.method and re.fullmatch(fault.path, request.path):
-                fault.seen += 1
-                if fault.skip < fault.seen <= fault.skip + fault.times:
-                    extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
-                    ident = "too_many_requests" if fault.status == 429 else "server_error"
-                    return _error(fault.status, ident, f"injected {fault.status}", extra)
-        problem = self.checker.check_request(request.method, request.path, request.query_string, headers, body)
-        if problem:
-            return _error(400, "bad_request", problem)
-        response = await handler(request)
-        payload = response.body if isinstance(response, web.Response) and response.body else b""
-        self.checker.check_response(
-            request.method, request.path, request.query_string, headers, body, response.status, payload
+    def error(self, status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> web.Response:
+        ident = {400: "bad_request", 401: "unauthorized", 404: "not_found", 422: "unprocessable_entity"}.get(
+            status, "too_many_requests" if status == 429 else "server_error"
         )
-        return response
+        body = {"id": ident, "message": message, "request_id": str(uuid.uuid4())}
+        return web.json_response(body, status=status, headers=headers)
 
-    async def _route(self, request: web.Request) -> web.StreamResponse:
-        path, method = request.path.rstrip("/"), request.method
-        body = json.loads(await request.read() or b"null")
-        with self._lock:
-            for pattern, verb, handler in self._table():
-                match = re.fullmatch(pattern, path)
-                if match and verb == method:
-                    return handler(request, body, *match.groups())
-        return _not_found()
+    def not_found(self) -> web.Response:
+        return self.error(404, "The resource you were accessing could not be found.")
 
-    def _table(self) -> list[tuple[str, str, Callable[..., web.Response]]]:
+    def table(self) -> list[tuple[str, str, Handler]]:
         return [
             (r"/v2/account", "GET", self._account),
             (r"/v2/account/keys", "GET", self._list_keys),
@@ -148,11 +72,17 @@ class DigitalOceanEmulator:
             (r"/v2/droplets", "DELETE", self._delete_by_tag),
             (r"/v2/droplets/(\d+)", "GET", self._get_droplet),
             (r"/v2/droplets/(\d+)", "DELETE", self._delete_droplet),
+            (r"/v2/droplets/(\d+)/actions", "POST", self._droplet_action),
             (r"/v2/firewalls", "POST", self._create_firewall),
             (r"/v2/firewalls", "GET", self._list_firewalls),
             (r"/v2/firewalls/([0-9a-f-]+)", "GET", self._get_firewall),
             (r"/v2/firewalls/([0-9a-f-]+)", "DELETE", self._delete_firewall),
         ]
+
+    def count(self) -> int:
+        """Everything this account holds that a deployment could have made."""
+        with self.lock:
+            return len(self.droplets) + len(self.ssh_keys) + len(self.firewalls)
 
     def _page(self, request: web.Request, key: str, items: list[dict[str, Any]]) -> web.Response:
         per_page = int(request.query.get("per_page", "20"))
@@ -183,7 +113,7 @@ class DigitalOceanEmulator:
 
     def _create_key(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         if any(k["public_key"] == body["public_key"] for k in self.ssh_keys.values()):
-            return _error(422, "unprocessable_entity", "SSH Key is already in use on your account")
+            return self.error(422, "SSH Key is already in use on your account")
         key_id = next(self._ids)
         fingerprint = ":".join(f"{b:02x}" for b in uuid.uuid5(uuid.NAMESPACE_OID, body["public_key"]).bytes)
         key = {"id": key_id, "fingerprint": fingerprint, "public_key": body["public_key"], "name": body["name"]}
@@ -195,7 +125,7 @@ class DigitalOceanEmulator:
             if ident in (str(key_id), key["fingerprint"]):
                 del self.ssh_keys[key_id]
                 return web.Response(status=204)
-        return _not_found()
+        return self.not_found()
 
     # --- droplets -------------------------------------------------------------------------------
 
@@ -255,9 +185,9 @@ class DigitalOceanEmulator:
     def _create_droplets(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         names = body.get("names") or [body.get("name")]
         if len(names) > 10:
-            return _error(422, "unprocessable_entity", "You may only create up to 10 Droplets at a time.")
+            return self.error(422, "You may only create up to 10 Droplets at a time.")
         if body.get("user_data") and len(body["user_data"].encode()) > 64 * 1024:
-            return _error(422, "unprocessable_entity", "user_data is too long")
+            return self.error(422, "user_data is too long")
         created = [self._droplet(name, body) for name in names]
         for droplet in created:
             self.droplets[droplet["id"]] = droplet
@@ -281,21 +211,52 @@ class DigitalOceanEmulator:
     def _get_droplet(self, request: web.Request, body: Any, droplet_id: str) -> web.Response:
         droplet = self.droplets.get(int(droplet_id))
         if droplet is None:
-            return _not_found()
+            return self.not_found()
         return web.json_response({"droplet": self._public(droplet)})
 
+    def _gone(self, droplet: dict[str, Any]) -> None:
+        if self.on_gone is not None and droplet["status"] == "active":
+            self.on_gone(droplet)
+
     def _delete_droplet(self, request: web.Request, body: Any, droplet_id: str) -> web.Response:
-        if self.droplets.pop(int(droplet_id), None) is None:
-            return _not_found()
+        droplet = self.droplets.pop(int(droplet_id), None)
+        if droplet is None:
+            return self.not_found()
+        self._gone(droplet)
         return web.Response(status=204)
 
     def _delete_by_tag(self, request: web.Request, body: Any) -> web.Response:
         tag = request.query.get("tag_name")
         if not tag:
-            return _error(400, "bad_request", "tag_name is required")
+            return self.error(400, "tag_name is required")
         for droplet_id in [i for i, d in self.droplets.items() if tag in d["tags"]]:
-            del self.droplets[droplet_id]
+            self._gone(self.droplets.pop(droplet_id))
         return web.Response(status=204)
+
+    def _droplet_action(self, request: web.Request, body: dict[str, Any], droplet_id: str) -> web.Response:
+        droplet = self.droplets.get(int(droplet_id))
+        if droplet is None:
+            return self.not_found()
+        self._advance(droplet)
+        kind = body["type"]
+        if kind in {"power_off", "shutdown"} and droplet["status"] == "active":
+            self._gone(droplet)
+            droplet["status"] = "off"
+        elif kind == "power_on" and droplet["status"] == "off":
+            droplet["status"], droplet["_booted_at"] = "new", time.monotonic()
+            self._advance(droplet)
+        action = {
+            "id": next(self._ids),
+            "status": "completed",
+            "type": kind,
+            "started_at": _now(),
+            "completed_at": _now(),
+            "resource_id": droplet["id"],
+            "resource_type": "droplet",
+            "region": droplet["region"],
+            "region_slug": droplet["region"]["slug"],
+        }
+        return web.json_response({"action": action}, status=201)
 
     # --- firewalls ------------------------------------------------------------------------------
 
@@ -320,10 +281,10 @@ class DigitalOceanEmulator:
     def _get_firewall(self, request: web.Request, body: Any, firewall_id: str) -> web.Response:
         firewall = self.firewalls.get(firewall_id)
         if firewall is None:
-            return _not_found()
+            return self.not_found()
         return web.json_response({"firewall": firewall})
 
     def _delete_firewall(self, request: web.Request, body: Any, firewall_id: str) -> web.Response:
         if self.firewalls.pop(firewall_id, None) is None:
-            return _not_found()
+            return self.not_found()
         return web.Response(status=204)

@@ -6,14 +6,7 @@ import pytest
 
 from dac_runtime.records import Topics
 from tests import harness
-from tests.harness import Broker, create_topics, start_orchestrator, start_worker
-
-
-@pytest.fixture(scope="session")
-def broker():
-    b = Broker.start()
-    yield b
-    b.stop()
+from tests.harness import create_topics, start_orchestrator, start_worker
 
 
 @pytest.fixture

@@ -1,0 +1,273 @@
+"""The orchestrator on Fly Machines: an app with public IPs, a volume for its SQLite state, its secrets
+in Fly's secret store, and one machine whose config says everything else.
+
+Resources (create-or-adopt, query, delete; each idempotent):
+- ``fly-app``: the app (names are global on Fly: ``fly.app``, else ``dac-<name>-<random>``, recorded
+  the moment it exists) with a shared IPv4 and an IPv6, so the services are reachable.
+- ``fly-volume``: ``dac_state``, mounted at ``/data``; the orchestrator's database lives there and
+  survives machine restarts and updates.
+- ``orchestrator``: the machine. Secrets (master key, owner key, registration token, Kafka password)
+  go to Fly's secret store, never into the config. The runtime wheel and ``boot.py`` ride in the
+  machine's ``files``, so a stock Python image is enough; ``fly.image`` names a prebuilt one instead.
+  A changed config (new wheel, image, size, limits) is applied as an in-place update guarded by the
+  machine's current version; the volume stays.
+Every machine carries ``metadata.dac_deployment`` so ``destroy --sweep`` finds what a lost state forgot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import re
+import secrets
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ..bundle import Bundle, runtime_wheel
+from ..plan import Desired
+from ..render import TEMPLATES
+from ..runtime_env import kafka_password, orchestrator_env, orchestrator_secrets
+from ..spec import DeploySpec
+from .base import Context, Health, ProviderError, Resource
+from .fly_api import FlyAPI, FlyError, fly_token, tls_context
+
+PORT = 8080
+VOLUME_NAME = "dac_state"
+DATA = "/data"
+BUNDLE_DIR = "/opt/dac/bundle"
+KAFKA_CA = "/etc/dac/kafka-ca.pem"
+STOCK_IMAGE = "python:3.12-slim"
+START_TIMEOUT = 180.0
+#: How long Fly gives the orchestrator to drain on stop before it kills it.
+STOP_TIMEOUT = "60s"
+
+
+def app_name(ctx: Context) -> str:
+    recorded = ctx.resources.get("fly-app")
+    if recorded is not None:
+        return recorded.id
+    return ctx.spec.fly.app or f"dac-{ctx.spec.name}-{secrets.token_hex(3)}"
+
+
+def public_url(spec: DeploySpec, app: str) -> str:
+    return (spec.fly.url or f"https://{app}.fly.dev").rstrip("/")
+
+
+def _guest(spec: DeploySpec) -> dict[str, Any]:
+    match = re.fullmatch(r"(shared|performance)-cpu-(\d+)x", spec.fly.vm_size)
+    kind, cpus = (match.group(1), int(match.group(2))) if match else ("shared", 1)
+    return {"cpu_kind": kind, "cpus": cpus, "memory_mb": spec.fly.memory_mb}
+
+
+@cache
+def _boot_script() -> bytes:
+    return (TEMPLATES / "fly" / "boot.py").read_bytes()
+
+
+def _file(guest_path: str, data: bytes) -> dict[str, Any]:
+    return {"guest_path": guest_path, "raw_value": base64.b64encode(data).decode()}
+
+
+def machine_config(spec: DeploySpec, bundle: Bundle, volume_id: str) -> dict[str, Any]:
+    """The orchestrator machine's full config (Fly updates replace it whole). Pure: no secret inside."""
+    wheel = f"{BUNDLE_DIR}/{bundle.filename}"
+    env = orchestrator_env(
+        spec,
+        None,
+        bootstrap=spec.kafka.bootstrap or "",
+        host="0.0.0.0",
+        port=PORT,
+        db_path=f"{DATA}/orchestrator.db",
+        ca_path=KAFKA_CA,
+    )
+    env |= {"DAC_BUNDLE_DIR": BUNDLE_DIR, "DAC_BUNDLE_WHEEL": wheel, "DAC_BUNDLE_SHA256": bundle.sha256}
+    files = [_file(wheel, bundle.path.read_bytes()), _file("/opt/dac/boot.py", _boot_script())]
+    if spec.kafka.ca_file:
+        files.append(_file(KAFKA_CA, Path(spec.kafka.ca_file).expanduser().read_bytes()))
+    check = {"type": "http", "port": PORT, "method": "GET", "path": "/healthz", "interval": "15s", "timeout": "5s"}
+    config: dict[str, Any] = {
+        "image": spec.fly.image or STOCK_IMAGE,
+        "env": env,
+        "guest": _guest(spec),
+        "files": files,
+        "mounts": [{"volume": volume_id, "path": DATA}],
+        "services": [
+            {
+                "protocol": "tcp",
+                "internal_port": PORT,
+                "ports": [
+                    {"port": 443, "handlers": ["tls", "http"]},
+                    {"port": 80, "handlers": ["http"], "force_https": True},
+                ],
+                # Fly's proxy sees only inbound traffic; workers hold outbound sockets, so never auto-stop.
+                "autostop": "off",
+                "autostart": True,
+                "min_machines_running": 1,
+                "checks": [check],
+            }
+        ],
+        "checks": {"healthz": check | {"grace_period": "30s"}},
+        "restart": {"policy": "always"},
+        "stop_config": {"signal": "SIGTERM", "timeout": STOP_TIMEOUT},
+        "metadata": {"dac_deployment": spec.name, "dac_role": "orchestrator"},
+    }
+    if not spec.fly.image:
+        config["init"] = {"cmd": ["python3", "/opt/dac/boot.py", "orchestrator"]}
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+    config["metadata"]["dac_config"] = digest
+    return config
+
+
+class FlyProvider:
+    """The Fly part of the cloud target; the engine reaches it through :class:`~.cloud.CloudProvider`."""
+
+    kinds = ("fly-app", "fly-volume", "orchestrator")
+
+    def __init__(self) -> None:
+        self._bundle: Bundle | None = None
+
+    def preflight(self, ctx: Context) -> list[str]:
+        problems = [] if fly_token() else ["Fly: set FLY_API_TOKEN (from `fly tokens create org`)"]
+        if ctx.spec.kafka.ca_file and not Path(ctx.spec.kafka.ca_file).expanduser().is_file():
+            problems.append(f"kafka.ca-file {ctx.spec.kafka.ca_file} is not readable")
+        return problems
+
+    def api(self) -> FlyAPI:
+        token = fly_token()
+        if not token:
+            raise ProviderError("Fly: FLY_API_TOKEN is not set")
+        return FlyAPI(token)
+
+    def bundle(self, ctx: Context) -> Bundle:
+        if self._bundle is None:
+            self._bundle = runtime_wheel(ctx.directory / "bundle")
+        return self._bundle
+
+    def endpoint(self, ctx: Context) -> str | None:
+        recorded = ctx.resources.get("fly-app")
+        return public_url(ctx.spec, recorded.id) if recorded else None
+
+    async def create(self, ctx: Context, desired: Desired) -> Resource:
+        async with self.api() as api:
+            if desired.kind == "fly-app":
+                return await self._app(ctx, api)
+            if desired.kind == "fly-volume":
+                return await self._volume(ctx, api)
+            return await self._orchestrator(ctx, api)
+
+    async def _app(self, ctx: Context, api: FlyAPI) -> Resource:
+        app = app_name(ctx)
+        created = await api.get_app(app) is None
+        if created:
+            await api.create_app(app, ctx.spec.fly.org)
+        kinds = {("v6" if ":" in ip["ip"] else "v4") for ip in await api.ips(app)}
+        for kind, wanted in (("v4", "shared_v4"), ("v6", "v6")):
+            if kind not in kinds:
+                await api.assign_ip(app, wanted)
+        return Resource("fly-app", "fly-app", app, created, {"org": ctx.spec.fly.org, "url": public_url(ctx.spec, app)})
+
+    async def _volume(self, ctx: Context, api: FlyAPI) -> Resource:
+        app = ctx.resources["fly-app"].id
+        for volume in await api.volumes(app):
+            if volume.get("name") == VOLUME_NAME and volume.get("state") not in {"destroyed", "pending_destroy"}:
+                return Resource("fly-volume", "fly-volume", volume["id"], False, {"app": app})
+        body = {"name": VOLUME_NAME, "region": ctx.spec.fly.region, "size_gb": ctx.spec.fly.volume_gb}
+        volume = await api.create_volume(app, body | {"encrypted": True})
+        return Resource("fly-volume", "fly-volume", volume["id"], True, {"app": app})
+
+    async def _orchestrator(self, ctx: Context, api: FlyAPI) -> Resource:
+        app, spec = ctx.resources["fly-app"].id, ctx.spec
+        config = machine_config(spec, self.bundle(ctx), ctx.resources["fly-volume"].id)
+        version = await api.set_secrets(app, orchestrator_secrets(ctx.secrets, kafka_password(spec)))
+        existing = [m for m in await api.machines(app, dac_role="orchestrator") if m.get("state") != "destroyed"]
+        body = {"config": config, "region": spec.fly.region, "min_secrets_version": version}
+        current = existing[0] if existing else None
+        if current is None:
+            machine, created = await api.create_machine(app, body | {"name": "orchestrator"}), True
+        elif _config_digest(current) != config["metadata"]["dac_config"]:
+            # A rolling update: Fly replaces the config whole; current_version refuses a concurrent change.
+            update = body | {"current_version": current["version"]}
+            machine, created = await api.update_machine(app, current["id"], update), True
+        else:
+            machine, created = current, False
+        await api.wait_machine(app, machine["id"], "started", START_TIMEOUT, machine.get("version", ""))
+        url = public_url(spec, app)
+        await _healthy(url, START_TIMEOUT)
+        details = {"app": app, "url": url, "config": config["metadata"]["dac_config"], "version": machine["version"]}
+        return Resource("orchestrator", "orchestrator", machine["id"], created, details)
+
+    async def query(self, ctx: Context, resource: Resource) -> Health:
+        async with self.api() as api:
+            if resource.kind == "fly-app":
+                found = await api.get_app(resource.id) is not None
+                return Health(found, "" if found else f"Fly app {resource.id} is gone")
+            app = resource.details["app"]
+            if resource.kind == "fly-volume":
+                volume = await api.get_volume(app, resource.id)
+                return Health(volume is not None, "" if volume else f"volume {resource.id} is gone")
+            machine = await api.get_machine(app, resource.id)
+        if machine is None or machine.get("state") != "started":
+            return Health(False, f"machine {resource.id} is {machine.get('state') if machine else 'gone'}")
+        wanted = machine_config(ctx.spec, self.bundle(ctx), ctx.resources["fly-volume"].id)["metadata"]["dac_config"]
+        if _config_digest(machine) != wanted:
+            return Health(False, "config changed: update due", update=True)
+        try:
+            await _healthy(resource.details["url"], 5)
+        except ProviderError as exc:
+            return Health(False, str(exc))
+        return Health(True)
+
+    async def delete(self, ctx: Context, resource: Resource, *, drain: bool = False) -> None:
+        async with self.api() as api:
+            if resource.kind == "fly-app":
+                await api.delete_app(resource.id)
+            elif resource.kind == "fly-volume":
+                await api.delete_volume(resource.details["app"], resource.id)
+            else:
+                app = resource.details["app"]
+                await api.stop_machine(app, resource.id, STOP_TIMEOUT)
+                await api.delete_machine(app, resource.id)
+
+    async def sweep(self, spec: DeploySpec) -> list[str]:
+        """Delete the deployment's apps found by name and machine metadata; returns what went."""
+        gone = []
+        async with self.api() as api:
+            for app in await api.list_apps(spec.fly.org):
+                name = app.get("name", "")
+                if name != spec.fly.app and not name.startswith(f"dac-{spec.name}-"):
+                    continue
+                if name != spec.fly.app and not await api.machines(name, dac_deployment=spec.name):
+                    continue
+                await api.delete_app(name)
+                gone.append(f"Fly app {name}")
+        return gone
+
+
+def _config_digest(machine: dict[str, Any]) -> str | None:
+    return ((machine.get("config") or {}).get("metadata") or {}).get("dac_config")
+
+
+async def _healthy(url: str, seconds: float) -> None:
+    """Until ``/healthz`` answers 200 through the public URL (Fly's proxy, TLS and all)."""
+    deadline = time.monotonic() + seconds
+    last = "no answer"
+    async with httpx.AsyncClient(base_url=url, timeout=5, verify=tls_context()) as client:
+        while time.monotonic() < deadline:
+            try:
+                response = await client.get("/healthz")
+                if response.status_code == 200:
+                    return
+                last = f"healthz answered {response.status_code}"
+            except httpx.TransportError as exc:
+                last = type(exc).__name__
+            await asyncio.sleep(0.2)
+    raise ProviderError(f"orchestrator at {url} not healthy within {seconds:.0f} s ({last})")
+
+
+__all__ = ["FlyError", "FlyProvider", "machine_config", "public_url"]

@@ -1,0 +1,72 @@
+"""When and how long to wait before trying a cloud call again; one policy for every cloud client.
+
+A 429 means the request was not processed, so any call may be repeated after the wait the server
+asked for (``Retry-After``, else DigitalOcean's ``ratelimit-reset``). A 5xx or a broken connection
+leaves a create in doubt: the caller repeats only calls that are safe to repeat (reads, deletes,
+creates carrying an idempotency key) and otherwise re-lists what exists before creating again.
+Waits use full jitter, so a fleet of clients that failed together does not retry together.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+#: Statuses worth another try for a call that is safe to repeat.
+TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 8
+    base: float = 0.5
+    cap: float = 20.0
+    #: A server asking for a longer wait than this is not waited for: the call fails with its message.
+    longest_wait: float = 120.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RetryPolicy:
+        """``DAC_RETRY_ATTEMPTS`` and ``DAC_RETRY_BASE_S`` tune the defaults (a flaky link, a test)."""
+        env = os.environ if environ is None else environ
+        try:
+            attempts = int(env.get("DAC_RETRY_ATTEMPTS", cls.attempts))
+            base = float(env.get("DAC_RETRY_BASE_S", cls.base))
+        except ValueError:
+            raise ValueError("DAC_RETRY_ATTEMPTS must be an integer and DAC_RETRY_BASE_S a number") from None
+        return cls(attempts=max(1, attempts), base=max(0.0, base))
+
+    def backoff(self, attempt: int) -> float:
+        """Full jitter: anywhere between 0 and the exponential ceiling for this attempt."""
+        return random.uniform(0, min(self.cap, self.base * 2**attempt))  # noqa: S311 - jitter, not crypto
+
+    def wait(self, attempt: int, headers: Mapping[str, str] | None = None) -> float:
+        asked = server_wait(headers or {})
+        if asked is None:
+            return self.backoff(attempt)
+        # A little jitter on top of what the server asked, so clients told the same moment spread out.
+        return asked + random.uniform(0, min(1.0, self.base))  # noqa: S311
+
+
+def server_wait(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds the server asked us to wait: ``Retry-After`` (seconds or an HTTP date), else the
+    ``ratelimit-reset`` epoch that DigitalOcean sends with an exhausted hourly quota."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    now = time.time() if now is None else now
+    value = lowered.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value) if value else None
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - now)
+    if lowered.get("ratelimit-remaining") == "0" and lowered.get("ratelimit-reset"):
+        try:
+            return max(0.0, float(lowered["ratelimit-reset"]) - now)
+        except ValueError:
+            return None
+    return None
