@@ -21,12 +21,12 @@ from dac_runtime.crypto import new_token
 from .client import Client
 from .plan import Desired, levels, plan
 from .providers.base import Context, LoggedError, Provider, ProviderError, Resource
+from .providers.cloud import CloudProvider
 from .providers.local import LocalProvider
 from .runtime_env import Secrets
 from .spec import DeploySpec, load_spec
 from .state import StateStore
 
-READY_TIMEOUT = 30.0
 StepState = Literal["start", "created", "unchanged", "removed", "failed", "done"]
 
 
@@ -67,6 +67,8 @@ class Deployment:
 def provider_for(name: str) -> Provider:
     if name == "local":
         return LocalProvider()
+    if name == "cloud":
+        return CloudProvider()
     raise DeployError(f"provider {name!r} is not available yet")
 
 
@@ -177,7 +179,7 @@ async def deploy_async(
             step = run.next()
             run.emit(step, "ready", "start", f"{spec.workers} workers registering")
             try:
-                await provider.wait_ready(ctx, READY_TIMEOUT)
+                await provider.wait_ready(ctx, provider.ready_timeout(ctx))
             except ProviderError as exc:
                 run.emit(step, "ready", "failed", str(exc), exc.log_path)
                 raise

@@ -46,7 +46,25 @@ def _local(spec: DeploySpec) -> list[Desired]:
     return desired
 
 
-PLANNERS = {"local": _local}
+def _cloud(spec: DeploySpec) -> list[Desired]:
+    """Topics, the Fly app and the DigitalOcean key and firewall at once; then the volume; then the
+    orchestrator (it needs topics and volume); then every worker (it needs the orchestrator's URL)."""
+    desired = [
+        Desired("kafka-topics", "topics"),
+        Desired("fly-app", "fly-app"),
+        Desired("do-ssh-key", "do-ssh-key"),
+        Desired("do-firewall", "do-firewall"),
+        Desired("fly-volume", "fly-volume", after=("fly-app",)),
+        Desired("orchestrator", "orchestrator", after=("topics", "fly-volume")),
+    ]
+    desired += [
+        Desired("worker", name, after=("orchestrator", "do-ssh-key", "do-firewall"), details={"index": i})
+        for i, name in enumerate(worker_names(spec), 1)
+    ]
+    return desired
+
+
+PLANNERS = {"local": _local, "cloud": _cloud}
 
 
 def plan(spec: DeploySpec) -> list[Desired]:

@@ -73,6 +73,10 @@ class Provider(Protocol):
 
     async def wait_ready(self, ctx: Context, seconds: float) -> None: ...
 
+    def ready_timeout(self, ctx: Context) -> float:
+        """How long new workers may take to say hello (seconds for a process, minutes for a machine)."""
+        ...
+
     def endpoint(self, ctx: Context) -> str | None:
         """The orchestrator's base URL, once it exists."""
         ...

@@ -115,3 +115,26 @@ async def delete_topics(kafka: KafkaSpec, bootstrap: str | None = None, only: li
         raise ProviderError(f"kafka: deleting topics failed: {type(exc).__name__}") from None
     finally:
         await admin.close()
+
+
+# --- the "topics" resource, as the local and cloud targets record it -----------------------------
+
+
+async def create_resource(kafka: KafkaSpec, bootstrap: str, previous: Resource | None, shared: bool) -> Resource:
+    """Create or adopt the topics; on a ``shared`` cluster remember which ones we created (only those
+    are deleted later), carrying over what an earlier run created."""
+    topics = await ensure_topics(kafka, bootstrap)
+    created = [t.name for t in topics if t.created]
+    if previous is not None and shared:
+        created = sorted(set(created) | set(previous.details.get("created", [])))
+    details = {"topics": [t.name for t in topics], "created": created}
+    return Resource("kafka-topics", "topics", kafka.topic_prefix or "-", details=details)
+
+
+async def query_resource(kafka: KafkaSpec, bootstrap: str, resource: Resource) -> tuple[bool, str]:
+    try:
+        present = await existing_topics(kafka, bootstrap)
+    except ProviderError as exc:
+        return False, str(exc)
+    missing = sorted(set(resource.details.get("topics", [])) - present)
+    return not missing, f"missing {', '.join(missing)}" if missing else ""

@@ -22,6 +22,7 @@ from ..plan import Desired, worker_names
 from ..runtime_env import kafka_password, orchestrator_env, worker_env
 from . import kafka, processes
 from .base import Context, Health, ProviderError, Resource
+from .readiness import missing_workers, not_registered
 
 HOST = "127.0.0.1"
 #: Inherited by every child so that the agent and its tools behave as in the operator's shell.
@@ -122,13 +123,8 @@ class LocalProvider:
         return self._process("broker", "broker", handle, log, port=port)
 
     async def _topics(self, ctx: Context) -> Resource:
-        topics = await kafka.ensure_topics(ctx.spec.kafka, self.bootstrap(ctx))
-        created = [t.name for t in topics if t.created]
-        previous = ctx.resources.get("topics")
-        if previous is not None and ctx.spec.kafka.bootstrap is not None:
-            created = sorted(set(created) | set(previous.details.get("created", [])))
-        details = {"topics": [t.name for t in topics], "created": created}
-        return Resource("kafka-topics", "topics", ctx.spec.kafka.topic_prefix or "-", details=details)
+        shared = ctx.spec.kafka.bootstrap is not None
+        return await kafka.create_resource(ctx.spec.kafka, self.bootstrap(ctx), ctx.resources.get("topics"), shared)
 
     async def _start_orchestrator(self, ctx: Context) -> Resource:
         port = _reuse_port(ctx, "orchestrator", "orchestrator")
@@ -188,12 +184,7 @@ class LocalProvider:
 
     async def query(self, ctx: Context, resource: Resource) -> Health:
         if resource.kind == "kafka-topics":
-            try:
-                present = await kafka.existing_topics(ctx.spec.kafka, self.bootstrap(ctx))
-            except ProviderError as exc:
-                return Health(False, str(exc))
-            missing = sorted(set(resource.details.get("topics", [])) - present)
-            return Health(not missing, f"missing {', '.join(missing)}" if missing else "")
+            return Health(*await kafka.query_resource(ctx.spec.kafka, self.bootstrap(ctx), resource))
         handle = processes.Handle.from_details(resource.details)
         if not processes.alive(handle):
             return Health(False, f"process {handle.pid} is not running")
@@ -223,31 +214,20 @@ class LocalProvider:
 
     # --- readiness ------------------------------------------------------------------------------
 
+    def ready_timeout(self, ctx: Context) -> float:
+        return START_TIMEOUT
+
     async def wait_ready(self, ctx: Context, seconds: float) -> None:
         """Until every planned worker has registered with the orchestrator."""
         expected = {self.worker_id(ctx, name): name for name in worker_names(ctx.spec)}
         url = self.endpoint(ctx)
         if not expected or url is None:
             return
-        deadline = time.monotonic() + seconds
-        headers = {"Authorization": f"Bearer {ctx.secrets.owner_api_key}"}
-        registered: set[str] = set()
-        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=5) as client:
-            while time.monotonic() < deadline:
-                try:
-                    workers = (await client.get("/api/workers")).json()["workers"]
-                except (httpx.TransportError, ValueError, KeyError):
-                    workers = []
-                registered = {w["workerId"] for w in workers if w["state"] in {"idle", "executing", "draining"}}
-                if set(expected) <= registered:
-                    return
-                await asyncio.sleep(0.05)
-        missing = sorted(set(expected) - registered)
-        first = ctx.resources.get(expected[missing[0]])
-        log = Path(first.details["log"]) if first else None
-        why = f": {tail(log, 2)}" if log else ""
-        raise ProviderError(
-            f"{len(missing)} of {len(expected)} workers did not register within {seconds:.0f} s"
-            f" ({', '.join(missing[:5])}{'…' if len(missing) > 5 else ''}){why}",
-            log,
-        )
+
+        missing = await missing_workers(url, ctx.secrets.owner_api_key, set(expected), seconds)
+        if missing:
+            first = ctx.resources.get(expected[missing[0]])
+            log = Path(first.details["log"]) if first else None
+            error = not_registered(missing, len(expected), seconds, f": {tail(log, 2)}" if log else "")
+            error.log_path = log
+            raise error

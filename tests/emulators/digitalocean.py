@@ -182,6 +182,16 @@ class DigitalOceanEmulator(Emulator):
             if self.on_active is not None:
                 self.on_active(dict(droplet, user_data=droplet["_user_data"]))
 
+    def _boot_later(self, droplet: dict[str, Any]) -> None:
+        """A droplet boots whether or not anyone polls it."""
+
+        def advance() -> None:
+            with self.lock:
+                if self.droplets.get(droplet["id"]) is droplet:
+                    self._advance(droplet)
+
+        self.loop.call_later(self.boot_seconds + 0.01, advance)
+
     def _create_droplets(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         names = body.get("names") or [body.get("name")]
         if len(names) > 10:
@@ -192,6 +202,7 @@ class DigitalOceanEmulator(Emulator):
         for droplet in created:
             self.droplets[droplet["id"]] = droplet
             self.tags.update(droplet["tags"])
+            self._boot_later(droplet)
         actions = [{"id": next(self._ids), "rel": "create", "href": f"{self.url}/v2/actions/1"} for _ in created]
         if "names" in body:
             return web.json_response(
@@ -243,8 +254,8 @@ class DigitalOceanEmulator(Emulator):
             self._gone(droplet)
             droplet["status"] = "off"
         elif kind == "power_on" and droplet["status"] == "off":
-            droplet["status"], droplet["_booted_at"] = "new", time.monotonic()
-            self._advance(droplet)
+            droplet["status"], droplet["_booted_at"] = "new", time.monotonic() + self.boot_seconds
+            self._boot_later(droplet)
         action = {
             "id": next(self._ids),
             "status": "completed",

@@ -32,8 +32,8 @@ class SpecChecker:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self.openapi = OpenAPI.from_file_path(str(self.document))
         self._document = _load(self.document)
+        self.openapi = OpenAPI.from_dict(_parameters_without_read_only(self._document))
 
     def _request(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> MockRequest:
         content_type = headers.get("Content-Type", headers.get("content-type", "application/json")).split(";")[0]
@@ -96,6 +96,25 @@ class SpecChecker:
 def _load(path: Path) -> dict[str, Any]:
     text = path.read_text()
     return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+
+
+def _parameters_without_read_only(document: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI's ``readOnly`` concerns properties, but openapi-core also applies it to a path parameter's
+    schema: DigitalOcean's ``ssh_key_identifier`` (an id or a fingerprint, both marked readOnly) would
+    then refuse every value. Parameter schemas are inlined without it; nothing else changes."""
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k != "readOnly"}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    parameters = document.get("components", {}).get("parameters", {})
+    for parameter in parameters.values():
+        if "schema" in parameter:
+            parameter["schema"] = strip(_inline(document, parameter["schema"]))
+    return document
 
 
 def _inline(document: dict[str, Any], node: Any) -> Any:

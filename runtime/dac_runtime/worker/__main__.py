@@ -3,7 +3,9 @@
 Environment:
     DAC_ORCHESTRATOR_URL      ws(s)://host:port/ws/worker (required)
     DAC_WORKER_TOKEN[_FILE]   bearer token: a registration token or this worker's credential (required)
-    DAC_WORKER_ID             stable id (default: hostname plus a random suffix)
+    DAC_WORKER_ID             stable id; ``{hostname}`` in it is this machine's hostname (one cloud-init
+                              user data serves a whole batch of machines) (default: hostname plus
+                              a random suffix)
     DAC_AGENT_COMMAND         agent command line; ``{prompt}`` is replaced by the prompt
                               (default: claude -p {prompt} --output-format stream-json --verbose)
     DAC_WORK_DIR              where per-execution temp trees go (default: the system temp dir)
@@ -41,7 +43,8 @@ def load_settings(reader: EnvReader) -> WorkerSettings:
     settings = WorkerSettings(
         url=url,
         token=token,
-        worker_id=reader.str("DAC_WORKER_ID") or new_worker_id(socket.gethostname()),
+        worker_id=(reader.str("DAC_WORKER_ID") or "").replace("{hostname}", socket.gethostname())
+        or new_worker_id(socket.gethostname()),
         command=reader.argv("DAC_AGENT_COMMAND", DEFAULT_COMMAND),
         work_root=work_root,
         credential_file=Path(credential) if credential else None,

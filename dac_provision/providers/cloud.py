@@ -1,0 +1,70 @@
+"""The cloud target: Kafka topics on the user's cluster, the orchestrator on Fly Machines, workers on
+DigitalOcean. One provider to the engine, made of three that each own their kinds of resource.
+
+Ready means every planned worker has said hello through Fly's public endpoint; a worker that never
+does fails the deploy with its droplet's name and state. ``sweep`` finds by tag, name and topic prefix
+whatever the deployment left in any of the three, with or without a state file.
+"""
+
+from __future__ import annotations
+
+from ..plan import Desired, worker_names
+from ..spec import DeploySpec
+from . import kafka
+from .base import Context, Health, Resource
+from .digitalocean import DigitalOceanProvider, droplet_name
+from .fly import FlyProvider
+from .fly_api import tls_context
+from .readiness import missing_workers, not_registered
+from .workers_boot import WorkerBoot
+
+
+class CloudProvider:
+    def __init__(self) -> None:
+        self.fly = FlyProvider()
+        self.digitalocean = DigitalOceanProvider(WorkerBoot(self.fly.endpoint, self.fly.bundle))
+        self._by_kind = {kind: part for part in (self.fly, self.digitalocean) for kind in part.kinds}
+
+    def preflight(self, ctx: Context) -> list[str]:
+        return self.fly.preflight(ctx) + self.digitalocean.preflight(ctx)
+
+    def endpoint(self, ctx: Context) -> str | None:
+        return self.fly.endpoint(ctx)
+
+    def ready_timeout(self, ctx: Context) -> float:
+        return float(ctx.spec.digitalocean.ready_timeout_s)
+
+    async def create(self, ctx: Context, desired: Desired) -> Resource:
+        if desired.kind == "kafka-topics":
+            return await kafka.create_resource(ctx.spec.kafka, "", ctx.resources.get("topics"), shared=True)
+        return await self._by_kind[desired.kind].create(ctx, desired)
+
+    async def query(self, ctx: Context, resource: Resource) -> Health:
+        if resource.kind == "kafka-topics":
+            return Health(*await kafka.query_resource(ctx.spec.kafka, "", resource))
+        return await self._by_kind[resource.kind].query(ctx, resource)
+
+    async def delete(self, ctx: Context, resource: Resource, *, drain: bool = False) -> None:
+        if resource.kind == "kafka-topics":
+            if resource.details.get("created"):  # a shared cluster: only what this deployment created
+                await kafka.delete_topics(ctx.spec.kafka, only=resource.details["created"])
+            return
+        await self._by_kind[resource.kind].delete(ctx, resource, drain=drain)
+
+    async def wait_ready(self, ctx: Context, seconds: float) -> None:
+        expected = {droplet_name(ctx.spec, name) for name in worker_names(ctx.spec)}
+        url = self.endpoint(ctx)
+        if not expected or url is None:
+            return
+        missing = await missing_workers(url, ctx.secrets.owner_api_key, expected, seconds, tls_context(), poll=1.0)
+        if missing:
+            statuses = await self.digitalocean.active(ctx.spec)
+            states = "; ".join(f"{m}: droplet {statuses.get(m, 'missing')}, no hello" for m in missing[:5])
+            raise not_registered(missing, len(expected), seconds, f" [{states}]; see dac-provision logs --worker NAME")
+
+    async def sweep(self, spec: DeploySpec) -> list[str]:
+        gone = await self.digitalocean.sweep(spec)
+        gone += await self.fly.sweep(spec)
+        if spec.kafka.topic_prefix:  # never the unprefixed names another deployment may share
+            gone += [f"topic {t}" for t in await kafka.delete_topics(spec.kafka)]
+        return gone

@@ -1,0 +1,85 @@
+"""What a new worker machine boots with: user data holding the orchestrator's URL, the runtime wheel's
+address and checksum, and a registration token good for one batch, nothing long-lived.
+
+The token is minted by the running orchestrator (``POST /api/worker-tokens``) with as many uses as the
+batch has machines and a life as long as the provisioning timeout; each worker trades it on its first
+hello for a credential of its own. The deployment's SSH key lives in its state folder (0600).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ..bundle import Bundle
+from ..render import worker_user_data
+from ..runtime_env import agent_command_line
+from .base import Context, ProviderError
+from .fly_api import tls_context
+
+#: Margin on top of the provisioning timeout for a registration token's life.
+TOKEN_MARGIN_S = 600
+
+
+def ssh_key_path(ctx: Context) -> Path:
+    return ctx.directory / "ssh" / "id_ed25519"
+
+
+def websocket_url(url: str) -> str:
+    return "wss://" + url.removeprefix("https://").rstrip("/") + "/ws/worker"
+
+
+class WorkerBoot:
+    def __init__(self, endpoint: Callable[[Context], str | None], bundle: Callable[[Context], Bundle]) -> None:
+        self.endpoint = endpoint
+        self.bundle = bundle
+
+    def ssh_public_key(self, ctx: Context) -> str:
+        """The deployment's key (generated on first use), in OpenSSH form."""
+        path = ssh_key_path(ctx)
+        if not path.exists():
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            key = Ed25519PrivateKey.generate()
+            pem = key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+            )
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(pem)
+        key = serialization.load_ssh_private_key(path.read_bytes(), password=None)
+        public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        return f"{public.decode()} dac-{ctx.spec.name}"
+
+    async def registration_token(self, ctx: Context, url: str, uses: int) -> str:
+        ttl = ctx.spec.digitalocean.ready_timeout_s + TOKEN_MARGIN_S
+        headers = {"Authorization": f"Bearer {ctx.secrets.owner_api_key}"}
+        try:
+            async with httpx.AsyncClient(base_url=url, headers=headers, timeout=15, verify=tls_context()) as client:
+                response = await client.post("/api/worker-tokens", json={"uses": uses, "ttlSeconds": ttl})
+        except httpx.TransportError as exc:
+            why = type(exc).__name__
+            raise ProviderError(f"orchestrator at {url}: no answer minting a worker token ({why})") from None
+        if response.status_code != 201:
+            raise ProviderError(f"orchestrator at {url} refused a worker token: {response.status_code}")
+        return response.json()["token"]
+
+    async def user_data(self, ctx: Context, uses: int) -> str:
+        url = self.endpoint(ctx)
+        if url is None:
+            raise ProviderError("workers need the orchestrator first (deploy creates it)")
+        bundle = self.bundle(ctx)
+        return worker_user_data(
+            orchestrator_url=websocket_url(url),
+            bundle_url=f"{url}/bundle/{bundle.filename}",
+            bundle_sha256=bundle.sha256,
+            registration_token=await self.registration_token(ctx, url, uses),
+            worker_id="{hostname}",
+            agent_command=agent_command_line(ctx.spec),
+            passthrough=list(ctx.spec.agent_passthrough),
+            install_claude=ctx.spec.digitalocean.install_claude,
+        )
