@@ -44,6 +44,9 @@ class DictProvider:
         self.log.append(f"delete {resource.name}{' (drain)' if drain else ''}")
         self.live.pop(resource.name, None)
 
+    def ready_timeout(self, ctx: Context) -> float:
+        return 5.0
+
     async def wait_ready(self, ctx: Context, seconds: float) -> None:
         return None
 

@@ -43,8 +43,17 @@ def test_plan_is_deterministic():
 
 
 def test_unavailable_provider_is_a_clear_error():
-    with pytest.raises(PlanError, match="provider 'cloud' is not available"):
-        plan(load_spec(provider="cloud", kafka={"bootstrap": "k:9092"}))
+    with pytest.raises(PlanError, match="provider 'pulumi' is not available"):
+        plan(load_spec(provider="pulumi", kafka={"bootstrap": "k:9092"}))
+
+
+def test_cloud_plan_orders_fly_and_digitalocean_and_prefixes_topics():
+    spec = load_spec(name="prod", provider="cloud", workers=12, kafka={"bootstrap": "k:9092"})
+    waves = [[d.name for d in wave] for wave in levels(plan(spec))]
+    assert waves[0] == ["topics", "fly-app", "do-ssh-key", "do-firewall"]
+    assert waves[1:3] == [["fly-volume"], ["orchestrator"]]
+    assert waves[3] == [f"worker-{i}" for i in range(1, 13)]
+    assert spec.kafka.topic_prefix == "prod."  # a shared cluster: this deployment's topics only
 
 
 def test_levels_reject_a_dependency_the_plan_lacks_or_lists_later():
