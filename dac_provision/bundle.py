@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RUNTIME_SOURCE = Path(__file__).resolve().parent.parent / "runtime"
+REPRODUCIBLE_EPOCH = "315532800"  # 1980-01-01, the earliest a zip can say
 
 
 class BundleError(Exception):
@@ -58,10 +59,14 @@ def runtime_wheel(out_dir: Path) -> Bundle:
             "the runtime source is not beside dac_provision; set DAC_RUNTIME_WHEEL to a dac_runtime wheel"
         )
     with tempfile.TemporaryDirectory() as tmp:
+        # A fixed timestamp makes the build reproducible: the same source gives the same sha256, so a
+        # deploy that changed nothing in the runtime does not roll the orchestrator.
+        env = dict(os.environ, SOURCE_DATE_EPOCH=REPRODUCIBLE_EPOCH, PYTHONHASHSEED="0")
         result = subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", tmp, str(RUNTIME_SOURCE)],
             capture_output=True,
             text=True,
+            env=env,
         )
         built = sorted(Path(tmp).glob("dac_runtime-*.whl"))
         if result.returncode != 0 or not built:

@@ -108,7 +108,9 @@ def main(debug: bool) -> None:
 
 @main.command()
 @name_option
-@click.option("--provider", type=click.Choice(["local"]), help="Where to deploy (default: the spec's, else local).")
+@click.option(
+    "--provider", type=click.Choice(["local", "cloud"]), help="Where to deploy (default: the spec's, else local)."
+)
 @click.option("--workers", "-w", type=int, help="Number of workers.")
 @click.option("--agent", help="Agent command: 'claude', 'stand-in', or a command line with {prompt}.")
 @click.option("--file", "-f", "spec_file", type=click.Path(dir_okay=False, path_type=Path), help="Spec file.")
@@ -369,19 +371,36 @@ def workers_list(name: str, as_json: bool) -> None:
 @main.command()
 @name_option
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--sweep", is_flag=True, help="Also delete what the deployment left in the cloud, found by tag and name.")
+@click.option(
+    "--file", "-f", "spec_file", type=click.Path(dir_okay=False, path_type=Path), help="Spec file (for --sweep)."
+)
 @friendly
-def destroy(name: str, yes: bool) -> None:
+def destroy(name: str, yes: bool, sweep: bool, spec_file: Path | None) -> None:
     """Stop everything the deployment runs and forget it (its executions' history too).
+
+    With --sweep, also search the cloud for anything tagged or named for the deployment and delete it,
+    so a lost state file leaves nothing behind (give the spec with -f when this machine has no record).
 
     \b
     Example:
       dac-provision destroy --yes
+      dac-provision destroy --yes --sweep -f deploy.toml
     """
+    store = StateStore()
+    record = store.deployment(name)
+    if sweep and record is None and spec_file is None:
+        raise BadInput(f"no record of {name!r} here: --sweep needs -f SPEC_FILE to know which cloud to search")
+    spec = load_spec_file(spec_file, name=name if name != "default" else None) if spec_file else None
+    spec = spec or (load_spec(record["spec"]) if record else None)
     if not yes:
         if not sys.stdin.isatty():
             raise BadInput("destroy needs --yes when not run from a terminal")
         click.confirm(f"Destroy deployment {name!r} and everything it runs?", abort=True)
     printer = StepPrinter(err, enabled=True)
     with printer:
-        existed = engine.destroy(name, on_progress=printer)
+        existed = engine.destroy(name, on_progress=printer, store=store)
     err.print(f"destroyed {name}" if existed else f"nothing to destroy: no deployment named {name!r}")
+    if sweep and spec is not None:
+        gone = asyncio.run(engine.sweep_async(spec))
+        err.print("swept: " + ", ".join(gone) if gone else "swept: nothing left in the cloud")

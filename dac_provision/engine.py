@@ -254,3 +254,15 @@ async def destroy_async(name: str, on_progress: OnProgress | None = None, store:
 
 def destroy(name: str, on_progress: OnProgress | None = None, store: StateStore | None = None) -> bool:
     return asyncio.run(destroy_async(name, on_progress, store))
+
+
+async def sweep_async(spec: DeploySpec) -> list[str]:
+    """Delete, by tag, name and topic prefix, whatever the deployment left in its cloud, recorded or not
+    (a lost or deleted state file). Returns what was removed. The local target has nothing to sweep."""
+    sweep = getattr(provider_for(spec.provider), "sweep", None)
+    if sweep is None:
+        return []
+    try:
+        return await sweep(spec)
+    except ProviderError as exc:
+        raise DeployError(f"sweep stopped, run it again to finish: {exc}", exc.log_path) from None

@@ -47,3 +47,16 @@ def cloud_spec(cloud, broker):
         return spec
 
     return make
+
+
+@pytest.fixture
+def cli(cloud, tmp_path):
+    from tests.e2e.conftest import Cli
+
+    tool = Cli(tmp_path / "state")
+    yield tool
+    store = StateStore(tool.state_dir)
+    names = store.deployments()
+    store.close()
+    for name in names:  # a failed test must not leave machines behind
+        tool("destroy", "--yes", "--name", name)

@@ -35,6 +35,8 @@ class Fault:
     retry_after: float | None = None
     #: Hold the call this long and then drop the connection without an answer (a timeout), instead of a status.
     hang: float = 0.0
+    #: Carry the call out, then answer with the error anyway (a create left in doubt).
+    applied: bool = False
     seen: int = 0
 
 
@@ -123,6 +125,8 @@ class Emulator:
                     request.transport.close()
                 raise asyncio.CancelledError
             extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
+            if fault.applied:
+                await handler(request)
             return self.error(fault.status, f"injected {fault.status}", headers=extra)
         problem = self.checker.check_request(request.method, request.path, request.query_string, headers, body)
         if problem:

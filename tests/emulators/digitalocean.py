@@ -66,6 +66,7 @@ class DigitalOceanEmulator(Emulator):
             (r"/v2/account", "GET", self._account),
             (r"/v2/account/keys", "GET", self._list_keys),
             (r"/v2/account/keys", "POST", self._create_key),
+            (r"/v2/account/keys/([^/]+)", "GET", self._get_key),
             (r"/v2/account/keys/([^/]+)", "DELETE", self._delete_key),
             (r"/v2/droplets", "POST", self._create_droplets),
             (r"/v2/droplets", "GET", self._list_droplets),
@@ -119,6 +120,12 @@ class DigitalOceanEmulator(Emulator):
         key = {"id": key_id, "fingerprint": fingerprint, "public_key": body["public_key"], "name": body["name"]}
         self.ssh_keys[key_id] = key
         return web.json_response({"ssh_key": key}, status=201)
+
+    def _get_key(self, request: web.Request, body: Any, ident: str) -> web.Response:
+        for key_id, key in self.ssh_keys.items():
+            if ident in (str(key_id), key["fingerprint"]):
+                return web.json_response({"ssh_key": key})
+        return self.not_found()
 
     def _delete_key(self, request: web.Request, body: Any, ident: str) -> web.Response:
         for key_id, key in list(self.ssh_keys.items()):

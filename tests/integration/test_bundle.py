@@ -20,6 +20,9 @@ def test_wheel_is_built_with_its_checksum_and_a_prebuilt_one_can_be_named(tmp_pa
     names = zipfile.ZipFile(bundle.path).namelist()
     assert "dac_runtime/worker/__main__.py" in names and not any(n.startswith("dac_provision") for n in names)
 
+    # Reproducible: the same source is the same sha256, so a deploy that changed nothing rolls nothing.
+    assert runtime_wheel(tmp_path / "rebuilt").sha256 == bundle.sha256
+
     monkeypatch.setenv("DAC_RUNTIME_WHEEL", str(bundle.path))
     again = runtime_wheel(tmp_path / "elsewhere")
     assert again.sha256 == bundle.sha256
