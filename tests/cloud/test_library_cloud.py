@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+
+import aiohttp
 import pytest
 
 from dac_provision import deploy_async, destroy_async, load_spec
+from dac_provision.engine import secrets_for
 
 pytestmark = pytest.mark.integration
 
@@ -35,3 +41,33 @@ async def test_deploy_execute_destroy_through_the_library(cloud, cloud_spec, sto
     assert await destroy_async(spec.name, store=store)
     assert cloud.resources() == 0 and cloud.workers == {}
     assert cloud.violations() == [] and cloud.boot_errors == []
+
+
+async def test_the_user_data_sent_is_valid_cloud_config_with_only_a_limited_token(cloud, cloud_spec, store, tmp_path):
+    if shutil.which("cloud-init") is None:
+        pytest.fail("cloud-init is not installed: python3 tools/dev.py test installs it (apt-get install cloud-init)")
+    spec = load_spec(cloud_spec(workers=12))
+    await deploy_async(spec, store=store)
+    secrets = secrets_for(store, spec.name)
+    sent = [d["_user_data"] for d in cloud.do.droplets.values()]
+    assert len(set(sent)) == 2  # one per batch of at most ten, each with its own registration token
+    for index, text in enumerate(set(sent)):
+        path = tmp_path / f"user-data-{index}.yaml"
+        path.write_text(text)
+        checked = subprocess.run(  # noqa: ASYNC221 - a one-off check, nothing else runs meanwhile
+            ["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True
+        )
+        assert checked.returncode == 0 and "Valid cloud-config" in checked.stdout, checked.stdout + checked.stderr
+        assert len(text.encode()) < 64 * 1024
+        for secret in (secrets.master_key, secrets.owner_api_key, secrets.worker_token):
+            assert secret not in text
+        tokens = re.findall(r"dacr_[A-Za-z0-9_-]+", text)
+        assert len(set(tokens)) == 1 and tokens[0] != secrets.worker_token
+    # Spent: both batches' machines have registered, so a further hello with either token is refused.
+    url = spec.fly.url.replace("https://", "wss://") + "/ws/worker"
+    token = re.findall(r"dacr_[A-Za-z0-9_-]+", sent[0])[0]
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(url, headers={"Authorization": f"Bearer {token}"}, ssl=cloud.tls.client_context())
+    assert refused.value.status == 401
+    assert await destroy_async(spec.name, store=store) and cloud.resources() == 0
