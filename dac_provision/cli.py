@@ -9,87 +9,22 @@ Errors are one line each; ``--debug`` adds the traceback.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from rich.console import Console
 
 from . import engine
+from .cli_common import BadInput, err, friendly, json_option, name_option, out
 from .cli_follow import CANCELLED, stream_execution
-from .client import Client, ClientError
-from .engine import DeployError
+from .cli_workers import workers
+from .client import Client
 from .render_cli import StepPrinter, status_table
-from .spec import SpecError, load_spec, load_spec_file
-from .state import StateError, StateStore
+from .spec import load_spec, load_spec_file
+from .state import StateStore
 from .status import status_async
-
-F = TypeVar("F", bound=Callable[..., Any])
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
-
-
-class Failure(click.ClickException):
-    """The operation failed (exit 1); ``log`` is printed as where to look."""
-
-    exit_code = 1
-
-    def __init__(self, message: str, log: str | Path | None = None) -> None:
-        super().__init__(message)
-        self.log = log
-
-    def show(self, file: Any = None) -> None:
-        err.print(f"[red]error:[/] {self.message}", markup=True, soft_wrap=True)
-        if self.log:
-            err.print(f"  details: {self.log}", soft_wrap=True)
-
-
-class BadInput(Failure):
-    exit_code = 2
-
-
-def friendly(fn: F) -> F:
-    """Turn the library's errors into one line and an exit code; tracebacks only with --debug."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        debug = click.get_current_context().find_root().params.get("debug", False)
-        try:
-            return fn(*args, **kwargs)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
-        except SpecError as exc:
-            if debug:
-                raise
-            where = f"{exc.source}: " if exc.source else ""
-            for problem in exc.problems[:-1]:
-                err.print(f"[red]error:[/] {where}{problem}", soft_wrap=True)
-            raise BadInput(f"{where}{exc.problems[-1]}") from None
-        except DeployError as exc:
-            if debug:
-                raise
-            bad_name = str(exc).startswith("no deployment named")
-            raise (BadInput if bad_name else Failure)(str(exc), exc.log_path) from None
-        except (StateError, ClientError) as exc:
-            if debug:
-                raise
-            raise Failure(str(exc)) from None
-        except Exception as exc:
-            if debug:
-                raise
-            raise Failure(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)") from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-name_option = click.option(
-    "--name", "-n", default="default", envvar="DAC_DEPLOYMENT", show_default=True, help="Deployment name."
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -250,22 +185,42 @@ def exec_(
 
 @main.command()
 @name_option
-@click.argument("execution_id")
+@click.argument("execution_id", required=False)
 @click.option("--follow", "-f", is_flag=True, help="Keep streaming until the execution ends.")
 @click.option("--events", is_flag=True, help="Also print persona events (to stderr).")
 @click.option("--raw", is_flag=True, help="Print the agent's output as it wrote it (stream-json is not rendered).")
+@click.option("--worker", "-w", help="Instead: a worker's own log (worker-2, or its machine name).")
+@click.option("--lines", "-n", type=click.IntRange(1, 100_000), default=200, show_default=True, help="With --worker.")
 @json_option
 @friendly
-def logs(name: str, execution_id: str, follow: bool, events: bool, raw: bool, as_json: bool) -> None:
-    """Print an execution's output so far (with -f, follow it to the end).
+def logs(
+    name: str,
+    execution_id: str | None,
+    follow: bool,
+    events: bool,
+    raw: bool,
+    worker: str | None,
+    lines: int,
+    as_json: bool,
+) -> None:
+    """Print an execution's output so far (with -f, follow it to the end), or a worker's own log.
+
+    A cloud worker's log is its systemd journal, read over SSH with the deployment's key.
 
     \b
     Example:
       dac-provision logs 3f2a9c...
       dac-provision logs -f 3f2a9c...
+      dac-provision logs --worker worker-2 -n 50
     """
+    if (execution_id is None) == (worker is None):
+        raise BadInput("give an EXECUTION_ID or --worker NAME (one of them)")
+    if worker is not None:
+        click.echo(asyncio.run(engine.worker_log_async(name, worker, lines)), nl=False)
+        return
 
     async def run() -> int:
+        assert execution_id is not None
         async with _client(name) as client:
             code = await stream_execution(err, client, execution_id, as_json, events, replay_only=not follow, raw=raw)
             return code if follow else 0
@@ -291,81 +246,6 @@ def cancel(name: str, execution_id: str) -> None:
 
     asyncio.run(run())
     err.print(f"cancelling {execution_id}")
-
-
-@main.group()
-def workers() -> None:
-    """Add, remove (draining first) or list workers.
-
-    \b
-    Example:
-      dac-provision workers add 2
-      dac-provision workers remove 1
-    """
-
-
-def _rescale(name: str, delta: int) -> None:
-    store = StateStore()
-    spec = engine.spec_of(store, name)
-    target = spec.workers + delta
-    if target < 0:
-        raise BadInput(f"{name} has {spec.workers} workers; cannot remove {-delta}")
-    printer = StepPrinter(err, enabled=True)
-    with printer:
-        engine.deploy(load_spec(spec.to_dict(), workers=target), on_progress=printer)
-    err.print(f"{name} now has {target} workers")
-
-
-@workers.command(name="add")
-@name_option
-@click.argument("count", type=click.IntRange(min=1))
-@friendly
-def workers_add(name: str, count: int) -> None:
-    """Start COUNT more workers and wait until they are registered.
-
-    \b
-    Example:
-      dac-provision workers add 2
-    """
-    _rescale(name, count)
-
-
-@workers.command(name="remove")
-@name_option
-@click.argument("count", type=click.IntRange(min=1))
-@friendly
-def workers_remove(name: str, count: int) -> None:
-    """Drain COUNT workers (each finishes its current execution), then stop them.
-
-    \b
-    Example:
-      dac-provision workers remove 1
-    """
-    _rescale(name, -count)
-
-
-@workers.command(name="list")
-@name_option
-@json_option
-@friendly
-def workers_list(name: str, as_json: bool) -> None:
-    """The workers connected to the orchestrator, and what each is doing.
-
-    \b
-    Example:
-      dac-provision workers list --json
-    """
-
-    async def run() -> list[dict[str, Any]]:
-        async with _client(name) as client:
-            return await client.workers()
-
-    rows = asyncio.run(run())
-    if as_json:
-        click.echo(json.dumps(rows))
-        return
-    for row in sorted(rows, key=lambda r: r["workerId"]):
-        click.echo(f"{row['workerId']}\t{row['state']}\t{row['executionId'] or '-'}")
 
 
 @main.command()
@@ -404,3 +284,6 @@ def destroy(name: str, yes: bool, sweep: bool, spec_file: Path | None) -> None:
     if sweep and spec is not None:
         gone = asyncio.run(engine.sweep_async(spec))
         err.print("swept: " + ", ".join(gone) if gone else "swept: nothing left in the cloud")
+
+
+main.add_command(workers)

@@ -266,3 +266,20 @@ async def sweep_async(spec: DeploySpec) -> list[str]:
         return await sweep(spec)
     except ProviderError as exc:
         raise DeployError(f"sweep stopped, run it again to finish: {exc}", exc.log_path) from None
+
+
+async def worker_log_async(name: str, worker: str, lines: int = 200, store: StateStore | None = None) -> str:
+    """The last ``lines`` of one worker's own log: its log file locally, its journal over SSH in the cloud.
+    ``worker`` is the plan's name (``worker-2``) or the machine's (``dac-prod-worker-2``)."""
+    store = store or StateStore()
+    spec = spec_of(store, name)
+    ctx = context_for(store, spec)
+    workers = [r for r in ctx.resources.values() if r.kind == "worker"]
+    found = [r for r in workers if worker in (r.name, r.details.get("droplet"), r.details.get("worker_id"))]
+    if not found:
+        known = ", ".join(sorted(r.name for r in workers)) or "none"
+        raise DeployError(f"no worker named {worker!r} in {name} (known: {known})")
+    try:
+        return await provider_for(spec.provider).worker_log(ctx, found[0], lines)
+    except ProviderError as exc:
+        raise DeployError(str(exc), exc.log_path) from None

@@ -80,3 +80,7 @@ class Provider(Protocol):
     def endpoint(self, ctx: Context) -> str | None:
         """The orchestrator's base URL, once it exists."""
         ...
+
+    async def worker_log(self, ctx: Context, resource: Resource, lines: int) -> str:
+        """The last ``lines`` of a worker's own log (the process's file, the machine's journal)."""
+        ...

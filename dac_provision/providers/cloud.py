@@ -8,15 +8,18 @@ whatever the deployment left in any of the three, with or without a state file.
 
 from __future__ import annotations
 
+import asyncio
+
 from ..plan import Desired, worker_names
 from ..spec import DeploySpec
-from . import kafka
+from . import kafka, ssh
 from .base import Context, Health, Resource
 from .digitalocean import DigitalOceanProvider, droplet_name
 from .fly import FlyProvider
 from .fly_api import tls_context
 from .readiness import missing_workers, not_registered
-from .workers_boot import WorkerBoot
+from .ssh import Target
+from .workers_boot import WorkerBoot, ssh_key_path
 
 
 class CloudProvider:
@@ -61,6 +64,12 @@ class CloudProvider:
             statuses = await self.digitalocean.active(ctx.spec)
             states = "; ".join(f"{m}: droplet {statuses.get(m, 'missing')}, no hello" for m in missing[:5])
             raise not_registered(missing, len(expected), seconds, f" [{states}]; see dac-provision logs --worker NAME")
+
+    async def worker_log(self, ctx: Context, resource: Resource, lines: int) -> str:
+        """The worker's journal, read over SSH with the deployment's key."""
+        host = await self.digitalocean.address(int(resource.id))
+        target = Target.for_droplet(host, ssh_key_path(ctx), ctx.directory / "ssh" / "known_hosts")
+        return await asyncio.to_thread(ssh.journal, target, lines)
 
     async def sweep(self, spec: DeploySpec) -> list[str]:
         gone = await self.digitalocean.sweep(spec)

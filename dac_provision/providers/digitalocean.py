@@ -260,6 +260,17 @@ class DigitalOceanProvider:
                 return
             await asyncio.sleep(1)
 
+    async def address(self, droplet_id: int) -> str:
+        """The droplet's public IPv4 address (by type, never by position in the list)."""
+        async with self.client() as client:
+            body = await self.call("get droplet", client.droplets.get, droplet_id, safe=True)
+        if body is None:
+            raise DigitalOceanError(f"droplet {droplet_id} is gone")
+        for network in body["droplet"]["networks"].get("v4") or []:
+            if network.get("type") == "public":
+                return network["ip_address"]
+        raise DigitalOceanError(f"droplet {droplet_id} has no public address yet ({body['droplet']['status']})")
+
     async def active(self, spec: DeploySpec) -> dict[str, str]:
         """Each of the deployment's droplets by name, with its status."""
         async with self.client() as client:

@@ -214,6 +214,13 @@ class LocalProvider:
 
     # --- readiness ------------------------------------------------------------------------------
 
+    async def worker_log(self, ctx: Context, resource: Resource, lines: int) -> str:
+        try:
+            text = await asyncio.to_thread(Path(resource.details["log"]).read_text, errors="replace")
+        except OSError as exc:
+            raise ProviderError(f"{resource.name}: cannot read its log: {exc.strerror}") from None
+        return "".join(text.splitlines(keepends=True)[-lines:])
+
     def ready_timeout(self, ctx: Context) -> float:
         return START_TIMEOUT
 

@@ -12,6 +12,8 @@ import yaml
 from dac_provision.providers import kafka
 from dac_provision.spec import load_spec
 from tests.emulators.base import Fault
+from tests.emulators.guest import free_port
+from tests.emulators.sshd import DropletSshd
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +96,34 @@ def test_a_lost_state_file_is_swept_by_tag_name_and_prefix(cloud, cloud_spec, cl
     kafka_spec = load_spec(spec).kafka
     assert asyncio.run(kafka.existing_topics(kafka_spec)) == set()
     assert cloud.violations() == []
+
+
+def test_a_workers_journal_over_ssh_with_the_deployment_key(cloud, cloud_spec, cli, tmp_path, monkeypatch):
+    spec = cloud_spec(workers=1)
+    name = spec["name"]
+    cli.ok("deploy", "-f", _spec_file(tmp_path, spec))
+    droplet = next(iter(cloud.do.droplets.values()))
+    address = next(n["ip_address"] for n in droplet["networks"]["v4"] if n["type"] == "public")
+    port = free_port()
+    monkeypatch.setenv("DAC_SSH_PORT", str(port))
+    sshd = DropletSshd(cloud, droplet, address, port).start()
+    try:
+        shown = cli.ok("logs", "--name", name, "--worker", "worker-1", "-n", "20")
+        assert f"connected as dac-{name}-worker-1" in shown.stdout
+        assert sshd.commands == ["journalctl --unit dac-worker.service --no-pager --lines 20"]
+    finally:
+        sshd.stop()
+    # The machine's host key is now known; a different one at the same address is refused.
+    impostor = DropletSshd(cloud, droplet, address, port).start()
+    try:
+        refused = cli("logs", "--name", name, "--worker", f"dac-{name}-worker-1")
+        assert refused.returncode == 1 and "host key differs" in refused.stderr and impostor.commands == []
+    finally:
+        impostor.stop()
+    unknown = cli("logs", "--name", name, "--worker", "worker-9")
+    assert unknown.returncode == 1 and "no worker named 'worker-9'" in unknown.stderr
+    firewall = next(iter(cloud.do.firewalls.values()))
+    assert firewall["inbound_rules"] == [
+        {"protocol": "tcp", "ports": "22", "sources": {"addresses": ["203.0.113.7/32"]}}
+    ]
+    cli.ok("destroy", "--yes", "--name", name)

@@ -172,6 +172,7 @@ class DigitalOceanEmulator(Emulator):
             "region": {"name": region, "slug": region, "features": [], "available": True, "sizes": [body["size"]]},
             "tags": list(body.get("tags") or []),
             "_user_data": body.get("user_data"),
+            "_ssh_keys": list(body.get("ssh_keys") or []),
             "_booted_at": time.monotonic() + self.boot_seconds,
         }
 

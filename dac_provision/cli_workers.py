@@ -1,0 +1,91 @@
+"""``dac-provision workers``: add, remove (draining first) and list workers, on any target."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import click
+
+from . import engine
+from .cli_common import BadInput, err, friendly, json_option, name_option
+from .client import Client
+from .render_cli import StepPrinter
+from .spec import load_spec
+from .state import StateStore
+
+
+@click.group()
+def workers() -> None:
+    """Add, remove (draining first) or list workers.
+
+    \b
+    Example:
+      dac-provision workers add 2
+      dac-provision workers remove 1
+    """
+
+
+def _rescale(name: str, delta: int) -> None:
+    store = StateStore()
+    spec = engine.spec_of(store, name)
+    target = spec.workers + delta
+    if target < 0:
+        raise BadInput(f"{name} has {spec.workers} workers; cannot remove {-delta}")
+    printer = StepPrinter(err, enabled=True)
+    with printer:
+        engine.deploy(load_spec(spec.to_dict(), workers=target), on_progress=printer)
+    err.print(f"{name} now has {target} workers")
+
+
+@workers.command(name="add")
+@name_option
+@click.argument("count", type=click.IntRange(min=1))
+@friendly
+def workers_add(name: str, count: int) -> None:
+    """Start COUNT more workers and wait until they are registered.
+
+    \b
+    Example:
+      dac-provision workers add 2
+    """
+    _rescale(name, count)
+
+
+@workers.command(name="remove")
+@name_option
+@click.argument("count", type=click.IntRange(min=1))
+@friendly
+def workers_remove(name: str, count: int) -> None:
+    """Drain COUNT workers (each finishes its current execution), then stop them.
+
+    \b
+    Example:
+      dac-provision workers remove 1
+    """
+    _rescale(name, -count)
+
+
+@workers.command(name="list")
+@name_option
+@json_option
+@friendly
+def workers_list(name: str, as_json: bool) -> None:
+    """The workers connected to the orchestrator, and what each is doing.
+
+    \b
+    Example:
+      dac-provision workers list --json
+    """
+
+    async def run() -> list[dict[str, Any]]:
+        async with Client.for_deployment(name) as client:
+            return await client.workers()
+
+    rows = asyncio.run(run())
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for row in sorted(rows, key=lambda r: r["workerId"]):
+        click.echo(f"{row['workerId']}\t{row['state']}\t{row['executionId'] or '-'}")
