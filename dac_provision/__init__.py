@@ -21,6 +21,10 @@ from .engine import (
     deploy_async,
     destroy,
     destroy_async,
+    scale,
+    scale_async,
+    sweep_async,
+    worker_log_async,
 )
 from .spec import DeploySpec, SpecError, load_spec, load_spec_file
 from .state import StateError, StateStore
@@ -50,6 +54,10 @@ __all__ = [
     "destroy_async",
     "load_spec",
     "load_spec_file",
+    "scale",
+    "scale_async",
     "status",
     "status_async",
+    "sweep_async",
+    "worker_log_async",
 ]

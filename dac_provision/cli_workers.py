@@ -12,7 +12,6 @@ from . import engine
 from .cli_common import BadInput, err, friendly, json_option, name_option
 from .client import Client
 from .render_cli import StepPrinter
-from .spec import load_spec
 from .state import StateStore
 
 
@@ -35,7 +34,7 @@ def _rescale(name: str, delta: int) -> None:
         raise BadInput(f"{name} has {spec.workers} workers; cannot remove {-delta}")
     printer = StepPrinter(err, enabled=True)
     with printer:
-        engine.deploy(load_spec(spec.to_dict(), workers=target), on_progress=printer)
+        engine.scale(name, target, on_progress=printer, store=store)
     err.print(f"{name} now has {target} workers")
 
 

@@ -283,3 +283,19 @@ async def worker_log_async(name: str, worker: str, lines: int = 200, store: Stat
         return await provider_for(spec.provider).worker_log(ctx, found[0], lines)
     except ProviderError as exc:
         raise DeployError(str(exc), exc.log_path) from None
+
+
+async def scale_async(
+    name: str, workers: int, on_progress: OnProgress | None = None, store: StateStore | None = None
+) -> Deployment:
+    """Set the deployment's worker count: new workers are started and awaited, surplus ones drained
+    (each finishes its execution) and removed. The rest of the deployment is checked and left alone."""
+    store = store or StateStore()
+    spec = spec_of(store, name)
+    return await deploy_async(load_spec(spec.to_dict(), workers=workers), on_progress, store)
+
+
+def scale(
+    name: str, workers: int, on_progress: OnProgress | None = None, store: StateStore | None = None
+) -> Deployment:
+    return asyncio.run(scale_async(name, workers, on_progress, store))

@@ -187,6 +187,9 @@ class DigitalOceanProvider:
                 for worker, future in pending:
                     droplet = existing.get(droplet_name(ctx.spec, worker))
                     if droplet is not None:
+                        if droplet["status"] == "off":  # powered off, not lost: power it on, keep it
+                            await self.call("power on droplet", client.droplet_actions.post, droplet["id"],
+                                            {"type": "power_on"}, safe=False)  # fmt: skip
                         future.set_result(self._resource(worker, droplet, created=False))
                     else:
                         todo.append((worker, future))
@@ -230,7 +233,8 @@ class DigitalOceanProvider:
             if resource.kind == "worker":
                 body = await self.call("get droplet", client.droplets.get, int(resource.id), safe=True)
                 status = (body or {}).get("droplet", {}).get("status", "gone")
-                return Health(status in {"new", "active"}, "" if status == "active" else f"droplet is {status}")
+                detail = "" if status == "active" else f"droplet is {status}"
+                return Health(status in {"new", "active"}, detail, update=status == "off")
             if resource.kind == "do-ssh-key":
                 found = await self.call("get SSH key", client.ssh_keys.get, int(resource.id), safe=True)
             else:
@@ -259,6 +263,12 @@ class DigitalOceanProvider:
             if found is None or found["droplet"]["status"] == "off":
                 return
             await asyncio.sleep(1)
+
+    async def power(self, droplet_id: int, on: bool) -> None:
+        """Power a worker's droplet off (it keeps its disk, tags and address) or on again."""
+        async with self.client() as client:
+            body = {"type": "power_on" if on else "power_off"}
+            await self.call(f"{body['type']} droplet", client.droplet_actions.post, droplet_id, body, safe=False)
 
     async def address(self, droplet_id: int) -> str:
         """The droplet's public IPv4 address (by type, never by position in the list)."""

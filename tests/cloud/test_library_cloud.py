@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
@@ -9,8 +10,9 @@ import subprocess
 import aiohttp
 import pytest
 
-from dac_provision import deploy_async, destroy_async, load_spec
+from dac_provision import deploy_async, destroy_async, load_spec, scale_async, status_async
 from dac_provision.engine import secrets_for
+from dac_provision.providers.cloud import CloudProvider
 
 pytestmark = pytest.mark.integration
 
@@ -71,3 +73,26 @@ async def test_the_user_data_sent_is_valid_cloud_config_with_only_a_limited_toke
             await session.ws_connect(url, headers={"Authorization": f"Bearer {token}"}, ssl=cloud.tls.client_context())
     assert refused.value.status == 401
     assert await destroy_async(spec.name, store=store) and cloud.resources() == 0
+
+
+async def test_scale_and_a_powered_off_droplet_is_powered_on_not_replaced(cloud, cloud_spec, store):
+    spec = load_spec(cloud_spec(workers=1))
+    deployment = await deploy_async(spec, store=store)
+    await scale_async(spec.name, 3, store=store)
+    assert len(cloud.do.droplets) == 3 and len(cloud.workers) == 3
+    first = min(cloud.do.droplets)
+    await CloudProvider().digitalocean.power(first, on=False)
+    await asyncio.sleep(0.5)  # the unit stops
+    assert cloud.do.droplets[first]["status"] == "off" and cloud.running() == 2
+    report = await status_async(spec.name, store=store)
+    assert report.state == "degraded" and any("droplet is off" in p for p in report.problems)
+    before = sorted(cloud.do.droplets)
+    await scale_async(spec.name, 3, store=store)  # the same count: a deploy that heals
+    assert sorted(cloud.do.droplets) == before
+    assert cloud.do.droplets[first]["status"] == "active" and cloud.running() == 3
+    async with deployment.client() as client:
+        assert len(await client.workers()) == 3
+    await scale_async(spec.name, 0, store=store)
+    assert cloud.do.droplets == {} and cloud.workers == {}
+    assert await destroy_async(spec.name, store=store) and cloud.resources() == 0
+    assert cloud.violations() == []

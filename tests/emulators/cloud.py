@@ -86,6 +86,11 @@ class EmulatedCloud:
         threading.Thread(target=self._boot_now, args=(droplet,), daemon=True).start()
 
     def _boot_now(self, droplet: dict[str, Any]) -> None:
+        with self._lock:
+            kept = self.workers.get(droplet["id"])
+        if kept is not None:  # powered on again: same disk, cloud-init does not run twice, the unit starts
+            kept.start()
+            return
         try:
             guest = self._guest(droplet)
         except Exception as exc:  # the test sees it in boot_errors; the droplet just never says hello
@@ -119,11 +124,16 @@ class EmulatedCloud:
         guest.env |= {"PYTHONPATH": str(wheel), "SSL_CERT_FILE": str(self.tls.ca_file)}
         return guest
 
-    def _halt(self, droplet: dict[str, Any]) -> None:
+    def _halt(self, droplet: dict[str, Any], deleted: bool) -> None:
+        """Shut down (SIGTERM: the worker drains) and, if the droplet was deleted, lose its disk too."""
         with self._lock:
-            guest = self.workers.pop(droplet["id"], None)
+            guest = self.workers.pop(droplet["id"], None) if deleted else self.workers.get(droplet["id"])
         if guest is not None:
-            threading.Thread(target=guest.destroy, daemon=True).start()
+            threading.Thread(target=guest.destroy if deleted else guest.stop, daemon=True).start()
+
+    def running(self) -> int:
+        with self._lock:
+            return sum(1 for guest in self.workers.values() if guest.alive())
 
     def worker(self, name: str) -> Guest:
         with self._lock:

@@ -38,7 +38,7 @@ class DigitalOceanEmulator(Emulator):
         boot_seconds: float = 0.2,
         latency: float = 0.0,
         on_active: Callable[[dict[str, Any]], None] | None = None,
-        on_gone: Callable[[dict[str, Any]], None] | None = None,
+        on_gone: Callable[[dict[str, Any], bool], None] | None = None,
         tls: TLS | None = None,
     ) -> None:
         super().__init__(latency, tls)
@@ -233,9 +233,9 @@ class DigitalOceanEmulator(Emulator):
             return self.not_found()
         return web.json_response({"droplet": self._public(droplet)})
 
-    def _gone(self, droplet: dict[str, Any]) -> None:
-        if self.on_gone is not None and droplet["status"] == "active":
-            self.on_gone(droplet)
+    def _gone(self, droplet: dict[str, Any], deleted: bool = True) -> None:
+        if self.on_gone is not None and (deleted or droplet["status"] == "active"):
+            self.on_gone(droplet, deleted)
 
     def _delete_droplet(self, request: web.Request, body: Any, droplet_id: str) -> web.Response:
         droplet = self.droplets.pop(int(droplet_id), None)
@@ -259,7 +259,7 @@ class DigitalOceanEmulator(Emulator):
         self._advance(droplet)
         kind = body["type"]
         if kind in {"power_off", "shutdown"} and droplet["status"] == "active":
-            self._gone(droplet)
+            self._gone(droplet, deleted=False)
             droplet["status"] = "off"
         elif kind == "power_on" and droplet["status"] == "off":
             droplet["status"], droplet["_booted_at"] = "new", time.monotonic() + self.boot_seconds
