@@ -59,7 +59,7 @@ class CloudProvider:
         url = self.endpoint(ctx)
         if not expected or url is None:
             return
-        missing = await missing_workers(url, ctx.secrets.owner_api_key, expected, seconds, tls_context(), poll=1.0)
+        missing = await missing_workers(url, ctx.secrets.owner_api_key, expected, seconds, tls_context(), poll=0.25)
         if missing:
             statuses = await self.digitalocean.active(ctx.spec)
             states = "; ".join(f"{m}: droplet {statuses.get(m, 'missing')}, no hello" for m in missing[:5])
