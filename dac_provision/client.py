@@ -221,3 +221,8 @@ class Client:
 
     async def credentials(self) -> list[dict[str, Any]]:
         return (await self._call("GET", "/api/credentials"))["credentials"]
+
+    async def create_worker_token(self, uses: int = 1, ttl_seconds: int = 24 * 3600) -> str:
+        """A registration token for new worker machines: good for ``uses`` first hellos within its life."""
+        body = await self._call("POST", "/api/worker-tokens", json={"uses": uses, "ttlSeconds": ttl_seconds})
+        return body["token"]

@@ -39,12 +39,12 @@ class CloudProvider:
 
     async def create(self, ctx: Context, desired: Desired) -> Resource:
         if desired.kind == "kafka-topics":
-            return await kafka.create_resource(ctx.spec.kafka, "", ctx.resources.get("topics"), shared=True)
+            return await kafka.create_resource(ctx.spec.kafka, None, ctx.resources.get("topics"), shared=True)
         return await self._by_kind[desired.kind].create(ctx, desired)
 
     async def query(self, ctx: Context, resource: Resource) -> Health:
         if resource.kind == "kafka-topics":
-            return Health(*await kafka.query_resource(ctx.spec.kafka, "", resource))
+            return Health(*await kafka.query_resource(ctx.spec.kafka, None, resource))
         return await self._by_kind[resource.kind].query(ctx, resource)
 
     async def delete(self, ctx: Context, resource: Resource, *, drain: bool = False) -> None:

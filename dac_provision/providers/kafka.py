@@ -120,9 +120,9 @@ async def delete_topics(kafka: KafkaSpec, bootstrap: str | None = None, only: li
 # --- the "topics" resource, as the local and cloud targets record it -----------------------------
 
 
-async def create_resource(kafka: KafkaSpec, bootstrap: str, previous: Resource | None, shared: bool) -> Resource:
-    """Create or adopt the topics; on a ``shared`` cluster remember which ones we created (only those
-    are deleted later), carrying over what an earlier run created."""
+async def create_resource(kafka: KafkaSpec, bootstrap: str | None, previous: Resource | None, shared: bool) -> Resource:
+    """Create or adopt the topics (on ``bootstrap``, else the spec's cluster); on a ``shared`` cluster
+    remember which ones we created (only those are deleted later), carrying over earlier runs' list."""
     topics = await ensure_topics(kafka, bootstrap)
     created = [t.name for t in topics if t.created]
     if previous is not None and shared:
@@ -131,7 +131,7 @@ async def create_resource(kafka: KafkaSpec, bootstrap: str, previous: Resource |
     return Resource("kafka-topics", "topics", kafka.topic_prefix or "-", details=details)
 
 
-async def query_resource(kafka: KafkaSpec, bootstrap: str, resource: Resource) -> tuple[bool, str]:
+async def query_resource(kafka: KafkaSpec, bootstrap: str | None, resource: Resource) -> tuple[bool, str]:
     try:
         present = await existing_topics(kafka, bootstrap)
     except ProviderError as exc:

@@ -12,15 +12,14 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..bundle import Bundle
+from ..client import Client, ClientError
 from ..render import worker_user_data
 from ..runtime_env import agent_command_line
 from .base import Context, ProviderError
-from .fly_api import tls_context
 
 #: Margin on top of the provisioning timeout for a registration token's life.
 TOKEN_MARGIN_S = 600
@@ -57,16 +56,11 @@ class WorkerBoot:
 
     async def registration_token(self, ctx: Context, url: str, uses: int) -> str:
         ttl = ctx.spec.digitalocean.ready_timeout_s + TOKEN_MARGIN_S
-        headers = {"Authorization": f"Bearer {ctx.secrets.owner_api_key}"}
         try:
-            async with httpx.AsyncClient(base_url=url, headers=headers, timeout=15, verify=tls_context()) as client:
-                response = await client.post("/api/worker-tokens", json={"uses": uses, "ttlSeconds": ttl})
-        except httpx.TransportError as exc:
-            why = type(exc).__name__
-            raise ProviderError(f"orchestrator at {url}: no answer minting a worker token ({why})") from None
-        if response.status_code != 201:
-            raise ProviderError(f"orchestrator at {url} refused a worker token: {response.status_code}")
-        return response.json()["token"]
+            async with Client(url, ctx.secrets.owner_api_key, timeout=15) as client:
+                return await client.create_worker_token(uses, ttl)
+        except ClientError as exc:
+            raise ProviderError(f"minting a registration token for {uses} workers: {exc}") from None
 
     async def user_data(self, ctx: Context, uses: int) -> str:
         url = self.endpoint(ctx)

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from dac_provision.state import StateStore
+from tests.e2e.conftest import cli  # noqa: F401 - the same CLI driver, same state directory
 from tests.emulators.cloud import EmulatedCloud
 
 
@@ -47,16 +48,3 @@ def cloud_spec(cloud, broker):
         return spec
 
     return make
-
-
-@pytest.fixture
-def cli(cloud, tmp_path):
-    from tests.e2e.conftest import Cli
-
-    tool = Cli(tmp_path / "state")
-    yield tool
-    store = StateStore(tool.state_dir)
-    names = store.deployments()
-    store.close()
-    for name in names:  # a failed test must not leave machines behind
-        tool("destroy", "--yes", "--name", name)

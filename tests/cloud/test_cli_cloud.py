@@ -47,11 +47,12 @@ def test_deploy_exec_scale_destroy_leaves_nothing(cloud, cloud_spec, cli, tmp_pa
 def test_a_failed_droplet_batch_fails_clearly_and_a_rerun_resumes_without_duplicates(cloud, cloud_spec, cli, tmp_path):
     spec = cloud_spec(workers=12)  # two batches: 10 names, then 2
     name, path = spec["name"], _spec_file(tmp_path, spec)
-    cloud.do.faults.append(Fault("POST", "/v2/droplets", 500, skip=1))
+    cloud.do.faults.append(Fault("POST", "/v2/droplets", 500, skip=1))  # the batches go out at once: either fails
     failed = cli("deploy", "-f", path)
-    assert failed.returncode == 1
-    assert "create droplets answered 500" in failed.stderr and f"dac-{name}-worker-11" in failed.stderr
-    assert len(cloud.do.droplets) == 10
+    assert failed.returncode == 1 and "create droplets answered 500" in failed.stderr
+    wanted = {f"dac-{name}-worker-{i}" for i in range(1, 13)}
+    missing = wanted - {d["name"] for d in cloud.do.droplets.values()}
+    assert len(missing) in (2, 10) and all(m in failed.stderr for m in missing)  # the failed batch, by name
     # The next create is carried out but answered 500: in doubt. The rerun after it adopts, never duplicates.
     cloud.do.faults.append(Fault("POST", "/v2/droplets", 503, applied=True))
     assert cli("deploy", "-f", path).returncode == 1
