@@ -9,6 +9,7 @@ Errors are one line each; ``--debug`` adds the traceback.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -74,13 +75,18 @@ def deploy(
         raise BadInput(f"--name {name} disagrees with name = {spec.name!r} in {spec_file}")
     printer = StepPrinter(err, enabled=not as_json)
     with printer:
-        deployment = engine.deploy(spec, on_progress=printer)
+        deployment = engine.deploy(spec, on_progress=json_lines if as_json else printer)
     if as_json:
-        body = {"name": deployment.name, "provider": deployment.provider, "url": deployment.url}
-        click.echo(json.dumps(body | {"directory": str(deployment.directory)}))
+        body = {"event": "deployed", "name": deployment.name, "provider": deployment.provider}
+        click.echo(json.dumps(body | {"url": deployment.url, "directory": str(deployment.directory)}))
         return
     err.print(f"[green]deployed[/] {deployment.name}: orchestrator at {deployment.url}; logs in {deployment.directory}")
     err.print(f'  try: dac-provision exec{_name_flag(name)} "lines:3 hello"')
+
+
+def json_lines(event: engine.Progress) -> None:
+    """``--json``: each step's news as one JSON object per line, as it happens (for a CI log or a UI)."""
+    click.echo(json.dumps({"event": "step"} | dataclasses.asdict(event)))
 
 
 def _name_flag(name: str) -> str:
@@ -191,6 +197,7 @@ def exec_(
 @click.option("--raw", is_flag=True, help="Print the agent's output as it wrote it (stream-json is not rendered).")
 @click.option("--worker", "-w", help="Instead: a worker's own log (worker-2, or its machine name).")
 @click.option("--lines", "-n", type=click.IntRange(1, 100_000), default=200, show_default=True, help="With --worker.")
+@click.option("--boot", is_flag=True, help="With --worker: wait for cloud-init to finish, show how the boot went.")
 @json_option
 @friendly
 def logs(
@@ -201,6 +208,7 @@ def logs(
     raw: bool,
     worker: str | None,
     lines: int,
+    boot: bool,
     as_json: bool,
 ) -> None:
     """Print an execution's output so far (with -f, follow it to the end), or a worker's own log.
@@ -212,11 +220,12 @@ def logs(
       dac-provision logs 3f2a9c...
       dac-provision logs -f 3f2a9c...
       dac-provision logs --worker worker-2 -n 50
+      dac-provision logs --worker worker-2 --boot
     """
     if (execution_id is None) == (worker is None):
         raise BadInput("give an EXECUTION_ID or --worker NAME (one of them)")
     if worker is not None:
-        click.echo(asyncio.run(engine.worker_log_async(name, worker, lines)), nl=False)
+        click.echo(asyncio.run(engine.worker_log_async(name, worker, lines, boot=boot)), nl=False)
         return
 
     async def run() -> int:

@@ -268,7 +268,9 @@ async def sweep_async(spec: DeploySpec) -> list[str]:
         raise DeployError(f"sweep stopped, run it again to finish: {exc}", exc.log_path) from None
 
 
-async def worker_log_async(name: str, worker: str, lines: int = 200, store: StateStore | None = None) -> str:
+async def worker_log_async(
+    name: str, worker: str, lines: int = 200, store: StateStore | None = None, boot: bool = False
+) -> str:
     """The last ``lines`` of one worker's own log: its log file locally, its journal over SSH in the cloud.
     ``worker`` is the plan's name (``worker-2``) or the machine's (``dac-prod-worker-2``)."""
     store = store or StateStore()
@@ -280,7 +282,7 @@ async def worker_log_async(name: str, worker: str, lines: int = 200, store: Stat
         known = ", ".join(sorted(r.name for r in workers)) or "none"
         raise DeployError(f"no worker named {worker!r} in {name} (known: {known})")
     try:
-        return await provider_for(spec.provider).worker_log(ctx, found[0], lines)
+        return await provider_for(spec.provider).worker_log(ctx, found[0], lines, boot)
     except ProviderError as exc:
         raise DeployError(str(exc), exc.log_path) from None
 

@@ -81,6 +81,7 @@ class Provider(Protocol):
         """The orchestrator's base URL, once it exists."""
         ...
 
-    async def worker_log(self, ctx: Context, resource: Resource, lines: int) -> str:
-        """The last ``lines`` of a worker's own log (the process's file, the machine's journal)."""
+    async def worker_log(self, ctx: Context, resource: Resource, lines: int, boot: bool = False) -> str:
+        """The last ``lines`` of a worker's own log (the process's file, the machine's journal), or with
+        ``boot`` how its machine's boot went."""
         ...

@@ -65,11 +65,11 @@ class CloudProvider:
             states = "; ".join(f"{m}: droplet {statuses.get(m, 'missing')}, no hello" for m in missing[:5])
             raise not_registered(missing, len(expected), seconds, f" [{states}]; see dac-provision logs --worker NAME")
 
-    async def worker_log(self, ctx: Context, resource: Resource, lines: int) -> str:
-        """The worker's journal, read over SSH with the deployment's key."""
+    async def worker_log(self, ctx: Context, resource: Resource, lines: int, boot: bool = False) -> str:
+        """The worker's journal, or with ``boot`` how cloud-init went, read over SSH with the deployment's key."""
         host = await self.digitalocean.address(int(resource.id))
         target = Target.for_droplet(host, ssh_key_path(ctx), ctx.directory / "ssh" / "known_hosts")
-        return await asyncio.to_thread(ssh.journal, target, lines)
+        return await asyncio.to_thread(ssh.boot_log if boot else ssh.journal, target, lines)
 
     async def sweep(self, spec: DeploySpec) -> list[str]:
         gone = await self.digitalocean.sweep(spec)

@@ -214,7 +214,9 @@ class LocalProvider:
 
     # --- readiness ------------------------------------------------------------------------------
 
-    async def worker_log(self, ctx: Context, resource: Resource, lines: int) -> str:
+    async def worker_log(self, ctx: Context, resource: Resource, lines: int, boot: bool = False) -> str:
+        if boot:
+            raise ProviderError("a local worker is a process, not a machine: it has no boot log (drop --boot)")
         try:
             text = await asyncio.to_thread(Path(resource.details["log"]).read_text, errors="replace")
         except OSError as exc:

@@ -9,7 +9,6 @@ overrides port 22; the firewall admits SSH only from ``digitalocean.ssh-from``.
 from __future__ import annotations
 
 import os
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,9 +85,11 @@ def journal(target: Target, lines: int = 200) -> str:
     return output
 
 
-def wait_cloud_init(target: Target, timeout: float = 900) -> str:
-    """Block until cloud-init has finished on the machine; its long status (an error says what failed)."""
+def boot_log(target: Target, lines: int = 200, timeout: float = 900) -> str:
+    """Wait until cloud-init has finished on the machine, then its status and the tail of its output log:
+    how the boot went, and what failed if the worker never said hello."""
     status, output = run(target, "cloud-init status --wait --long", timeout=timeout)
-    if status not in (0, 2):  # 2: done, with recoverable errors
-        raise SshError(f"{target.host}: cloud-init failed: {shlex.quote(output.strip()[-300:])}")
-    return output
+    if status not in (0, 1, 2):  # 1: cloud-init failed, 2: done with recoverable errors; both worth showing
+        raise SshError(f"{target.host}: cloud-init status exited {status}: {output.strip()[-300:]}")
+    _, tail = run(target, f"tail --lines {int(lines)} /var/log/cloud-init-output.log")
+    return output + tail

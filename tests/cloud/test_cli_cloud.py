@@ -5,6 +5,7 @@ is swept."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 import yaml
@@ -75,7 +76,10 @@ def test_429_storms_are_waited_out(cloud, cloud_spec, cli, tmp_path):
         (cloud.fly, "POST", "/v1/apps"),
     ]:
         emulator.faults.append(Fault(method, path, 429, times=4, retry_after=0.05))
-    cli.ok("deploy", "-f", _spec_file(tmp_path, spec))
+    deployed = cli.ok("deploy", "-f", _spec_file(tmp_path, spec), "--json")
+    lines = [json.loads(line) for line in deployed.stdout.splitlines()]  # one JSON object per event, as it happens
+    assert {e["name"] for e in lines if e["event"] == "step" and e["state"] == "created"} >= {"worker-1", "worker-3"}
+    assert lines[-1]["event"] == "deployed" and lines[-1]["url"] == spec["fly"]["url"]
     assert all(f.seen >= 5 for f in cloud.do.faults + cloud.fly.faults)
     assert len(cloud.do.droplets) == 3 and len(cloud.fly.machines) == 1
     cli.ok("destroy", "--yes", "--name", spec["name"])
@@ -112,6 +116,9 @@ def test_a_workers_journal_over_ssh_with_the_deployment_key(cloud, cloud_spec, c
         shown = cli.ok("logs", "--name", name, "--worker", "worker-1", "-n", "20")
         assert f"connected as dac-{name}-worker-1" in shown.stdout
         assert sshd.commands == ["journalctl --unit dac-worker.service --no-pager --lines 20"]
+        boot = cli.ok("logs", "--name", name, "--worker", "worker-1", "--boot", "-n", "5")
+        assert "status: done" in boot.stdout and "Cloud-init v." in boot.stdout
+        assert sshd.commands[1:] == ["cloud-init status --wait --long", "tail --lines 5 /var/log/cloud-init-output.log"]
     finally:
         sshd.stop()
     # The machine's host key is now known; a different one at the same address is refused.

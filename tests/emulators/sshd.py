@@ -62,8 +62,11 @@ class DropletSshd:
         if command.startswith("journalctl --unit dac-worker.service"):
             process.stdout.write(self.cloud.worker(self.droplet["name"]).console())
             process.exit(0)
-        elif command.startswith("cloud-init status"):
-            process.stdout.write("status: done\n")
+        elif command == "cloud-init status --wait --long":
+            process.stdout.write("status: done\nextended_status: done\nboot_status_code: enabled-by-generator\n")
+            process.exit(0)
+        elif command.startswith("tail --lines") and command.endswith("/var/log/cloud-init-output.log"):
+            process.stdout.write("Cloud-init v. 24.1 finished. Datasource DataSourceDigitalOcean.\n")
             process.exit(0)
         else:
             process.stderr.write(f"{command.split()[0] if command else 'sh'}: command not found\n")

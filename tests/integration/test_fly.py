@@ -10,6 +10,7 @@ from dac_provision.plan import Desired
 from dac_provision.providers import kafka
 from dac_provision.providers.base import Context
 from dac_provision.providers.fly import FlyError, FlyProvider
+from dac_provision.providers.fly_api import FlyAPI
 from dac_provision.runtime_env import Secrets
 from dac_provision.spec import load_spec
 from dac_runtime.crypto import new_token
@@ -115,3 +116,15 @@ async def test_fly_errors_are_clear_and_429s_are_waited_out(fly, broker, tmp_pat
         await provider.create(_context(fly, broker, tmp_path, "f4"), Desired("fly-app", "fly-app"))
     assert "dac-f4-test" not in fly.apps
     assert fly.checker.violations == []
+
+
+async def test_a_read_that_gets_no_answer_is_retried_and_a_create_is_not(fly):
+    fly.faults.append(Fault("GET", "/v1/apps/dac-slow", 0, hang=3))
+    fly.faults.append(Fault("POST", r"/v1/apps/dac-slow/volumes", 0, hang=3))
+    fly.apps["dac-slow"] = {"id": "1", "name": "dac-slow", "org": "personal", "ips": [], "secrets": {}}
+    async with FlyAPI("fo1_emulated", fly.url, timeout=1) as api:
+        assert (await api.get_app("dac-slow"))["name"] == "dac-slow"  # the hung call timed out; the retry answered
+        with pytest.raises(FlyError, match=r"POST /v1/apps/dac-slow/volumes: ReadTimeout \(no answer\)"):
+            await api.create_volume("dac-slow", {"name": "dac_state", "size_gb": 1})
+    assert fly.calls.count(("GET", "/v1/apps/dac-slow")) == 2
+    assert fly.calls.count(("POST", "/v1/apps/dac-slow/volumes")) == 1  # in doubt: never repeated blindly
