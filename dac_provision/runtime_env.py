@@ -71,12 +71,14 @@ def kafka_password(spec: DeploySpec, environ: Mapping[str, str] = os.environ) ->
     return environ.get(name) if name else None
 
 
-def orchestrator_secrets(secrets: Secrets, kafka_password: str | None = None) -> dict[str, str]:
-    env = {
-        "DAC_MASTER_KEY": secrets.master_key,
-        "DAC_OWNER_API_KEY": secrets.owner_api_key,
-        "DAC_WORKER_TOKEN": secrets.worker_token,
-    }
+def orchestrator_secrets(
+    secrets: Secrets, kafka_password: str | None = None, reusable_worker_token: bool = True
+) -> dict[str, str]:
+    """Without ``reusable_worker_token`` the orchestrator admits only workers holding a minted,
+    limited-use registration token (the cloud target, whose machines are created with one)."""
+    env = {"DAC_MASTER_KEY": secrets.master_key, "DAC_OWNER_API_KEY": secrets.owner_api_key}
+    if reusable_worker_token:
+        env["DAC_WORKER_TOKEN"] = secrets.worker_token
     if kafka_password:
         env["DAC_KAFKA_PASSWORD"] = kafka_password
     return env

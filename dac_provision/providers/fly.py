@@ -6,8 +6,9 @@ Resources (create-or-adopt, query, delete; each idempotent):
   the moment it exists) with a shared IPv4 and an IPv6, so the services are reachable.
 - ``fly-volume``: ``dac_state``, mounted at ``/data``; the orchestrator's database lives there and
   survives machine restarts and updates.
-- ``orchestrator``: the machine. Secrets (master key, owner key, registration token, Kafka password)
-  go to Fly's secret store, never into the config. The runtime wheel and ``boot.py`` ride in the
+- ``orchestrator``: the machine. Secrets (master key, owner key, Kafka password) go to Fly's secret
+  store, never into the config; it gets no reusable worker token, so only workers holding a minted,
+  limited-use registration token get in. The runtime wheel and ``boot.py`` ride in the
   machine's ``files``, so a stock Python image is enough; ``fly.image`` names a prebuilt one instead.
   A changed config (new wheel, image, size, limits) is applied as an in-place update guarded by the
   machine's current version; the volume stays.
@@ -184,7 +185,8 @@ class FlyProvider:
     async def _orchestrator(self, ctx: Context, api: FlyAPI) -> Resource:
         app, spec = ctx.resources["fly-app"].id, ctx.spec
         config = machine_config(spec, self.bundle(ctx), ctx.resources["fly-volume"].id)
-        version = await api.set_secrets(app, orchestrator_secrets(ctx.secrets, kafka_password(spec)))
+        values = orchestrator_secrets(ctx.secrets, kafka_password(spec), reusable_worker_token=False)
+        version = await api.set_secrets(app, values)
         existing = [m for m in await api.machines(app, dac_role="orchestrator") if m.get("state") != "destroyed"]
         body = {"config": config, "region": spec.fly.region, "min_secrets_version": version}
         current = existing[0] if existing else None

@@ -69,9 +69,12 @@ async def test_the_user_data_sent_is_valid_cloud_config_with_only_a_limited_toke
     url = spec.fly.url.replace("https://", "wss://") + "/ws/worker"
     token = re.findall(r"dacr_[A-Za-z0-9_-]+", sent[0])[0]
     async with aiohttp.ClientSession() as session:
-        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-            await session.ws_connect(url, headers={"Authorization": f"Bearer {token}"}, ssl=cloud.tls.client_context())
-    assert refused.value.status == 401
+        # ...and so is the deployment's reusable bootstrap token: the cloud orchestrator never got it.
+        for refused_token in (token, secrets.worker_token):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                headers = {"Authorization": f"Bearer {refused_token}"}
+                await session.ws_connect(url, headers=headers, ssl=cloud.tls.client_context())
+            assert refused.value.status == 401
     assert await destroy_async(spec.name, store=store) and cloud.resources() == 0
 
 

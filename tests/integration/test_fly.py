@@ -58,7 +58,7 @@ async def test_orchestrator_runs_on_fly_from_its_machine_config(fly, broker, tmp
     assert "running dac_runtime.orchestrator from" in guest.console()  # from the shipped wheel, checksum checked
     config = fly.machines[ctx.resources["orchestrator"].id]["config"]
     assert ctx.secrets.master_key not in str(config) and ctx.secrets.owner_api_key not in str(config)
-    assert set(fly.apps[app]["secrets"]) == {"DAC_MASTER_KEY", "DAC_OWNER_API_KEY", "DAC_WORKER_TOKEN"}
+    assert set(fly.apps[app]["secrets"]) == {"DAC_MASTER_KEY", "DAC_OWNER_API_KEY"}  # no reusable worker token
     assert config["services"][0]["autostop"] == "off" and config["restart"]["policy"] == "always"
     assert {ip["shared"] for ip in fly.apps[app]["ips"]} == {True, False}
     assert [(await provider.query(ctx, r)).ok for r in list(ctx.resources.values())] == [True, True, True]
