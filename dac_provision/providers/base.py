@@ -58,6 +58,8 @@ class Context:
     directory: Path
     #: The deployment's resources by name as recorded so far; the engine updates it as it goes.
     resources: dict[str, Resource] = field(default_factory=dict)
+    #: The Kafka SASL password when the caller holds it (a Pulumi secret); else read from ``password-env``.
+    kafka_password: str | None = field(default=None, repr=False)
 
 
 class Provider(Protocol):

@@ -185,7 +185,8 @@ class FlyProvider:
     async def _orchestrator(self, ctx: Context, api: FlyAPI) -> Resource:
         app, spec = ctx.resources["fly-app"].id, ctx.spec
         config = machine_config(spec, self.bundle(ctx), ctx.resources["fly-volume"].id)
-        values = orchestrator_secrets(ctx.secrets, kafka_password(spec), reusable_worker_token=False)
+        password = ctx.kafka_password or kafka_password(spec)
+        values = orchestrator_secrets(ctx.secrets, password, reusable_worker_token=False)
         version = await api.set_secrets(app, values)
         existing = [m for m in await api.machines(app, dac_role="orchestrator") if m.get("state") != "destroyed"]
         body = {"config": config, "region": spec.fly.region, "min_secrets_version": version}

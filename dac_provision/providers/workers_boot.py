@@ -19,6 +19,7 @@ from ..bundle import Bundle
 from ..client import Client, ClientError
 from ..render import worker_user_data
 from ..runtime_env import agent_command_line
+from ..spec import DeploySpec
 from .base import Context, ProviderError
 
 #: Margin on top of the provisioning timeout for a registration token's life.
@@ -66,14 +67,20 @@ class WorkerBoot:
         url = self.endpoint(ctx)
         if url is None:
             raise ProviderError("workers need the orchestrator first (deploy creates it)")
-        bundle = self.bundle(ctx)
-        return worker_user_data(
-            orchestrator_url=websocket_url(url),
-            bundle_url=f"{url}/bundle/{bundle.filename}",
-            bundle_sha256=bundle.sha256,
-            registration_token=await self.registration_token(ctx, url, uses),
-            worker_id="{hostname}",
-            agent_command=agent_command_line(ctx.spec),
-            passthrough=list(ctx.spec.agent_passthrough),
-            install_claude=ctx.spec.digitalocean.install_claude,
-        )
+        token = await self.registration_token(ctx, url, uses)
+        return render_user_data(ctx.spec, url, self.bundle(ctx), token)
+
+
+def render_user_data(spec: DeploySpec, url: str, bundle: Bundle, registration_token: str) -> str:
+    """A worker machine's user data for this spec: what the cloud target sends, and what the Pulumi
+    stack puts on its droplets, byte for byte."""
+    return worker_user_data(
+        orchestrator_url=websocket_url(url),
+        bundle_url=f"{url}/bundle/{bundle.filename}",
+        bundle_sha256=bundle.sha256,
+        registration_token=registration_token,
+        worker_id="{hostname}",
+        agent_command=agent_command_line(spec),
+        passthrough=list(spec.agent_passthrough),
+        install_claude=spec.digitalocean.install_claude,
+    )

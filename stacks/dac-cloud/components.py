@@ -1,0 +1,159 @@
+"""The dac-cloud stack's parts, each a ComponentResource over the library's own spec, names and templates.
+
+``KafkaTopics`` (pulumi-kafka), ``Orchestrator`` (the library's Fly code as a dynamic resource) and
+``WorkerPool`` (pulumi-digitalocean droplets whose user data the library renders) take a validated
+:class:`~dac_provision.spec.DeploySpec`, so a spec means the same thing to ``pulumi up`` as to
+``dac-provision deploy``: the same topic names, machine config, droplet names, tags and user data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_digitalocean as do
+import pulumi_kafka as kafka
+
+from dac_provision.bundle import Bundle
+from dac_provision.plan import worker_names
+from dac_provision.providers.digitalocean import deployment_tag, droplet_name
+from dac_provision.providers.kafka import topics_for
+from dac_provision.providers.workers_boot import render_user_data
+from dac_provision.pulumi_fly import FlyOrchestrator
+from dac_provision.spec import DeploySpec, load_spec
+
+#: Stack config keys that hold a section of the spec, as in a spec file.
+SECTIONS = ("kafka", "fly", "digitalocean", "limits")
+MECHANISMS = {"PLAIN": "plain", "SCRAM-SHA-256": "scram-sha256", "SCRAM-SHA-512": "scram-sha512"}
+
+
+def spec_from_config(config: pulumi.Config) -> DeploySpec:
+    """The stack config as a DeploySpec (provider ``cloud``), validated with the library's messages."""
+    data: dict[str, Any] = {"provider": "cloud", "name": config.get("name") or pulumi.get_stack()}
+    if config.get_int("workers") is not None:
+        data["workers"] = config.get_int("workers")
+    if config.get("agentCommand"):
+        data["agent-command"] = config.get("agentCommand")
+    for section in SECTIONS:
+        value = config.get_object(section)
+        if value is not None:
+            data[section] = value
+    sasl = (data.get("kafka") or {}).get("security-protocol", "").startswith("SASL")
+    if sasl:  # the password is the stack secret dac:kafkaPassword; the spec only names where it goes
+        data["kafka"].setdefault("password-env", "DAC_KAFKA_PASSWORD")
+    return load_spec(data, source=f"stack config of {pulumi.get_stack()}")
+
+
+class KafkaTopics(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        spec: DeploySpec,
+        password: pulumi.Input[str] | None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("dac:cloud:KafkaTopics", name, None, opts)
+        k = spec.kafka
+        provider = kafka.Provider(
+            f"{name}-cluster",
+            bootstrap_servers=[s.strip() for s in (k.bootstrap or "").split(",") if s.strip()],
+            tls_enabled=k.security_protocol in {"SSL", "SASL_SSL"},
+            ca_cert=Path(k.ca_file).expanduser().read_text() if k.ca_file else None,
+            sasl_mechanism=MECHANISMS.get(k.sasl_mechanism or "", None),
+            sasl_username=k.username,
+            sasl_password=password if k.sasl_mechanism else None,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.topics = [
+            kafka.Topic(
+                topic,
+                name=topic,
+                partitions=k.partitions,
+                replication_factor=k.replication,
+                config={"retention.ms": str(k.retention_ms)},
+                opts=pulumi.ResourceOptions(parent=self, provider=provider),
+            )
+            for topic in topics_for(k).all()
+        ]
+        self.register_outputs({"names": [t.name for t in self.topics]})
+
+
+class Orchestrator(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        spec: DeploySpec,
+        master_key: pulumi.Input[str],
+        owner_api_key: pulumi.Input[str],
+        kafka_password: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("dac:cloud:Orchestrator", name, None, opts)
+        props = {
+            "spec": spec.to_dict(),
+            "workers": spec.workers,
+            "master_key": master_key,
+            "owner_api_key": owner_api_key,
+            "kafka_password": kafka_password or "",
+        }
+        self.machine = FlyOrchestrator(f"{name}-fly", props, pulumi.ResourceOptions(parent=self))
+        self.url = self.machine.url
+        # Secret in the program too, not only in state: the droplets' user data is built from it.
+        self.worker_token = pulumi.Output.secret(self.machine.worker_token)
+        self.bundle_file, self.bundle_sha256 = self.machine.bundle_file, self.machine.bundle_sha256
+        self.register_outputs({"url": self.url})
+
+
+class WorkerPool(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        spec: DeploySpec,
+        orchestrator: Orchestrator,
+        ssh_public_key: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("dac:cloud:WorkerPool", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tag = deployment_tag(spec.name)
+        self.key = do.SshKey(f"{name}-key", name=f"dac-{spec.name}", public_key=ssh_public_key, opts=child)
+        everywhere = ["0.0.0.0/0", "::/0"]
+        self.firewall = do.Firewall(
+            f"{name}-firewall",
+            name=f"dac-{spec.name}-workers",
+            tags=[tag],
+            inbound_rules=[
+                do.FirewallInboundRuleArgs(protocol="tcp", port_range="22", source_addresses=spec.digitalocean.ssh_from)
+            ]
+            if spec.digitalocean.ssh_from
+            else None,
+            outbound_rules=[
+                do.FirewallOutboundRuleArgs(
+                    protocol=p, port_range="1-65535" if p != "icmp" else None, destination_addresses=everywhere
+                )
+                for p in ("tcp", "udp", "icmp")
+            ],
+            opts=child,
+        )
+        user_data = pulumi.Output.all(
+            orchestrator.url, orchestrator.bundle_file, orchestrator.bundle_sha256, orchestrator.worker_token
+        ).apply(lambda a: render_user_data(spec, a[0], Bundle(Path(a[1]), a[2]), a[3]))
+        self.droplets = [
+            do.Droplet(
+                f"{name}-{worker}",
+                name=droplet_name(spec, worker),
+                region=spec.digitalocean.region,
+                size=spec.digitalocean.size,
+                image=spec.digitalocean.image,
+                ssh_keys=[self.key.fingerprint],
+                tags=[tag, "dac-role:worker"],
+                user_data=user_data,
+                monitoring=True,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.firewall]),
+            )
+            for worker in worker_names(spec)
+        ]
+        self.names = [d.name for d in self.droplets]
+        self.addresses = [d.ipv4_address for d in self.droplets]
+        self.register_outputs({"names": self.names, "addresses": self.addresses})

@@ -1,0 +1,157 @@
+"""``stacks/dac-cloud`` under ``pulumi.runtime.set_mocks`` (no Pulumi CLI, no cloud): the resource graph a
+given stack config makes, the user data byte for byte what the library renders, secrets kept secret."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pulumi
+import pytest
+from pulumi.runtime import rpc
+
+from dac_provision.bundle import Bundle
+from dac_provision.providers.workers_boot import render_user_data
+from dac_provision.spec import load_spec
+
+STACK = Path(__file__).resolve().parents[2] / "stacks" / "dac-cloud"
+MASTER, OWNER, KAFKA_PASSWORD = "cd" * 32, "dac_" + "k" * 40, "kafka-s3cret"
+FLY = {
+    "app": "dac-t-app",
+    "url": "https://dac-t-app.fly.dev",
+    "machine_id": "m1",
+    "volume_id": "vol_1",
+    "bundle_file": "dac_runtime-0.1.0-py3-none-any.whl",
+    "bundle_sha256": "ab" * 32,
+    "worker_token": "dacr_minted",
+}
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.created: list[pulumi.runtime.MockResourceArgs] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        outputs = dict(args.inputs)
+        if args.typ == "pulumi-python:dynamic:Resource":
+            outputs.update(FLY)
+        elif args.typ == "digitalocean:index/droplet:Droplet":
+            outputs["ipv4Address"] = f"203.0.113.{len(self.created) + 1}"
+        elif args.typ == "digitalocean:index/sshKey:SshKey":
+            outputs["fingerprint"] = "3b:16:bf:e4"
+        self.created.append(args)
+        return [f"{args.name}-id", outputs]
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+CONFIG = {
+    "dac:name": "t",
+    "dac:workers": "3",
+    "dac:agentCommand": "stand-in",
+    "dac:kafka": json.dumps(
+        {
+            "bootstrap": "k1:9093,k2:9093",
+            "security-protocol": "SASL_SSL",
+            "sasl-mechanism": "SCRAM-SHA-512",
+            "username": "dac",
+            "partitions": 6,
+            "replication": 3,
+        }
+    ),
+    "dac:fly": json.dumps({"region": "ams"}),
+    "dac:digitalocean": json.dumps({"region": "fra1", "size": "s-2vcpu-4gb", "ssh-from": ["198.51.100.0/24"]}),
+    "dac:masterKey": MASTER,
+    "dac:ownerApiKey": OWNER,
+    "dac:kafkaPassword": KAFKA_PASSWORD,
+    "dac:sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEx operator@laptop",
+}
+
+
+@pytest.fixture(scope="module")
+def stack():
+    mocks = Mocks()
+    pulumi.runtime.set_all_config(CONFIG, secret_keys=["dac:masterKey", "dac:ownerApiKey", "dac:kafkaPassword"])
+    pulumi.runtime.set_mocks(mocks, project="dac-cloud", stack="t", preview=False)
+    sys.path.insert(0, str(STACK))
+    try:
+        program = runpy.run_path(str(STACK / "__main__.py"))
+    finally:
+        sys.path.remove(str(STACK))
+    return mocks, program
+
+
+def _of(mocks: Mocks, typ: str) -> list[pulumi.runtime.MockResourceArgs]:
+    return [r for r in mocks.created if r.typ == typ]
+
+
+@pulumi.runtime.test
+def test_the_resource_graph_for_a_config(stack):
+    mocks, program = stack
+
+    def check(_):
+        topics = _of(mocks, "kafka:index/topic:Topic")
+        assert sorted(t.inputs["name"] for t in topics) == sorted(
+            f"t.persona.{n}.v1" for n in ("exec", "output", "lifecycle", "events", "exec.dlq")
+        )
+        assert {(t.inputs["partitions"], t.inputs["replicationFactor"]) for t in topics} == {(6, 3)}
+        cluster = _of(mocks, "pulumi:providers:kafka")[0].inputs
+        assert cluster["saslMechanism"] == "scram-sha512" and json.loads(cluster["tlsEnabled"]) is True
+        droplets = _of(mocks, "digitalocean:index/droplet:Droplet")
+        assert [d.inputs["name"] for d in droplets] == ["dac-t-worker-1", "dac-t-worker-2", "dac-t-worker-3"]
+        assert {(d.inputs["region"], d.inputs["size"]) for d in droplets} == {("fra1", "s-2vcpu-4gb")}
+        assert all(d.inputs["tags"] == ["dac-deployment:t", "dac-role:worker"] for d in droplets)
+        firewall = _of(mocks, "digitalocean:index/firewall:Firewall")[0].inputs
+        assert firewall["inboundRules"] == [
+            {"protocol": "tcp", "portRange": "22", "sourceAddresses": ["198.51.100.0/24"]}
+        ]
+        fly = _of(mocks, "pulumi-python:dynamic:Resource")[0].inputs
+        assert fly["spec"]["fly"]["region"] == "ams" and fly["workers"] == 3
+        components = {r.typ for r in mocks.created if r.typ.startswith("dac:cloud:")}
+        assert components == {"dac:cloud:KafkaTopics", "dac:cloud:Orchestrator", "dac:cloud:WorkerPool"}
+
+    return pulumi.Output.all(*program["pool"].addresses).apply(check)
+
+
+@pulumi.runtime.test
+def test_user_data_is_byte_identical_to_the_librarys_and_valid_cloud_config(stack, tmp_path_factory):
+    mocks, program = stack
+    spec = program["spec"]
+    expected = render_user_data(
+        spec, FLY["url"], Bundle(Path(FLY["bundle_file"]), FLY["bundle_sha256"]), FLY["worker_token"]
+    )
+
+    def check(_):
+        sent = [d.inputs["userData"] for d in _of(mocks, "digitalocean:index/droplet:Droplet")]
+        assert all(s[rpc._special_sig_key] == rpc._special_secret_sig for s in sent)  # it holds a token: secret
+        assert {s["value"] for s in sent} == {expected}
+        assert spec == load_spec(spec.to_dict())
+        if shutil.which("cloud-init") is None:
+            pytest.fail("cloud-init is not installed: python3 tools/dev.py test installs it")
+        path = tmp_path_factory.mktemp("ud") / "user-data.yaml"
+        path.write_text(expected)
+        checked = subprocess.run(["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    return pulumi.Output.all(*[d.user_data for d in program["pool"].droplets]).apply(check)
+
+
+@pulumi.runtime.test
+def test_secrets_stay_secret(stack):
+    mocks, program = stack
+    orchestrator = program["orchestrator"]
+
+    def check(flags):
+        assert all(flags), flags
+
+    fly_inputs = _of(mocks, "pulumi-python:dynamic:Resource")[0].inputs
+    for name, value in (("master_key", MASTER), ("owner_api_key", OWNER), ("kafka_password", KAFKA_PASSWORD)):
+        # The value reaches the resource inside Pulumi's secret envelope, so state holds it encrypted...
+        assert fly_inputs[name] == {rpc._special_sig_key: rpc._special_secret_sig, "value": value}
+    secrets = [orchestrator.worker_token, program["pool"].droplets[0].user_data]
+    return pulumi.Output.all(*[s.is_secret() for s in secrets]).apply(check)  # ...and so do what is made of it
