@@ -45,15 +45,24 @@ def main(debug: bool) -> None:
 @main.command()
 @name_option
 @click.option(
-    "--provider", type=click.Choice(["local", "cloud"]), help="Where to deploy (default: the spec's, else local)."
+    "--provider",
+    type=click.Choice(["local", "cloud", "pulumi"]),
+    help="Where to deploy (default: the spec's, else local); pulumi runs stacks/dac-cloud with `pulumi up`.",
 )
+@click.option("--stack", help="With --provider pulumi: the Pulumi stack (default: the deployment's name).")
 @click.option("--workers", "-w", type=int, help="Number of workers.")
 @click.option("--agent", help="Agent command: 'claude', 'stand-in', or a command line with {prompt}.")
 @click.option("--file", "-f", "spec_file", type=click.Path(dir_okay=False, path_type=Path), help="Spec file.")
 @json_option
 @friendly
 def deploy(
-    name: str, provider: str | None, workers: int | None, agent: str | None, spec_file: Path | None, as_json: bool
+    name: str,
+    provider: str | None,
+    stack: str | None,
+    workers: int | None,
+    agent: str | None,
+    spec_file: Path | None,
+    as_json: bool,
 ) -> None:
     """Create the deployment, or bring it back to its spec (heals what died; safe to repeat).
 
@@ -63,6 +72,8 @@ def deploy(
       dac-provision deploy -f deploy.toml
     """
     overrides: dict[str, Any] = {"provider": provider, "workers": workers, "agent_command": agent}
+    if stack is not None:
+        overrides["pulumi"] = {"stack": stack}
     if spec_file is not None:
         spec = load_spec_file(spec_file, **overrides)
         if spec.name == "default" and name != "default":  # the file leaves the name to the flag

@@ -23,6 +23,7 @@ from .plan import Desired, levels, plan
 from .providers.base import Context, LoggedError, Provider, ProviderError, Resource
 from .providers.cloud import CloudProvider
 from .providers.local import LocalProvider
+from .providers.pulumi_stack import PulumiProvider
 from .runtime_env import Secrets
 from .spec import DeploySpec, load_spec
 from .state import StateStore
@@ -69,6 +70,8 @@ def provider_for(name: str) -> Provider:
         return LocalProvider()
     if name == "cloud":
         return CloudProvider()
+    if name == "pulumi":
+        return PulumiProvider()
     raise DeployError(f"provider {name!r} is not available yet")
 
 

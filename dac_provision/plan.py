@@ -64,7 +64,12 @@ def _cloud(spec: DeploySpec) -> list[Desired]:
     return desired
 
 
-PLANNERS = {"local": _local, "cloud": _cloud}
+def _pulumi(spec: DeploySpec) -> list[Desired]:
+    """One stack: Pulumi orders what is inside it (stacks/dac-cloud makes what ``_cloud`` lists)."""
+    return [Desired("pulumi-stack", "stack")]
+
+
+PLANNERS = {"local": _local, "cloud": _cloud, "pulumi": _pulumi}
 
 
 def plan(spec: DeploySpec) -> list[Desired]:

@@ -89,6 +89,13 @@ class DigitalOceanSpec(_Section):
     install_claude: bool = True
 
 
+class PulumiSpec(_Section):
+    #: The Pulumi stack ``provider = "pulumi"`` drives (default: the deployment's name).
+    stack: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._/-]{1,100}$")] | None = None
+    #: The program under stacks/ it runs.
+    program: Literal["dac-cloud"] = "dac-cloud"
+
+
 class DeploySpec(_Section):
     name: Name = "default"
     provider: Literal["local", "cloud", "pulumi"] = "local"
@@ -100,6 +107,7 @@ class DeploySpec(_Section):
     limits: LimitsSpec = msgspec.field(default_factory=LimitsSpec)
     fly: FlySpec = msgspec.field(default_factory=FlySpec)
     digitalocean: DigitalOceanSpec = msgspec.field(default_factory=DigitalOceanSpec)
+    pulumi: PulumiSpec = msgspec.field(default_factory=PulumiSpec)
 
     def to_dict(self) -> dict[str, Any]:
         return msgspec.to_builtins(self)
@@ -157,7 +165,7 @@ def load_spec(data: dict[str, Any] | None = None, *, source: str | None = None, 
     if problems:
         raise SpecError(problems, source)
     spec = DeploySpec(**converted)
-    if spec.provider == "cloud" and not spec.kafka.topic_prefix:
+    if spec.provider in {"cloud", "pulumi"} and not spec.kafka.topic_prefix:
         # A shared cluster: one deployment's topics must not be another's (destroy --sweep deletes by prefix).
         spec.kafka.topic_prefix = f"{spec.name}."
     problems = _cross_checks(spec)

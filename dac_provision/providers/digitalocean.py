@@ -28,7 +28,7 @@ from ..plan import Desired
 from ..spec import DeploySpec
 from .base import Context, Health, ProviderError, Resource
 from .retry import TRANSIENT, RetryPolicy
-from .workers_boot import WorkerBoot
+from .workers_boot import WorkerBoot, ssh_public_key
 
 DEFAULT_URL = "https://api.digitalocean.com"
 TOKEN_VARIABLES = ("DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN")
@@ -84,8 +84,12 @@ class DigitalOceanProvider:
         if not token:
             raise DigitalOceanError("DigitalOcean: DIGITALOCEAN_TOKEN is not set")
         verify = os.environ.get("SSL_CERT_FILE") or True
-        return Client(token=token, endpoint=os.environ.get("DAC_DO_API_URL") or DEFAULT_URL,
-                      connection_verify=verify, retry_total=0)  # fmt: skip
+        return Client(
+            token=token,
+            endpoint=os.environ.get("DAC_DO_API_URL") or DEFAULT_URL,
+            connection_verify=verify,
+            retry_total=0,
+        )
 
     async def call(self, what: str, fn: Callable[..., Awaitable[Any]], *args: Any, safe: bool, **kwargs: Any) -> Any:
         """One pydo call under our retry policy; ``None`` for a 404 (pydo returns documented 404s as dicts)."""
@@ -140,7 +144,7 @@ class DigitalOceanProvider:
             return await self._firewall(ctx, client)
 
     async def _ssh_key(self, ctx: Context, client: Client) -> Resource:
-        public = self.boot.ssh_public_key(ctx)
+        public = ssh_public_key(ctx)
         for key in await self._all("list SSH keys", client.ssh_keys.list, "ssh_keys"):
             if key["public_key"].split()[:2] == public.split()[:2]:
                 return Resource("do-ssh-key", "do-ssh-key", str(key["id"]), False, {"fingerprint": key["fingerprint"]})
@@ -188,8 +192,13 @@ class DigitalOceanProvider:
                     droplet = existing.get(droplet_name(ctx.spec, worker))
                     if droplet is not None:
                         if droplet["status"] == "off":  # powered off, not lost: power it on, keep it
-                            await self.call("power on droplet", client.droplet_actions.post, droplet["id"],
-                                            {"type": "power_on"}, safe=False)  # fmt: skip
+                            await self.call(
+                                "power on droplet",
+                                client.droplet_actions.post,
+                                droplet["id"],
+                                {"type": "power_on"},
+                                safe=False,
+                            )
                         future.set_result(self._resource(worker, droplet, created=False))
                     else:
                         todo.append((worker, future))
@@ -292,8 +301,9 @@ class DigitalOceanProvider:
         async with self.client() as client:
             droplets = await self.droplets(client, spec)
             if droplets:
-                await self.call("delete droplets", client.droplets.destroy_by_tag, safe=True,
-                                tag_name=deployment_tag(spec.name))  # fmt: skip
+                await self.call(
+                    "delete droplets", client.droplets.destroy_by_tag, safe=True, tag_name=deployment_tag(spec.name)
+                )
                 gone.append(f"{len(droplets)} droplets tagged {deployment_tag(spec.name)}")
             name = self._firewall_body(spec)["name"]
             for firewall in await self._all("list firewalls", client.firewalls.list, "firewalls"):

@@ -34,26 +34,27 @@ def websocket_url(url: str) -> str:
     return "wss://" + url.removeprefix("https://").rstrip("/") + "/ws/worker"
 
 
+def ssh_public_key(ctx: Context) -> str:
+    """The deployment's key (generated on first use), in OpenSSH form."""
+    path = ssh_key_path(ctx)
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+    key = serialization.load_ssh_private_key(path.read_bytes(), password=None)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return f"{public.decode()} dac-{ctx.spec.name}"
+
+
 class WorkerBoot:
     def __init__(self, endpoint: Callable[[Context], str | None], bundle: Callable[[Context], Bundle]) -> None:
         self.endpoint = endpoint
         self.bundle = bundle
-
-    def ssh_public_key(self, ctx: Context) -> str:
-        """The deployment's key (generated on first use), in OpenSSH form."""
-        path = ssh_key_path(ctx)
-        if not path.exists():
-            path.parent.mkdir(mode=0o700, exist_ok=True)
-            key = Ed25519PrivateKey.generate()
-            pem = key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-            )
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(pem)
-        key = serialization.load_ssh_private_key(path.read_bytes(), password=None)
-        public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        return f"{public.decode()} dac-{ctx.spec.name}"
 
     async def registration_token(self, ctx: Context, url: str, uses: int) -> str:
         ttl = ctx.spec.digitalocean.ready_timeout_s + TOKEN_MARGIN_S

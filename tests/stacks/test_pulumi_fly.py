@@ -32,11 +32,21 @@ def test_create_update_delete_through_the_dynamic_provider(fly, broker):
     import asyncio
 
     app = "dac-pl-stack"
-    spec = load_spec(name="pl", provider="cloud", workers=2, kafka={"bootstrap": broker.bootstrap},
-                     fly={"app": app, "url": fly.edge_url(app)})  # fmt: skip
+    spec = load_spec(
+        name="pl",
+        provider="cloud",
+        workers=2,
+        kafka={"bootstrap": broker.bootstrap},
+        fly={"app": app, "url": fly.edge_url(app)},
+    )
     asyncio.run(kafka.ensure_topics(spec.kafka))
-    props = {"spec": spec.to_dict(), "workers": 2, "master_key": "ef" * 32, "owner_api_key": new_token("dac_"),
-             "kafka_password": ""}  # fmt: skip
+    props = {
+        "spec": spec.to_dict(),
+        "workers": 2,
+        "master_key": "ef" * 32,
+        "owner_api_key": new_token("dac_"),
+        "kafka_password": "",
+    }
     provider = FlyOrchestratorProvider()
     assert "fo1_emulated" not in str(pickle.dumps(provider))  # nothing secret is pickled into state
 

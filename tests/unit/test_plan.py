@@ -42,9 +42,9 @@ def test_plan_is_deterministic():
     assert plan(spec) == plan(spec)
 
 
-def test_unavailable_provider_is_a_clear_error():
-    with pytest.raises(PlanError, match="provider 'pulumi' is not available"):
-        plan(load_spec(provider="pulumi", kafka={"bootstrap": "k:9092"}))
+def test_the_pulumi_plan_is_one_stack_that_pulumi_orders_inside():
+    desired = plan(load_spec(provider="pulumi", kafka={"bootstrap": "k:9092"}))
+    assert [(d.kind, d.name) for d in desired] == [("pulumi-stack", "stack")]
 
 
 def test_cloud_plan_orders_fly_and_digitalocean_and_prefixes_topics():
