@@ -70,7 +70,7 @@ class FlySpec(_Section):
     app: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{1,62}$")] | None = None
     vm_size: Annotated[str, msgspec.Meta(pattern=r"^(shared|performance)-cpu-[0-9]+x$")] = "shared-cpu-1x"
     memory_mb: Annotated[int, msgspec.Meta(ge=256, le=65536, multiple_of=256)] = 512
-    #: A prebuilt runtime image (templates/docker/Dockerfile); default: a stock Python image plus the wheel.
+    #: A prebuilt runtime image (templates/docker/Dockerfile.orchestrator); default: stock Python plus the wheel.
     image: str | None = None
     volume_gb: Annotated[int, msgspec.Meta(ge=1, le=500)] = 1
     #: Where workers and clients reach the orchestrator (a custom domain); default https://<app>.fly.dev.

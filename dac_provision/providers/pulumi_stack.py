@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..plan import Desired, worker_names
-from ..spec import DeploySpec
+from ..spec import DeploySpec, load_spec
 from .base import Context, Health, ProviderError, Resource
 from .digitalocean import droplet_name
 from .fly_api import tls_context
@@ -39,7 +39,7 @@ def stack_config(spec: DeploySpec, ctx: Context | None = None) -> dict[str, tupl
         "dac:workers": (str(spec.workers), False),
         "dac:agentCommand": (shlex.join(spec.agent_command), False),
     }
-    for section in ("kafka", "fly", "digitalocean", "limits"):
+    for section in SECTIONS:
         config[f"dac:{section}"] = (json.dumps(data[section]), False)
     if ctx is not None:
         config["dac:masterKey"] = (ctx.secrets.master_key, True)
@@ -48,6 +48,30 @@ def stack_config(spec: DeploySpec, ctx: Context | None = None) -> dict[str, tupl
         if ctx.kafka_password:
             config["dac:kafkaPassword"] = (ctx.kafka_password, True)
     return config
+
+
+#: Stack config keys that hold a section of the spec, as in a spec file.
+SECTIONS = ("kafka", "fly", "digitalocean", "limits")
+
+
+def spec_from_config(config: Any, provider: str = "cloud") -> DeploySpec:
+    """A stack's ``dac:`` config (a ``pulumi.Config``) as a DeploySpec, validated with the library's
+    messages: the inverse of :func:`stack_config`."""
+    import pulumi
+
+    data: dict[str, Any] = {"provider": provider, "name": config.get("name") or pulumi.get_stack()}
+    if config.get_int("workers") is not None:
+        data["workers"] = config.get_int("workers")
+    if config.get("agentCommand"):
+        data["agent-command"] = config.get("agentCommand")
+    for section in SECTIONS:
+        value = config.get_object(section)
+        if value is not None:
+            data[section] = value
+    sasl = (data.get("kafka") or {}).get("security-protocol", "").startswith("SASL")
+    if sasl:  # the password is the stack secret dac:kafkaPassword; the spec only names where it goes
+        data["kafka"].setdefault("password-env", "DAC_KAFKA_PASSWORD")
+    return load_spec(data, source=f"stack config of {pulumi.get_stack()}")
 
 
 class PulumiProvider:

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pulumi
 import pulumi_digitalocean as do
@@ -19,30 +18,12 @@ from dac_provision.bundle import Bundle
 from dac_provision.plan import worker_names
 from dac_provision.providers.digitalocean import deployment_tag, droplet_name
 from dac_provision.providers.kafka import topics_for
+from dac_provision.providers.pulumi_stack import spec_from_config
 from dac_provision.providers.workers_boot import render_user_data
 from dac_provision.pulumi_fly import FlyOrchestrator
-from dac_provision.spec import DeploySpec, load_spec
+from dac_provision.spec import DeploySpec
 
-#: Stack config keys that hold a section of the spec, as in a spec file.
-SECTIONS = ("kafka", "fly", "digitalocean", "limits")
 MECHANISMS = {"PLAIN": "plain", "SCRAM-SHA-256": "scram-sha256", "SCRAM-SHA-512": "scram-sha512"}
-
-
-def spec_from_config(config: pulumi.Config) -> DeploySpec:
-    """The stack config as a DeploySpec (provider ``cloud``), validated with the library's messages."""
-    data: dict[str, Any] = {"provider": "cloud", "name": config.get("name") or pulumi.get_stack()}
-    if config.get_int("workers") is not None:
-        data["workers"] = config.get_int("workers")
-    if config.get("agentCommand"):
-        data["agent-command"] = config.get("agentCommand")
-    for section in SECTIONS:
-        value = config.get_object(section)
-        if value is not None:
-            data[section] = value
-    sasl = (data.get("kafka") or {}).get("security-protocol", "").startswith("SASL")
-    if sasl:  # the password is the stack secret dac:kafkaPassword; the spec only names where it goes
-        data["kafka"].setdefault("password-env", "DAC_KAFKA_PASSWORD")
-    return load_spec(data, source=f"stack config of {pulumi.get_stack()}")
 
 
 class KafkaTopics(pulumi.ComponentResource):
@@ -157,3 +138,6 @@ class WorkerPool(pulumi.ComponentResource):
         self.names = [d.name for d in self.droplets]
         self.addresses = [d.ipv4_address for d in self.droplets]
         self.register_outputs({"names": self.names, "addresses": self.addresses})
+
+
+__all__ = ["KafkaTopics", "Orchestrator", "WorkerPool", "spec_from_config"]

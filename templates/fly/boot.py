@@ -2,7 +2,7 @@
 
 Runs on a stock Python image (no registry needed): the wheel's sha256 must match DAC_BUNDLE_SHA256,
 or nothing runs. When the runtime's dependencies are already importable (an image built from
-templates/docker/Dockerfile), the runtime runs straight from the wheel; otherwise it is installed
+templates/docker/Dockerfile.orchestrator), the runtime runs straight from the wheel; otherwise it is installed
 once, with its dependencies, into a virtual environment beside the wheel.
 
     python3 boot.py orchestrator|worker

@@ -43,7 +43,7 @@ STACK = Path(__file__).resolve().parents[2] / "stacks" / "dac-cloud"
 def test_a_spec_survives_the_trip_through_stack_config(options):
     sys.path.insert(0, str(STACK))
     try:
-        from components import spec_from_config
+        from components import spec_from_config  # the stack's own reader
     finally:
         sys.path.remove(str(STACK))
     data = {"name": "roundtrip", "provider": "pulumi", "kafka": {"bootstrap": "k:9092"}} | options

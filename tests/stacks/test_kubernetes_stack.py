@@ -1,0 +1,156 @@
+"""``stacks/kubernetes`` under ``pulumi.runtime.set_mocks``: every object valid against the Kubernetes
+schemas (kubernetes-validate), probes and security settings present, secrets kept secret, KEDA or HPA."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pulumi
+import pytest
+from pulumi.runtime import rpc
+
+STACK = Path(__file__).resolve().parents[2] / "stacks" / "kubernetes"
+K8S_VERSION = "1.30"
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.created: list[pulumi.runtime.MockResourceArgs] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.created.append(args)
+        return [f"{args.name}-id", dict(args.inputs)]
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+def _plain(value):
+    """Inputs as the cluster would get them: Pulumi's secret envelopes opened."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return _plain(value["value"])
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _run(config: dict[str, str]):
+    mocks = Mocks()
+    keys = ["dac:masterKey", "dac:ownerApiKey", "dac:workerToken"]
+    pulumi.runtime.set_all_config(
+        {"dac:masterKey": "cd" * 32, "dac:ownerApiKey": "dac_" + "k" * 40, "dac:workerToken": "dacr_" + "w" * 40}
+        | config,
+        secret_keys=keys,
+    )
+    pulumi.runtime.set_mocks(mocks, project="dac-kubernetes", stack="k", preview=False)
+    sys.path.insert(0, str(STACK))
+    try:
+        program = runpy.run_path(str(STACK / "__main__.py"))
+    finally:
+        sys.path.remove(str(STACK))
+        sys.modules.pop("cluster", None)
+    return mocks, program
+
+
+BASE = {
+    "dac:name": "k",
+    "dac:workers": "3",
+    "dac:agentCommand": "stand-in",
+    "dac:kafka": json.dumps({"bootstrap": "kafka.data.svc:9092"}),
+    "dac:image": "registry.example.com/dac-runtime:0.1.0",
+}
+
+
+@pytest.fixture(scope="module")
+def hpa_stack():
+    return _run(dict(BASE))
+
+
+def _objects(mocks: Mocks) -> dict[str, dict]:
+    return {r.typ: _plain(r.inputs) for r in mocks.created if r.typ.startswith("kubernetes:")}
+
+
+@pulumi.runtime.test
+def test_every_object_is_valid_kubernetes_with_probes_and_security(hpa_stack):
+    mocks, program = hpa_stack
+
+    def check(_):
+        objects = _objects(mocks)
+        assert set(objects) == {
+            "kubernetes:core/v1:Namespace",
+            "kubernetes:core/v1:Secret",
+            "kubernetes:core/v1:PersistentVolumeClaim",
+            "kubernetes:apps/v1:Deployment",
+            "kubernetes:core/v1:Service",
+            "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+            "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+        }
+        for manifest in [_plain(r.inputs) for r in mocks.created if r.typ.startswith("kubernetes:")]:
+            kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)  # raises on any schema error
+        deployments = {
+            r.inputs["metadata"]["name"]: _plain(r.inputs) for r in mocks.created if r.typ.endswith("Deployment")
+        }
+        orchestrator = deployments["orchestrator"]["spec"]
+        assert orchestrator["replicas"] == 1 and orchestrator["strategy"]["type"] == "Recreate"
+        container = orchestrator["template"]["spec"]["containers"][0]
+        assert (
+            container["readinessProbe"]["httpGet"]["path"]
+            == "/healthz"
+            == container["livenessProbe"]["httpGet"]["path"]
+        )
+        workers = deployments["workers"]["spec"]
+        assert workers["replicas"] == 3
+        for spec in (orchestrator, workers):
+            security = spec["template"]["spec"]["containers"][0]["securityContext"]
+            assert security["runAsNonRoot"] and security["readOnlyRootFilesystem"]
+            assert spec["template"]["spec"]["containers"][0]["resources"]["limits"]
+        worker_env = {e["name"]: e for e in workers["template"]["spec"]["containers"][0]["env"]}
+        assert worker_env["DAC_ORCHESTRATOR_URL"]["value"] == "ws://orchestrator.dac-k.svc:8080/ws/worker"
+        assert worker_env["DAC_WORKER_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+            "name": "dac-secrets",
+            "key": "DAC_WORKER_TOKEN",
+        }
+        policy = objects["kubernetes:networking.k8s.io/v1:NetworkPolicy"]["spec"]
+        assert policy["egress"][0]["to"] == [{"podSelector": {"matchLabels": orchestrator["selector"]["matchLabels"]}}]
+
+    return program["system"].scaler.id.apply(check)
+
+
+@pulumi.runtime.test
+def test_secrets_are_secret_and_nowhere_in_the_pod_specs(hpa_stack):
+    mocks, program = hpa_stack
+    secret = next(r for r in mocks.created if r.typ == "kubernetes:core/v1:Secret")
+
+    def check(_):
+        data = secret.inputs["stringData"]  # the whole map travels as one secret
+        assert data[rpc._special_sig_key] == rpc._special_secret_sig
+        assert set(data["value"]) == {"DAC_MASTER_KEY", "DAC_OWNER_API_KEY", "DAC_WORKER_TOKEN"}
+        pods = json.dumps([_plain(r.inputs) for r in mocks.created if r.typ.endswith("Deployment")])
+        assert "cd" * 32 not in pods and "dacr_" + "w" * 40 not in pods
+
+    return program["system"].workers.id.apply(check)
+
+
+def test_keda_replaces_the_hpa_and_scales_on_the_request_topics_lag():
+    mocks, program = _run(BASE | {"dac:keda": "true", "dac:maxWorkers": "40"})
+
+    @pulumi.runtime.test
+    def check_it():
+        def check(_):
+            types = {r.typ for r in mocks.created}
+            assert "kubernetes:autoscaling/v2:HorizontalPodAutoscaler" not in types
+            scaled = next(r.inputs for r in mocks.created if r.typ == "kubernetes:keda.sh/v1alpha1:ScaledObject")
+            trigger = scaled["spec"]["triggers"][0]
+            assert trigger["type"] == "kafka" and trigger["metadata"]["topic"] == "k.persona.exec.v1"
+            assert trigger["metadata"]["consumerGroup"] == "dac-orchestrator-k"
+            assert (scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]) == (3, 40)
+
+        return program["system"].scaler.id.apply(check)
+
+    check_it()
