@@ -21,5 +21,19 @@ def broker():
 
 
 @pytest.fixture
+def fly(monkeypatch):
+    """The Fly emulator, with the environment a user's shell would hold pointed at it."""
+    from tests.emulators.fly import FlyEmulator
+
+    emulator = FlyEmulator().start()
+    monkeypatch.setenv("FLY_API_TOKEN", "fo1_emulated")
+    monkeypatch.setenv("DAC_FLY_API_URL", emulator.url)
+    monkeypatch.setenv("SSL_CERT_FILE", str(emulator.tls.ca_file))
+    monkeypatch.setenv("DAC_RETRY_BASE_S", "0.02")
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
 def echo_command() -> list[str]:
     return [sys.executable, "-m", "dac_runtime.standin", "-p", "{prompt}"]

@@ -17,7 +17,7 @@ from .base import Context, Health, Resource
 from .digitalocean import DigitalOceanProvider, droplet_name
 from .fly import FlyProvider
 from .fly_api import tls_context
-from .readiness import missing_workers, not_registered
+from .readiness import require_registered
 from .ssh import Target
 from .workers_boot import WorkerBoot, ssh_key_path
 
@@ -59,11 +59,13 @@ class CloudProvider:
         url = self.endpoint(ctx)
         if not expected or url is None:
             return
-        missing = await missing_workers(url, ctx.secrets.owner_api_key, expected, seconds, tls_context(), poll=0.25)
-        if missing:
+
+        async def why(missing: list[str]) -> tuple[str, None]:
             statuses = await self.digitalocean.active(ctx.spec)
             states = "; ".join(f"{m}: droplet {statuses.get(m, 'missing')}, no hello" for m in missing[:5])
-            raise not_registered(missing, len(expected), seconds, f" [{states}]; see dac-provision logs --worker NAME")
+            return f" [{states}]; see dac-provision logs --worker NAME --boot", None
+
+        await require_registered(url, ctx.secrets.owner_api_key, expected, seconds, why, tls_context(), poll=0.25)
 
     async def worker_log(self, ctx: Context, resource: Resource, lines: int, boot: bool = False) -> str:
         """The worker's journal, or with ``boot`` how cloud-init went, read over SSH with the deployment's key."""

@@ -22,7 +22,7 @@ from ..plan import Desired, worker_names
 from ..runtime_env import kafka_password, orchestrator_env, worker_env
 from . import kafka, processes
 from .base import Context, Health, ProviderError, Resource
-from .readiness import missing_workers, not_registered
+from .readiness import require_registered
 
 HOST = "127.0.0.1"
 #: Inherited by every child so that the agent and its tools behave as in the operator's shell.
@@ -233,10 +233,9 @@ class LocalProvider:
         if not expected or url is None:
             return
 
-        missing = await missing_workers(url, ctx.secrets.owner_api_key, set(expected), seconds)
-        if missing:
+        async def why(missing: list[str]) -> tuple[str, Path | None]:
             first = ctx.resources.get(expected[missing[0]])
             log = Path(first.details["log"]) if first else None
-            error = not_registered(missing, len(expected), seconds, f": {tail(log, 2)}" if log else "")
-            error.log_path = log
-            raise error
+            return (f": {tail(log, 2)}" if log else ""), log
+
+        await require_registered(url, ctx.secrets.owner_api_key, set(expected), seconds, why)

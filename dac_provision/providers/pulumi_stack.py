@@ -20,7 +20,7 @@ from ..spec import DeploySpec, load_spec
 from .base import Context, Health, ProviderError, Resource
 from .digitalocean import droplet_name
 from .fly_api import tls_context
-from .readiness import missing_workers, not_registered
+from .readiness import require_registered
 from .workers_boot import ssh_public_key
 
 STACKS = Path(__file__).resolve().parent.parent.parent / "stacks"
@@ -138,9 +138,7 @@ class PulumiProvider:
         url = self.endpoint(ctx)
         if not expected or url is None:
             return
-        missing = await missing_workers(url, ctx.secrets.owner_api_key, expected, seconds, tls_context(), poll=0.25)
-        if missing:
-            raise not_registered(missing, len(expected), seconds)
+        await require_registered(url, ctx.secrets.owner_api_key, expected, seconds, None, tls_context(), poll=0.25)
 
     async def worker_log(self, ctx: Context, resource: Resource, lines: int, boot: bool = False) -> str:
         raise ProviderError("a pulumi deployment's workers: see `pulumi stack output workerAddresses` and SSH in")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import httpx
 
@@ -36,6 +38,21 @@ async def missing_workers(
             await asyncio.sleep(poll)
 
 
-def not_registered(missing: list[str], expected: int, seconds: float, why: str = "") -> ProviderError:
+async def require_registered(
+    url: str,
+    api_key: str,
+    expected: set[str],
+    seconds: float,
+    why: Callable[[list[str]], Awaitable[tuple[str, Path | None]]] | None = None,
+    verify: ssl.SSLContext | bool = True,
+    poll: float = 0.05,
+) -> None:
+    """Wait until every id in ``expected`` is registered; else fail naming the missing ones, with
+    ``why(missing)`` adding what the target knows (a log tail, a droplet's state) and a log path."""
+    missing = await missing_workers(url, api_key, expected, seconds, verify, poll)
+    if not missing:
+        return
+    detail, log = await why(missing) if why else ("", None)
     shown = ", ".join(missing[:5]) + ("…" if len(missing) > 5 else "")
-    return ProviderError(f"{len(missing)} of {expected} workers did not register within {seconds:.0f} s ({shown}){why}")
+    message = f"{len(missing)} of {len(expected)} workers did not register within {seconds:.0f} s ({shown}){detail}"
+    raise ProviderError(message, log)

@@ -14,20 +14,9 @@ from dac_provision.providers.fly_api import FlyAPI
 from dac_provision.runtime_env import Secrets
 from dac_provision.spec import load_spec
 from dac_runtime.crypto import new_token
-from tests.emulators.fly import Fault, FlyEmulator
+from tests.emulators.fly import Fault
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def fly(monkeypatch):
-    emulator = FlyEmulator().start()
-    monkeypatch.setenv("FLY_API_TOKEN", "fo1_emulated")
-    monkeypatch.setenv("DAC_FLY_API_URL", emulator.url)
-    monkeypatch.setenv("SSL_CERT_FILE", str(emulator.tls.ca_file))
-    monkeypatch.setenv("DAC_RETRY_BASE_S", "0.02")
-    yield emulator
-    emulator.stop()
 
 
 def _context(fly, broker, tmp_path, name: str, **fly_options) -> Context:

@@ -17,6 +17,7 @@ from pulumi.runtime import rpc
 from dac_provision.bundle import Bundle
 from dac_provision.providers.workers_boot import render_user_data
 from dac_provision.spec import load_spec
+from tests.stacks.mocks import RecordingMocks
 
 STACK = Path(__file__).resolve().parents[2] / "stacks" / "dac-cloud"
 MASTER, OWNER, KAFKA_PASSWORD = "cd" * 32, "dac_" + "k" * 40, "kafka-s3cret"
@@ -31,23 +32,14 @@ FLY = {
 }
 
 
-class Mocks(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
-        self.created: list[pulumi.runtime.MockResourceArgs] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        outputs = dict(args.inputs)
-        if args.typ == "pulumi-python:dynamic:Resource":
-            outputs.update(FLY)
-        elif args.typ == "digitalocean:index/droplet:Droplet":
-            outputs["ipv4Address"] = f"203.0.113.{len(self.created) + 1}"
-        elif args.typ == "digitalocean:index/sshKey:SshKey":
-            outputs["fingerprint"] = "3b:16:bf:e4"
-        self.created.append(args)
-        return [f"{args.name}-id", outputs]
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}
+def _cloud_outputs(args: pulumi.runtime.MockResourceArgs, count: int) -> dict:
+    if args.typ == "pulumi-python:dynamic:Resource":
+        return dict(FLY)
+    if args.typ == "digitalocean:index/droplet:Droplet":
+        return {"ipv4Address": f"203.0.113.{count + 1}"}
+    if args.typ == "digitalocean:index/sshKey:SshKey":
+        return {"fingerprint": "3b:16:bf:e4"}
+    return {}
 
 
 CONFIG = {
@@ -75,7 +67,7 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def stack():
-    mocks = Mocks()
+    mocks = RecordingMocks(_cloud_outputs)
     pulumi.runtime.set_all_config(CONFIG, secret_keys=["dac:masterKey", "dac:ownerApiKey", "dac:kafkaPassword"])
     pulumi.runtime.set_mocks(mocks, project="dac-cloud", stack="t", preview=False)
     sys.path.insert(0, str(STACK))
@@ -86,31 +78,27 @@ def stack():
     return mocks, program
 
 
-def _of(mocks: Mocks, typ: str) -> list[pulumi.runtime.MockResourceArgs]:
-    return [r for r in mocks.created if r.typ == typ]
-
-
 @pulumi.runtime.test
 def test_the_resource_graph_for_a_config(stack):
     mocks, program = stack
 
     def check(_):
-        topics = _of(mocks, "kafka:index/topic:Topic")
+        topics = mocks.of("kafka:index/topic:Topic")
         assert sorted(t.inputs["name"] for t in topics) == sorted(
             f"t.persona.{n}.v1" for n in ("exec", "output", "lifecycle", "events", "exec.dlq")
         )
         assert {(t.inputs["partitions"], t.inputs["replicationFactor"]) for t in topics} == {(6, 3)}
-        cluster = _of(mocks, "pulumi:providers:kafka")[0].inputs
+        cluster = mocks.of("pulumi:providers:kafka")[0].inputs
         assert cluster["saslMechanism"] == "scram-sha512" and json.loads(cluster["tlsEnabled"]) is True
-        droplets = _of(mocks, "digitalocean:index/droplet:Droplet")
+        droplets = mocks.of("digitalocean:index/droplet:Droplet")
         assert [d.inputs["name"] for d in droplets] == ["dac-t-worker-1", "dac-t-worker-2", "dac-t-worker-3"]
         assert {(d.inputs["region"], d.inputs["size"]) for d in droplets} == {("fra1", "s-2vcpu-4gb")}
         assert all(d.inputs["tags"] == ["dac-deployment:t", "dac-role:worker"] for d in droplets)
-        firewall = _of(mocks, "digitalocean:index/firewall:Firewall")[0].inputs
+        firewall = mocks.of("digitalocean:index/firewall:Firewall")[0].inputs
         assert firewall["inboundRules"] == [
             {"protocol": "tcp", "portRange": "22", "sourceAddresses": ["198.51.100.0/24"]}
         ]
-        fly = _of(mocks, "pulumi-python:dynamic:Resource")[0].inputs
+        fly = mocks.of("pulumi-python:dynamic:Resource")[0].inputs
         assert fly["spec"]["fly"]["region"] == "ams" and fly["workers"] == 3
         components = {r.typ for r in mocks.created if r.typ.startswith("dac:cloud:")}
         assert components == {"dac:cloud:KafkaTopics", "dac:cloud:Orchestrator", "dac:cloud:WorkerPool"}
@@ -127,7 +115,7 @@ def test_user_data_is_byte_identical_to_the_librarys_and_valid_cloud_config(stac
     )
 
     def check(_):
-        sent = [d.inputs["userData"] for d in _of(mocks, "digitalocean:index/droplet:Droplet")]
+        sent = [d.inputs["userData"] for d in mocks.of("digitalocean:index/droplet:Droplet")]
         assert all(s[rpc._special_sig_key] == rpc._special_secret_sig for s in sent)  # it holds a token: secret
         assert {s["value"] for s in sent} == {expected}
         assert spec == load_spec(spec.to_dict())
@@ -149,7 +137,7 @@ def test_secrets_stay_secret(stack):
     def check(flags):
         assert all(flags), flags
 
-    fly_inputs = _of(mocks, "pulumi-python:dynamic:Resource")[0].inputs
+    fly_inputs = mocks.of("pulumi-python:dynamic:Resource")[0].inputs
     for name, value in (("master_key", MASTER), ("owner_api_key", OWNER), ("kafka_password", KAFKA_PASSWORD)):
         # The value reaches the resource inside Pulumi's secret envelope, so state holds it encrypted...
         assert fly_inputs[name] == {rpc._special_sig_key: rpc._special_secret_sig, "value": value}

@@ -13,20 +13,10 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
+from tests.stacks.mocks import RecordingMocks
+
 STACK = Path(__file__).resolve().parents[2] / "stacks" / "kubernetes"
 K8S_VERSION = "1.30"
-
-
-class Mocks(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
-        self.created: list[pulumi.runtime.MockResourceArgs] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        self.created.append(args)
-        return [f"{args.name}-id", dict(args.inputs)]
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}
 
 
 def _plain(value):
@@ -41,7 +31,7 @@ def _plain(value):
 
 
 def _run(config: dict[str, str]):
-    mocks = Mocks()
+    mocks = RecordingMocks()
     keys = ["dac:masterKey", "dac:ownerApiKey", "dac:workerToken"]
     pulumi.runtime.set_all_config(
         {"dac:masterKey": "cd" * 32, "dac:ownerApiKey": "dac_" + "k" * 40, "dac:workerToken": "dacr_" + "w" * 40}
@@ -72,7 +62,7 @@ def hpa_stack():
     return _run(dict(BASE))
 
 
-def _objects(mocks: Mocks) -> dict[str, dict]:
+def _objects(mocks: RecordingMocks) -> dict[str, dict]:
     return {r.typ: _plain(r.inputs) for r in mocks.created if r.typ.startswith("kubernetes:")}
 
 

@@ -12,20 +12,8 @@ from dac_provision.providers import kafka
 from dac_provision.pulumi_fly import FlyOrchestratorProvider
 from dac_provision.spec import load_spec
 from dac_runtime.crypto import new_token
-from tests.emulators.fly import FlyEmulator
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def fly(monkeypatch):
-    emulator = FlyEmulator().start()
-    monkeypatch.setenv("FLY_API_TOKEN", "fo1_emulated")
-    monkeypatch.setenv("DAC_FLY_API_URL", emulator.url)
-    monkeypatch.setenv("SSL_CERT_FILE", str(emulator.tls.ca_file))
-    monkeypatch.setenv("DAC_RETRY_BASE_S", "0.02")
-    yield emulator
-    emulator.stop()
 
 
 def test_create_update_delete_through_the_dynamic_provider(fly, broker):
