@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import pulumi
+
+
+def fresh_event_loop() -> asyncio.AbstractEventLoop:
+    """Pulumi's mock runtime and ``pulumi.runtime.test`` use the current event loop; after an async test
+    pytest-asyncio leaves none, so each stack fixture sets its own."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop
 
 
 class RecordingMocks(pulumi.runtime.Mocks):

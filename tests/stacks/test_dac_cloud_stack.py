@@ -17,7 +17,7 @@ from pulumi.runtime import rpc
 from dac_provision.bundle import Bundle
 from dac_provision.providers.workers_boot import render_user_data
 from dac_provision.spec import load_spec
-from tests.stacks.mocks import RecordingMocks
+from tests.stacks.mocks import RecordingMocks, fresh_event_loop
 
 STACK = Path(__file__).resolve().parents[2] / "stacks" / "dac-cloud"
 MASTER, OWNER, KAFKA_PASSWORD = "cd" * 32, "dac_" + "k" * 40, "kafka-s3cret"
@@ -67,6 +67,7 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def stack():
+    fresh_event_loop()
     mocks = RecordingMocks(_cloud_outputs)
     pulumi.runtime.set_all_config(CONFIG, secret_keys=["dac:masterKey", "dac:ownerApiKey", "dac:kafkaPassword"])
     pulumi.runtime.set_mocks(mocks, project="dac-cloud", stack="t", preview=False)

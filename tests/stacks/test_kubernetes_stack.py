@@ -13,7 +13,7 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
-from tests.stacks.mocks import RecordingMocks
+from tests.stacks.mocks import RecordingMocks, fresh_event_loop
 
 STACK = Path(__file__).resolve().parents[2] / "stacks" / "kubernetes"
 K8S_VERSION = "1.30"
@@ -31,6 +31,7 @@ def _plain(value):
 
 
 def _run(config: dict[str, str]):
+    fresh_event_loop()
     mocks = RecordingMocks()
     keys = ["dac:masterKey", "dac:ownerApiKey", "dac:workerToken"]
     pulumi.runtime.set_all_config(
