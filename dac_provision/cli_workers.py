@@ -66,6 +66,22 @@ def workers_remove(name: str, count: int) -> None:
     _rescale(name, -count)
 
 
+@workers.command(name="burst")
+@name_option
+@click.argument("count", type=click.IntRange(min=1, max=100))
+@friendly
+def workers_burst(name: str, count: int) -> None:
+    """Start COUNT one-job workers on Fly Machines (cloud deployments): each takes one execution, then
+    its machine is destroyed.
+
+    \b
+    Example:
+      dac-provision workers burst 5 --name prod
+    """
+    ids = asyncio.run(engine.burst_async(name, count))
+    err.print(f"{len(ids)} burst workers registered: {', '.join(ids)}")
+
+
 @workers.command(name="list")
 @name_option
 @json_option

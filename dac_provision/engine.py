@@ -304,3 +304,24 @@ def scale(
     name: str, workers: int, on_progress: OnProgress | None = None, store: StateStore | None = None
 ) -> Deployment:
     return asyncio.run(scale_async(name, workers, on_progress, store))
+
+
+async def burst_async(name: str, count: int, store: StateStore | None = None) -> list[str]:
+    """Add ``count`` one-job workers on Fly Machines to a cloud deployment; each takes one execution and
+    is destroyed. Returns their machine ids once every one has said hello."""
+    from .providers.fly_api import FlyAPI, FlyError, fly_token
+    from .providers.fly_burst import burst
+
+    store = store or StateStore()
+    spec = spec_of(store, name)
+    if spec.provider != "cloud":
+        raise DeployError(f"burst workers run on Fly Machines: {name!r} is a {spec.provider!r} deployment")
+    ctx = context_for(store, spec)
+    token = fly_token()
+    if not token or "fly-app" not in ctx.resources:
+        raise DeployError("burst workers need FLY_API_TOKEN and a deployed orchestrator (run deploy)")
+    try:
+        async with FlyAPI(token) as api:
+            return await burst(ctx, api, count, float(spec.digitalocean.ready_timeout_s))
+    except (FlyError, ProviderError) as exc:
+        raise DeployError(str(exc), exc.log_path) from None

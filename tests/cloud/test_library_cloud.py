@@ -10,7 +10,7 @@ import subprocess
 import aiohttp
 import pytest
 
-from dac_provision import deploy_async, destroy_async, load_spec, scale_async, status_async
+from dac_provision import burst_async, deploy_async, destroy_async, load_spec, scale_async, status_async
 from dac_provision.engine import secrets_for
 from dac_provision.providers.cloud import CloudProvider
 
@@ -99,3 +99,23 @@ async def test_scale_and_a_powered_off_droplet_is_powered_on_not_replaced(cloud,
     assert cloud.do.droplets == {} and cloud.workers == {}
     assert await destroy_async(spec.name, store=store) and cloud.resources() == 0
     assert cloud.violations() == []
+
+
+async def test_burst_workers_take_one_execution_each_and_are_destroyed(cloud, cloud_spec, store):
+    spec = load_spec(cloud_spec(workers=0))
+    deployment = await deploy_async(spec, store=store)
+    ids = await burst_async(spec.name, 2, store=store)
+    assert len(ids) == 2 and len(cloud.fly.machines) == 3
+    async with deployment.client() as client:
+        assert sorted(w["workerId"] for w in await client.workers()) == sorted(ids)
+        executions = [await client.execute("p", f"lines:2 burst {i}") for i in range(2)]
+        results = [await e.wait() for e in executions]
+        assert [r.status for r in results] == ["completed", "completed"]
+        assert {(await client.get(e.id))["workerId"] for e in executions} == set(ids)  # one job each
+    for _ in range(100):  # each exits after its job; auto_destroy removes its machine
+        if len(cloud.fly.machines) == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert [m["config"]["metadata"]["dac_role"] for m in cloud.fly.machines.values()] == ["orchestrator"]
+    assert cloud.violations() == []
+    assert await destroy_async(spec.name, store=store) and cloud.resources() == 0

@@ -17,6 +17,7 @@ import base64
 import hashlib
 import itertools
 import secrets
+import shutil
 import tempfile
 import threading
 import time
@@ -359,9 +360,13 @@ class FlyEmulator(Emulator):
         ports = {s["internal_port"]: free_port() for s in config.get("services") or []}
         env = dict(config.get("env") or {}) | app["secrets"]
         env |= {"FLY_APP_NAME": app["name"], "FLY_MACHINE_ID": machine["id"], "FLY_REGION": machine["region"]}
+        env["SSL_CERT_FILE"] = str(self.tls.ca_file)  # the image trusts the edge's CA, as a real one trusts Fly's
         command = (config.get("init") or {}).get("cmd") or []
-        guest = Guest(machine["name"], root, list(command), env, mounts=mounts, ports=ports, restart=True)
+        # Fly sets a machine's hostname to its id.
+        guest = Guest(machine["id"], root, list(command), env, mounts=mounts, ports=ports, restart=True)
         guest.restart = (config.get("restart") or {}).get("policy", "on-failure") == "always"
+        if config.get("auto_destroy"):
+            guest.on_exit = lambda: self._auto_destroy(machine["id"])
         for item in config.get("files") or []:
             raw = item.get("raw_value") or app["secrets"][item["secret_name"]]
             guest.write(item["guest_path"], base64.b64decode(raw), item.get("mode", 0o644))
@@ -393,6 +398,15 @@ class FlyEmulator(Emulator):
             if volume.get("attached_machine_id") == machine_id:
                 volume.pop("attached_machine_id")
         machine["state"] = "destroyed"
+
+    def _auto_destroy(self, machine_id: str) -> None:
+        """``auto_destroy``: a machine whose program exited on its own is destroyed."""
+        with self.lock:
+            if machine_id in self.machines:
+                self.machines.pop(machine_id)["state"] = "destroyed"
+                guest = self.guests.pop(machine_id, None)
+                if guest is not None:
+                    shutil.rmtree(guest.root, ignore_errors=True)
 
     def guest(self, app: str, role: str = "orchestrator") -> Guest:
         """The running machine of ``app`` whose metadata says ``dac_role = role``."""

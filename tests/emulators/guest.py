@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,8 @@ class Guest:
     mapped_tops: set[str] = field(default_factory=set)
     ports: dict[int, int] = field(default_factory=dict)
     restart: bool = False
+    #: Called once the program exits on its own and is not restarted (Fly's ``auto_destroy``).
+    on_exit: Callable[[], None] | None = None
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     stopped: bool = False
@@ -85,12 +88,16 @@ class Guest:
             [*wrapper, *argv], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True
         )
         log.close()
-        if self.restart:
+        if self.restart or self.on_exit is not None:
             threading.Thread(target=self._supervise, args=(self.process,), daemon=True).start()
 
     def _supervise(self, process: subprocess.Popen[bytes]) -> None:
         """``restart: always``: a machine whose program exits is started again, as Fly does."""
         process.wait()
+        if not self.stopped and self.process is process and not self.restart:
+            if self.on_exit is not None:
+                self.on_exit()
+            return
         if not self.stopped and self.process is process:
             self.restarts += 1
             time.sleep(0.2)
