@@ -65,6 +65,26 @@ def orchestrator_env(
     return env
 
 
+#: Where a machine or container keeps the orchestrator's database (a volume) and the Kafka CA file.
+DATA_DIR = "/data"
+KAFKA_CA_PATH = "/etc/dac/kafka-ca.pem"
+
+
+def container_orchestrator_env(spec: DeploySpec, port: int) -> dict[str, str]:
+    """The orchestrator's env inside its own machine or pod (Fly, Kubernetes): it listens on every
+    interface of its own network, keeps its database on the volume at ``DATA_DIR`` and finds the Kafka
+    CA at ``KAFKA_CA_PATH``. No secret inside: those come from the platform's secret store."""
+    return orchestrator_env(
+        spec,
+        None,
+        bootstrap=spec.kafka.bootstrap or "",
+        host="0.0.0.0",
+        port=port,
+        db_path=f"{DATA_DIR}/orchestrator.db",
+        ca_path=KAFKA_CA_PATH,
+    )
+
+
 def kafka_password(spec: DeploySpec, environ: Mapping[str, str] = os.environ) -> str | None:
     """The SASL password, read from the variable the spec names at the moment it is needed."""
     name = spec.kafka.password_env

@@ -33,16 +33,14 @@ import httpx
 from ..bundle import Bundle, runtime_wheel
 from ..plan import Desired
 from ..render import TEMPLATES
-from ..runtime_env import kafka_password, orchestrator_env, orchestrator_secrets
+from ..runtime_env import DATA_DIR, KAFKA_CA_PATH, container_orchestrator_env, kafka_password, orchestrator_secrets
 from ..spec import DeploySpec
 from .base import Context, Health, ProviderError, Resource
 from .fly_api import FlyAPI, FlyError, fly_token, tls_context
 
 PORT = 8080
 VOLUME_NAME = "dac_state"
-DATA = "/data"
 BUNDLE_DIR = "/opt/dac/bundle"
-KAFKA_CA = "/etc/dac/kafka-ca.pem"
 STOCK_IMAGE = "python:3.12-slim"
 START_TIMEOUT = 180.0
 #: How long Fly gives the orchestrator to drain on stop before it kills it.
@@ -60,44 +58,36 @@ def public_url(spec: DeploySpec, app: str) -> str:
     return (spec.fly.url or f"https://{app}.fly.dev").rstrip("/")
 
 
-def _guest(spec: DeploySpec) -> dict[str, Any]:
+def guest_size(spec: DeploySpec) -> dict[str, Any]:
     match = re.fullmatch(r"(shared|performance)-cpu-(\d+)x", spec.fly.vm_size)
     kind, cpus = (match.group(1), int(match.group(2))) if match else ("shared", 1)
     return {"cpu_kind": kind, "cpus": cpus, "memory_mb": spec.fly.memory_mb}
 
 
 @cache
-def _boot_script() -> bytes:
+def boot_script() -> bytes:
     return (TEMPLATES / "fly" / "boot.py").read_bytes()
 
 
-def _file(guest_path: str, data: bytes) -> dict[str, Any]:
+def file_entry(guest_path: str, data: bytes) -> dict[str, Any]:
     return {"guest_path": guest_path, "raw_value": base64.b64encode(data).decode()}
 
 
 def machine_config(spec: DeploySpec, bundle: Bundle, volume_id: str) -> dict[str, Any]:
     """The orchestrator machine's full config (Fly updates replace it whole). Pure: no secret inside."""
     wheel = f"{BUNDLE_DIR}/{bundle.filename}"
-    env = orchestrator_env(
-        spec,
-        None,
-        bootstrap=spec.kafka.bootstrap or "",
-        host="0.0.0.0",
-        port=PORT,
-        db_path=f"{DATA}/orchestrator.db",
-        ca_path=KAFKA_CA,
-    )
+    env = container_orchestrator_env(spec, PORT)
     env |= {"DAC_BUNDLE_DIR": BUNDLE_DIR, "DAC_BUNDLE_WHEEL": wheel, "DAC_BUNDLE_SHA256": bundle.sha256}
-    files = [_file(wheel, bundle.path.read_bytes()), _file("/opt/dac/boot.py", _boot_script())]
+    files = [file_entry(wheel, bundle.path.read_bytes()), file_entry("/opt/dac/boot.py", boot_script())]
     if spec.kafka.ca_file:
-        files.append(_file(KAFKA_CA, Path(spec.kafka.ca_file).expanduser().read_bytes()))
+        files.append(file_entry(KAFKA_CA_PATH, Path(spec.kafka.ca_file).expanduser().read_bytes()))
     check = {"type": "http", "port": PORT, "method": "GET", "path": "/healthz", "interval": "15s", "timeout": "5s"}
     config: dict[str, Any] = {
         "image": spec.fly.image or STOCK_IMAGE,
         "env": env,
-        "guest": _guest(spec),
+        "guest": guest_size(spec),
         "files": files,
-        "mounts": [{"volume": volume_id, "path": DATA}],
+        "mounts": [{"volume": volume_id, "path": DATA_DIR}],
         "services": [
             {
                 "protocol": "tcp",

@@ -17,7 +17,7 @@ from ..bundle import runtime_wheel
 from ..client import Client
 from ..runtime_env import agent_command_line
 from .base import Context, ProviderError
-from .fly import BUNDLE_DIR, STOCK_IMAGE, _boot_script, _file, _guest
+from .fly import BUNDLE_DIR, STOCK_IMAGE, boot_script, file_entry, guest_size
 from .fly_api import FlyAPI, tls_context
 from .readiness import require_registered
 from .workers_boot import TOKEN_MARGIN_S, websocket_url
@@ -41,8 +41,8 @@ def burst_config(ctx: Context, url: str, token: str, wheel: tuple[str, str, byte
     return {
         "image": spec.fly.image or STOCK_IMAGE,
         "env": env,
-        "guest": _guest(spec),
-        "files": [_file(f"{BUNDLE_DIR}/{filename}", data), _file("/opt/dac/boot.py", _boot_script())],
+        "guest": guest_size(spec),
+        "files": [file_entry(f"{BUNDLE_DIR}/{filename}", data), file_entry("/opt/dac/boot.py", boot_script())],
         "init": {"cmd": ["python3", "/opt/dac/boot.py", "worker"]},
         "restart": {"policy": "no"},
         "auto_destroy": True,

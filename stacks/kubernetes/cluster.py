@@ -11,13 +11,14 @@ needs HTTPS to its API outside it, so port 443 to addresses outside the private 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from dac_provision.providers.kafka import topics_for
-from dac_provision.runtime_env import agent_command_line, orchestrator_env
+from dac_provision.runtime_env import DATA_DIR, KAFKA_CA_PATH, agent_command_line, container_orchestrator_env
 from dac_provision.spec import DeploySpec
 
 PORT = 8080
@@ -106,14 +107,22 @@ class DacCluster(pulumi.ComponentResource):
             spec={"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{spec.fly.volume_gb}Gi"}}},
             opts=in_ns,
         )
-        env = orchestrator_env(
-            spec,
-            None,
-            bootstrap=spec.kafka.bootstrap or "",
-            host="0.0.0.0",
-            port=PORT,
-            db_path="/data/orchestrator.db",
-        )
+        env = container_orchestrator_env(spec, PORT)
+        mounts = [{"name": "state", "mountPath": DATA_DIR}, TMP]
+        volumes: list[dict[str, Any]] = [
+            {"name": "state", "persistentVolumeClaim": {"claimName": "orchestrator-state"}},
+            {"name": "tmp", "emptyDir": {}},
+        ]
+        if spec.kafka.ca_file:  # the Kafka CA, where the env says it is
+            directory, filename = KAFKA_CA_PATH.rsplit("/", 1)
+            self.kafka_ca = k8s.core.v1.ConfigMap(
+                f"{name}-kafka-ca",
+                metadata={"name": "kafka-ca", "namespace": ns, "labels": labels},
+                data={filename: Path(spec.kafka.ca_file).expanduser().read_text()},
+                opts=in_ns,
+            )
+            mounts.append({"name": "kafka-ca", "mountPath": directory, "readOnly": True})
+            volumes.append({"name": "kafka-ca", "configMap": {"name": "kafka-ca"}})
         self.orchestrator = k8s.apps.v1.Deployment(
             f"{name}-orchestrator",
             metadata={"name": "orchestrator", "namespace": ns, "labels": orch_labels},
@@ -140,16 +149,10 @@ class DacCluster(pulumi.ComponentResource):
                                     "limits": {"cpu": "1", "memory": "512Mi"},
                                 },
                                 "securityContext": SECURE,
-                                "volumeMounts": [
-                                    {"name": "state", "mountPath": "/data"},
-                                    TMP,
-                                ],
+                                "volumeMounts": mounts,
                             }
                         ],
-                        "volumes": [
-                            {"name": "state", "persistentVolumeClaim": {"claimName": "orchestrator-state"}},
-                            {"name": "tmp", "emptyDir": {}},
-                        ],
+                        "volumes": volumes,
                     },
                 },
             },

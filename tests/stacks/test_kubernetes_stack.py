@@ -145,3 +145,33 @@ def test_keda_replaces_the_hpa_and_scales_on_the_request_topics_lag():
         return program["system"].scaler.id.apply(check)
 
     check_it()
+
+
+def test_a_kafka_ca_file_is_mounted_where_the_orchestrator_looks_for_it(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    kafka = {"bootstrap": "kafka.data.svc:9093", "security-protocol": "SSL", "ca-file": str(ca)}
+    mocks, program = _run(BASE | {"dac:kafka": json.dumps(kafka)})
+
+    @pulumi.runtime.test
+    def check_it():
+        def check(_):
+            config_map = _plain(mocks.of("kubernetes:core/v1:ConfigMap")[0].inputs)
+            assert config_map["data"] == {"kafka-ca.pem": ca.read_text()}
+            orchestrator = next(
+                _plain(r.inputs)
+                for r in mocks.of("kubernetes:apps/v1:Deployment")
+                if r.inputs["metadata"]["name"] == "orchestrator"
+            )
+            pod = orchestrator["spec"]["template"]["spec"]
+            env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+            assert env["DAC_KAFKA_CA_FILE"] == "/etc/dac/kafka-ca.pem" and env["DAC_KAFKA_SECURITY_PROTOCOL"] == "SSL"
+            assert {"name": "kafka-ca", "mountPath": "/etc/dac", "readOnly": True} in pod["containers"][0][
+                "volumeMounts"
+            ]
+            for manifest in (config_map, orchestrator):
+                kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+
+        return program["system"].orchestrator.id.apply(check)
+
+    check_it()
