@@ -22,6 +22,8 @@ from .client import Client
 from .plan import Desired, levels, plan
 from .providers.base import Context, LoggedError, Provider, ProviderError, Resource
 from .providers.cloud import CloudProvider
+from .providers.fly_api import FlyAPI, fly_token
+from .providers.fly_burst import burst
 from .providers.local import LocalProvider
 from .providers.pulumi_stack import PulumiProvider
 from .runtime_env import Secrets
@@ -309,9 +311,6 @@ def scale(
 async def burst_async(name: str, count: int, store: StateStore | None = None) -> list[str]:
     """Add ``count`` one-job workers on Fly Machines to a cloud deployment; each takes one execution and
     is destroyed. Returns their machine ids once every one has said hello."""
-    from .providers.fly_api import FlyAPI, FlyError, fly_token
-    from .providers.fly_burst import burst
-
     store = store or StateStore()
     spec = spec_of(store, name)
     if spec.provider != "cloud":
@@ -323,5 +322,5 @@ async def burst_async(name: str, count: int, store: StateStore | None = None) ->
     try:
         async with FlyAPI(token) as api:
             return await burst(ctx, api, count, float(spec.digitalocean.ready_timeout_s))
-    except (FlyError, ProviderError) as exc:
+    except ProviderError as exc:  # FlyError included
         raise DeployError(str(exc), exc.log_path) from None

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import runpy
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -34,3 +37,24 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def of(self, typ: str) -> list[pulumi.runtime.MockResourceArgs]:
         return [r for r in self.created if r.typ == typ]
+
+
+def run_program(
+    stack: Path, mocks: RecordingMocks, config: dict[str, str], secret_keys: list[str], stack_name: str
+) -> dict[str, Any]:
+    """Run ``stack/__main__.py`` as ``pulumi up`` would, against ``mocks``: its globals, for inspection.
+    The stack's folder is importable while it runs (as Pulumi makes it), and its modules are forgotten
+    afterwards so the next program's same-named modules load fresh."""
+    fresh_event_loop()
+    pulumi.runtime.set_all_config(config, secret_keys=secret_keys)
+    pulumi.runtime.set_mocks(mocks, project=stack.name, stack=stack_name, preview=False)
+    before = set(sys.modules)
+    sys.path.insert(0, str(stack))
+    try:
+        return runpy.run_path(str(stack / "__main__.py"))
+    finally:
+        sys.path.remove(str(stack))
+        for name in set(sys.modules) - before:
+            module_file = getattr(sys.modules[name], "__file__", None) or ""
+            if module_file.startswith(str(stack)):
+                del sys.modules[name]

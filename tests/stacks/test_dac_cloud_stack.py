@@ -4,10 +4,8 @@ given stack config makes, the user data byte for byte what the library renders, 
 from __future__ import annotations
 
 import json
-import runpy
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pulumi
@@ -17,7 +15,7 @@ from pulumi.runtime import rpc
 from dac_provision.bundle import Bundle
 from dac_provision.providers.workers_boot import render_user_data
 from dac_provision.spec import load_spec
-from tests.stacks.mocks import RecordingMocks, fresh_event_loop
+from tests.stacks.mocks import RecordingMocks, run_program
 
 STACK = Path(__file__).resolve().parents[2] / "stacks" / "dac-cloud"
 MASTER, OWNER, KAFKA_PASSWORD = "cd" * 32, "dac_" + "k" * 40, "kafka-s3cret"
@@ -67,16 +65,9 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def stack():
-    fresh_event_loop()
     mocks = RecordingMocks(_cloud_outputs)
-    pulumi.runtime.set_all_config(CONFIG, secret_keys=["dac:masterKey", "dac:ownerApiKey", "dac:kafkaPassword"])
-    pulumi.runtime.set_mocks(mocks, project="dac-cloud", stack="t", preview=False)
-    sys.path.insert(0, str(STACK))
-    try:
-        program = runpy.run_path(str(STACK / "__main__.py"))
-    finally:
-        sys.path.remove(str(STACK))
-    return mocks, program
+    secret = ["dac:masterKey", "dac:ownerApiKey", "dac:kafkaPassword"]
+    return mocks, run_program(STACK, mocks, CONFIG, secret, "t")
 
 
 @pulumi.runtime.test

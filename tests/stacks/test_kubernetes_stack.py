@@ -4,8 +4,6 @@ schemas (kubernetes-validate), probes and security settings present, secrets kep
 from __future__ import annotations
 
 import json
-import runpy
-import sys
 from pathlib import Path
 
 import kubernetes_validate
@@ -13,7 +11,7 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
-from tests.stacks.mocks import RecordingMocks, fresh_event_loop
+from tests.stacks.mocks import RecordingMocks, run_program
 
 STACK = Path(__file__).resolve().parents[2] / "stacks" / "kubernetes"
 K8S_VERSION = "1.30"
@@ -31,22 +29,10 @@ def _plain(value):
 
 
 def _run(config: dict[str, str]):
-    fresh_event_loop()
     mocks = RecordingMocks()
     keys = ["dac:masterKey", "dac:ownerApiKey", "dac:workerToken"]
-    pulumi.runtime.set_all_config(
-        {"dac:masterKey": "cd" * 32, "dac:ownerApiKey": "dac_" + "k" * 40, "dac:workerToken": "dacr_" + "w" * 40}
-        | config,
-        secret_keys=keys,
-    )
-    pulumi.runtime.set_mocks(mocks, project="dac-kubernetes", stack="k", preview=False)
-    sys.path.insert(0, str(STACK))
-    try:
-        program = runpy.run_path(str(STACK / "__main__.py"))
-    finally:
-        sys.path.remove(str(STACK))
-        sys.modules.pop("cluster", None)
-    return mocks, program
+    secrets = {"dac:masterKey": "cd" * 32, "dac:ownerApiKey": "dac_" + "k" * 40, "dac:workerToken": "dacr_" + "w" * 40}
+    return mocks, run_program(STACK, mocks, secrets | config, keys, "k")
 
 
 BASE = {
