@@ -58,3 +58,16 @@ def run_program(
             module_file = getattr(sys.modules[name], "__file__", None) or ""
             if module_file.startswith(str(stack)):
                 del sys.modules[name]
+
+
+def registered(*components: pulumi.ComponentResource) -> pulumi.Output[list[Any]]:
+    """An output that resolves once every resource the components made (found in their attributes,
+    lists included) is registered. The mocks register resources concurrently, so waiting on one
+    resource says nothing about the others."""
+    resources: list[pulumi.Resource] = []
+    for component in components:
+        for value in vars(component).values():
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, pulumi.CustomResource):
+                    resources.append(item)
+    return pulumi.Output.all(*[r.urn for r in resources])

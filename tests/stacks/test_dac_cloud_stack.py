@@ -15,7 +15,7 @@ from pulumi.runtime import rpc
 from dac_provision.bundle import Bundle
 from dac_provision.providers.workers_boot import render_user_data
 from dac_provision.spec import load_spec
-from tests.stacks.mocks import RecordingMocks, run_program
+from tests.stacks.mocks import RecordingMocks, registered, run_program
 
 STACK = Path(__file__).resolve().parents[2] / "stacks" / "dac-cloud"
 MASTER, OWNER, KAFKA_PASSWORD = "cd" * 32, "dac_" + "k" * 40, "kafka-s3cret"
@@ -95,7 +95,7 @@ def test_the_resource_graph_for_a_config(stack):
         components = {r.typ for r in mocks.created if r.typ.startswith("dac:cloud:")}
         assert components == {"dac:cloud:KafkaTopics", "dac:cloud:Orchestrator", "dac:cloud:WorkerPool"}
 
-    return pulumi.Output.all(*program["pool"].addresses).apply(check)
+    return registered(program["topics"], program["orchestrator"], program["pool"]).apply(check)
 
 
 @pulumi.runtime.test
@@ -118,7 +118,7 @@ def test_user_data_is_byte_identical_to_the_librarys_and_valid_cloud_config(stac
         checked = subprocess.run(["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True)
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
-    return pulumi.Output.all(*[d.user_data for d in program["pool"].droplets]).apply(check)
+    return registered(program["pool"]).apply(check)
 
 
 @pulumi.runtime.test

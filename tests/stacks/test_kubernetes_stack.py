@@ -11,7 +11,7 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
-from tests.stacks.mocks import RecordingMocks, run_program
+from tests.stacks.mocks import RecordingMocks, registered, run_program
 
 STACK = Path(__file__).resolve().parents[2] / "stacks" / "kubernetes"
 K8S_VERSION = "1.30"
@@ -96,7 +96,7 @@ def test_every_object_is_valid_kubernetes_with_probes_and_security(hpa_stack):
         policy = objects["kubernetes:networking.k8s.io/v1:NetworkPolicy"]["spec"]
         assert policy["egress"][0]["to"] == [{"podSelector": {"matchLabels": orchestrator["selector"]["matchLabels"]}}]
 
-    return program["system"].scaler.id.apply(check)
+    return registered(program["system"]).apply(check)
 
 
 @pulumi.runtime.test
@@ -111,7 +111,7 @@ def test_secrets_are_secret_and_nowhere_in_the_pod_specs(hpa_stack):
         pods = json.dumps([_plain(r.inputs) for r in mocks.created if r.typ.endswith("Deployment")])
         assert "cd" * 32 not in pods and "dacr_" + "w" * 40 not in pods
 
-    return program["system"].workers.id.apply(check)
+    return registered(program["system"]).apply(check)
 
 
 def test_keda_replaces_the_hpa_and_scales_on_the_request_topics_lag():
@@ -128,7 +128,7 @@ def test_keda_replaces_the_hpa_and_scales_on_the_request_topics_lag():
             assert trigger["metadata"]["consumerGroup"] == "dac-orchestrator-k"
             assert (scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]) == (3, 40)
 
-        return program["system"].scaler.id.apply(check)
+        return registered(program["system"]).apply(check)
 
     check_it()
 
@@ -158,6 +158,6 @@ def test_a_kafka_ca_file_is_mounted_where_the_orchestrator_looks_for_it(tmp_path
             for manifest in (config_map, orchestrator):
                 kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
 
-        return program["system"].orchestrator.id.apply(check)
+        return registered(program["system"]).apply(check)
 
     check_it()
