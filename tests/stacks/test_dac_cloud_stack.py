@@ -83,7 +83,8 @@ def test_the_resource_graph_for_a_config(stack):
         cluster = mocks.of("pulumi:providers:kafka")[0].inputs
         assert cluster["saslMechanism"] == "scram-sha512" and json.loads(cluster["tlsEnabled"]) is True
         droplets = mocks.of("digitalocean:index/droplet:Droplet")
-        assert [d.inputs["name"] for d in droplets] == ["dac-t-worker-1", "dac-t-worker-2", "dac-t-worker-3"]
+        # The mocks register concurrently, so the order of registration is not the order of creation.
+        assert sorted(d.inputs["name"] for d in droplets) == ["dac-t-worker-1", "dac-t-worker-2", "dac-t-worker-3"]
         assert {(d.inputs["region"], d.inputs["size"]) for d in droplets} == {("fra1", "s-2vcpu-4gb")}
         assert all(d.inputs["tags"] == ["dac-deployment:t", "dac-role:worker"] for d in droplets)
         firewall = mocks.of("digitalocean:index/firewall:Firewall")[0].inputs
@@ -126,12 +127,15 @@ def test_secrets_stay_secret(stack):
     mocks, program = stack
     orchestrator = program["orchestrator"]
 
+    def check_inputs(_):
+        fly_inputs = mocks.of("pulumi-python:dynamic:Resource")[0].inputs
+        for name, value in (("master_key", MASTER), ("owner_api_key", OWNER), ("kafka_password", KAFKA_PASSWORD)):
+            # The value reaches the resource inside Pulumi's secret envelope, so state holds it encrypted...
+            assert fly_inputs[name] == {rpc._special_sig_key: rpc._special_secret_sig, "value": value}
+
     def check(flags):
         assert all(flags), flags
 
-    fly_inputs = mocks.of("pulumi-python:dynamic:Resource")[0].inputs
-    for name, value in (("master_key", MASTER), ("owner_api_key", OWNER), ("kafka_password", KAFKA_PASSWORD)):
-        # The value reaches the resource inside Pulumi's secret envelope, so state holds it encrypted...
-        assert fly_inputs[name] == {rpc._special_sig_key: rpc._special_secret_sig, "value": value}
     secrets = [orchestrator.worker_token, program["pool"].droplets[0].user_data]
-    return pulumi.Output.all(*[s.is_secret() for s in secrets]).apply(check)  # ...and so do what is made of it
+    flags = pulumi.Output.all(*[s.is_secret() for s in secrets]).apply(check)  # ...and so do what is made of it
+    return pulumi.Output.all(registered(orchestrator).apply(check_inputs), flags)
