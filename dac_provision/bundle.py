@@ -43,7 +43,7 @@ def sha256_of(path: Path) -> str:
 
 
 def runtime_wheel(out_dir: Path) -> Bundle:
-    """The runtime wheel in ``out_dir`` (built once per source state; reused while the checksum holds)."""
+    """The runtime wheel in ``out_dir``, built from the runtime source or copied from ``DAC_RUNTIME_WHEEL``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     prebuilt = os.environ.get("DAC_RUNTIME_WHEEL")
     if prebuilt:
@@ -52,26 +52,44 @@ def runtime_wheel(out_dir: Path) -> Bundle:
             raise BundleError(f"DAC_RUNTIME_WHEEL={prebuilt} is not a wheel file")
         target = out_dir / source.name
         if not target.exists() or sha256_of(target) != sha256_of(source):
-            shutil.copyfile(source, target)
+            _publish(source, target)
         return Bundle(target, sha256_of(target))
     if not (RUNTIME_SOURCE / "pyproject.toml").is_file():
         raise BundleError(
             "the runtime source is not beside dac_provision; set DAC_RUNTIME_WHEEL to a dac_runtime wheel"
         )
     with tempfile.TemporaryDirectory() as tmp:
+        # pip builds a local tree in place, leaving build/ and *.egg-info beside the source: two deploys
+        # building at once then race in the same build/, and a file deleted from the source lives on
+        # there and ships. A private copy of the tree avoids both and leaves the checkout untouched.
+        source = Path(tmp) / "src"
+        shutil.copytree(RUNTIME_SOURCE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
         # A fixed timestamp makes the build reproducible: the same source gives the same sha256, so a
         # deploy that changed nothing in the runtime does not roll the orchestrator.
         env = dict(os.environ, SOURCE_DATE_EPOCH=REPRODUCIBLE_EPOCH, PYTHONHASHSEED="0")
+        wheels = Path(tmp) / "wheels"
         result = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", tmp, str(RUNTIME_SOURCE)],
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(wheels), str(source)],
             capture_output=True,
             text=True,
             env=env,
         )
-        built = sorted(Path(tmp).glob("dac_runtime-*.whl"))
+        built = sorted(wheels.glob("dac_runtime-*.whl"))
         if result.returncode != 0 or not built:
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise BundleError(f"building the runtime wheel failed: {last}")
         target = out_dir / built[0].name
-        shutil.copyfile(built[0], target)
+        _publish(built[0], target)
     return Bundle(target, sha256_of(target))
+
+
+def _publish(source: Path, target: Path) -> None:
+    """Copy then rename, so a reader (the orchestrator serving the bundle, a second deploy) never sees
+    half a wheel."""
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as handle:
+        partial = Path(handle.name)
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
+from dac_provision import bundle as bundle_module
 from dac_provision.bundle import BundleError, runtime_wheel
 
 pytestmark = pytest.mark.integration
@@ -42,3 +45,24 @@ async def test_orchestrator_serves_the_bundle_publicly_and_nothing_else(system, 
         for name in ("notes.txt", "..%2Forchestrator.db", "missing.whl"):
             assert (await anonymous.get(f"/bundle/{name}")).status_code == 404
         assert (await anonymous.get("/api/workers")).status_code == 401  # only the bundle is public
+
+
+def test_concurrent_builds_agree_and_leave_the_source_tree_untouched(tmp_path, monkeypatch):
+    # Two deploys from one checkout build at the same time; an in-place build raced in runtime/build.
+    source = tmp_path / "runtime"
+    shutil.copytree(bundle_module.RUNTIME_SOURCE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    # A stale build tree holding a module the source no longer has must not leak into the wheel.
+    stale = source / "build" / "lib" / "dac_runtime" / "removed_module.py"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("LEAKED = True\n")
+    before = sorted(p.relative_to(source) for p in source.rglob("*"))
+    monkeypatch.setattr(bundle_module, "RUNTIME_SOURCE", source)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        bundles = list(pool.map(runtime_wheel, [tmp_path / "a", tmp_path / "b", tmp_path / "a"]))
+
+    assert len({b.sha256 for b in bundles}) == 1
+    names = zipfile.ZipFile(bundles[0].path).namelist()
+    assert "dac_runtime/worker/__main__.py" in names and "dac_runtime/removed_module.py" not in names
+    assert sorted(p.relative_to(source) for p in source.rglob("*")) == before
+    assert [p.name for p in (tmp_path / "a").iterdir()] == [bundles[0].filename]  # no partial copy left
