@@ -12,6 +12,8 @@ Resources (create-or-adopt, query, delete; each idempotent):
 
 pydo's own retries are off: a 429 is retried after the server's wait, a 5xx only where repeating is
 safe (reads and deletes). A failed create is never repeated blindly; the next deploy re-lists first.
+The quota every answer reports is spent locally (:class:`~.retry.RateBudget`), so a wave of calls
+waits for it to refill rather than collecting 429s.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pydo.aio import Client
 from ..plan import Desired
 from ..spec import DeploySpec
 from .base import Context, Health, ProviderError, Resource
-from .retry import TRANSIENT, RetryPolicy
+from .retry import TRANSIENT, RateBudget, RetryPolicy
 from .workers_boot import WorkerBoot, ssh_public_key
 
 DEFAULT_URL = "https://api.digitalocean.com"
@@ -73,6 +75,7 @@ class DigitalOceanProvider:
     def __init__(self, boot: WorkerBoot) -> None:
         self.boot = boot
         self.policy = RetryPolicy.from_env()
+        self.budget = RateBudget(self.policy.longest_wait)
         self._pending: list[tuple[str, asyncio.Future[Resource]]] = []
         self._flush: asyncio.Task[None] | None = None
 
@@ -89,6 +92,7 @@ class DigitalOceanProvider:
             endpoint=os.environ.get("DAC_DO_API_URL") or DEFAULT_URL,
             connection_verify=verify,
             retry_total=0,
+            raw_response_hook=lambda response: self.budget.observe(response.http_response.headers),
         )
 
     async def call(self, what: str, fn: Callable[..., Awaitable[Any]], *args: Any, safe: bool, **kwargs: Any) -> Any:
@@ -96,7 +100,8 @@ class DigitalOceanProvider:
         for attempt in range(self.policy.attempts):
             last = attempt + 1 == self.policy.attempts
             try:
-                result = await fn(*args, **kwargs)
+                async with self.budget.slot():
+                    result = await fn(*args, **kwargs)
             except HttpResponseError as exc:
                 status = exc.status_code or 0
                 if status == 404:

@@ -68,6 +68,13 @@ class Emulator:
     def not_found(self) -> web.Response:
         return self.error(404, "not found")
 
+    def admit(self, request: web.Request) -> web.Response | None:
+        """A refusal before the call is carried out (a spent quota), or None to go on."""
+        return None
+
+    def stamp(self, response: web.StreamResponse) -> None:
+        """Headers the cloud puts on every answer, errors included."""
+
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> Emulator:
@@ -109,6 +116,11 @@ class Emulator:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        response = await self._answer(request, handler)
+        self.stamp(response)
+        return response
+
+    async def _answer(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
         body = await request.read()
         headers = dict(request.headers)
         with self.lock:
@@ -117,6 +129,9 @@ class Emulator:
             await asyncio.sleep(self.latency)
         if not request.headers.get("Authorization", "").startswith("Bearer "):
             return self.error(401, "Unable to authenticate you")
+        refused = self.admit(request)
+        if refused is not None:
+            return refused
         fault = self._fault(request)
         if fault is not None:
             if fault.hang:
@@ -132,9 +147,17 @@ class Emulator:
         if problem:
             return self.error(400, problem)
         response = await handler(request)
+        self.stamp(response)
         payload = response.body if isinstance(response, web.Response) and response.body else b""
         self.checker.check_response(
-            request.method, request.path, request.query_string, headers, body, response.status, payload
+            request.method,
+            request.path,
+            request.query_string,
+            headers,
+            body,
+            response.status,
+            payload,
+            dict(response.headers),
         )
         return response
 

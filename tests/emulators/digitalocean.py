@@ -9,7 +9,9 @@ spec rejects gets a 400 here, as it would there, and every violation is kept for
 
 from __future__ import annotations
 
+import collections
 import itertools
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -50,6 +52,34 @@ class DigitalOceanEmulator(Emulator):
         self.firewalls: dict[str, dict[str, Any]] = {}
         self.tags: set[str] = set()
         self._ids = itertools.count(3_000_000)
+        #: The token's quota: this many requests in any ``window`` seconds (DigitalOcean: 5,000 an hour).
+        self.quota, self.window = 5000, 3600.0
+        self._spent: collections.deque[float] = collections.deque()
+        self.refused = 0  # requests refused for a spent quota
+
+    def _quota_left(self) -> tuple[int, float]:
+        """What is left of the quota and when the oldest counted request leaves the window."""
+        now = time.time()
+        while self._spent and self._spent[0] <= now - self.window:
+            self._spent.popleft()
+        reset = (self._spent[0] if self._spent else now) + self.window
+        return self.quota - len(self._spent), reset
+
+    def admit(self, request: web.Request) -> web.Response | None:
+        with self.lock:
+            left, _ = self._quota_left()
+            if left <= 0:
+                self.refused += 1
+                return self.error(429, "API Rate limit exceeded.")  # the hourly kind: no Retry-After
+            self._spent.append(time.time())
+        return None
+
+    def stamp(self, response: web.StreamResponse) -> None:
+        with self.lock:
+            left, reset = self._quota_left()
+        response.headers["ratelimit-limit"] = str(self.quota)
+        response.headers["ratelimit-remaining"] = str(max(0, left))
+        response.headers["ratelimit-reset"] = str(math.ceil(reset))
 
     def error(self, status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> web.Response:
         ident = {400: "bad_request", 401: "unauthorized", 404: "not_found", 422: "unprocessable_entity"}.get(

@@ -50,10 +50,23 @@ class SpecChecker:
         return None
 
     def check_response(
-        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes, status: int, payload: bytes
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        status: int,
+        payload: bytes,
+        response_headers: dict[str, str] | None = None,
     ) -> None:
         request = self._request(method, path, query, headers, body)
-        response = MockResponse(payload, status_code=status, content_type="application/json" if payload else None)
+        response = MockResponse(
+            payload,
+            status_code=status,
+            headers=response_headers or {},
+            content_type="application/json" if payload else None,
+        )
         try:
             self.openapi.validate_response(request, response)
         except MissingData as exc:

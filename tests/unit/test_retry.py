@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
-from dac_provision.providers.retry import RetryPolicy, server_wait
+from dac_provision.providers.retry import RateBudget, RetryPolicy, server_wait
 
 
 def test_retry_after_in_seconds_or_as_a_date_wins():
@@ -30,3 +33,61 @@ def test_the_environment_tunes_the_policy_and_bad_values_are_named():
     assert RetryPolicy.from_env({"DAC_RETRY_ATTEMPTS": "3", "DAC_RETRY_BASE_S": "0.1"}) == RetryPolicy(3, 0.1)
     with pytest.raises(ValueError, match="DAC_RETRY_ATTEMPTS"):
         RetryPolicy.from_env({"DAC_RETRY_ATTEMPTS": "many"})
+
+
+async def _enter(budget: RateBudget, log: list[str], name: str, answer: dict[str, str] | None = None) -> None:
+    async with budget.slot():
+        log.append(f"{name} in")
+        await asyncio.sleep(0.01)
+        if answer is not None:
+            budget.observe(answer)
+        log.append(f"{name} out")
+
+
+async def test_with_nothing_known_one_call_goes_alone_and_the_rest_wait_for_its_answer():
+    budget, log = RateBudget(clock=lambda: 1000.0), []
+    answer = {"ratelimit-remaining": "100", "ratelimit-reset": "1500"}
+    await asyncio.gather(*(_enter(budget, log, name, answer) for name in "abc"))
+    assert log[:2] == ["a in", "a out"]  # the probe
+    assert log[2:4] == ["b in", "c in"]  # then the rest together, the quota being known
+
+
+async def test_a_server_that_reports_no_quota_turns_the_budget_off_after_one_call():
+    budget, log = RateBudget(), []
+    await asyncio.gather(*(_enter(budget, log, name) for name in "abc"))
+    assert log[:2] == ["a in", "a out"] and log[2:4] == ["b in", "c in"]
+    log.clear()
+    await asyncio.gather(*(_enter(budget, log, name) for name in "de"))
+    assert log[:2] == ["d in", "e in"]
+
+
+async def test_a_spent_quota_holds_calls_until_its_reset_and_calls_in_flight_count_as_spent():
+    now = [1000.0]
+    budget = RateBudget(clock=lambda: now[0])
+    budget._in_flight = 3  # this answer's call and two more the server may not have counted yet
+    budget.observe({"RateLimit-Remaining": "2", "ratelimit-reset": "1000.2"})
+    budget._in_flight = 0
+    assert budget.remaining == 0 and budget.hold() == pytest.approx(0.2)
+
+    log: list[str] = []
+    now[0] = time.time()
+    budget.reset = now[0] + 0.2
+    budget.clock = time.time
+    started = time.monotonic()
+    await _enter(budget, log, "held")
+    assert log == ["held in", "held out"] and time.monotonic() - started >= 0.15
+
+
+async def test_a_hold_longer_than_the_longest_wait_is_not_waited_out():
+    budget = RateBudget(longest_wait=5, clock=lambda: 0.0)
+    budget.observe({"ratelimit-remaining": "0", "ratelimit-reset": "3600"})
+    log: list[str] = []
+    await asyncio.wait_for(_enter(budget, log, "a"), 1)  # goes, and meets the server's own 429
+    assert log == ["a in", "a out"]
+
+
+def test_junk_quota_headers_are_ignored():
+    budget = RateBudget()
+    budget.observe({"ratelimit-remaining": "lots", "ratelimit-reset": "1"})
+    budget.observe({"ratelimit-remaining": "5"})
+    assert budget.remaining is None and budget.hold() == 0
