@@ -20,8 +20,9 @@ import click
 from . import engine
 from .cli_common import BadInput, err, friendly, json_option, name_option, out
 from .cli_follow import CANCELLED, stream_execution
+from .cli_secrets import credentials, team, token
 from .cli_workers import workers
-from .client import Client
+from .client import CREDENTIAL_NAME, Client
 from .render_cli import StepPrinter, status_table
 from .spec import load_spec, load_spec_file
 from .state import StateStore
@@ -156,6 +157,14 @@ def _client(name: str) -> Client:
 @click.option("--detach", "-d", is_flag=True, help="Print the execution id and return at once.")
 @click.option("--events", is_flag=True, help="Also print persona events (to stderr).")
 @click.option("--raw", is_flag=True, help="Print the agent's output as it wrote it (stream-json is not rendered).")
+@click.option(
+    "--credential",
+    "-c",
+    "credential_names",
+    multiple=True,
+    metavar="NAME",
+    help="A stored credential to give the run as $NAME (repeatable; see `credentials set`).",
+)
 @json_option
 @friendly
 def exec_(
@@ -166,6 +175,7 @@ def exec_(
     detach: bool,
     events: bool,
     raw: bool,
+    credential_names: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Run PROMPT on a worker and stream its output; exits with the agent's exit code.
@@ -177,12 +187,18 @@ def exec_(
       dac-provision exec "lines:3 hello"
       dac-provision exec --persona reviewer --timeout 600 "Review the diff in PR 42"
       ID=$(dac-provision exec --detach "sleep:30") && dac-provision logs -f "$ID"
+      dac-provision exec -c GITHUB_TOKEN "Open a PR for issue 7"
     """
+    for credential in credential_names:
+        if not CREDENTIAL_NAME.fullmatch(credential):
+            raise BadInput(f"--credential {credential!r}: use an environment variable name ([A-Z_][A-Z0-9_]*)")
 
     async def run() -> int:
         async with _client(name) as client:
             timeout_ms = int(timeout * 1000) if timeout else None
-            execution = await client.execute(persona, prompt, timeout_ms=timeout_ms)
+            execution = await client.execute(
+                persona, prompt, timeout_ms=timeout_ms, credentials=list(credential_names) or None
+            )
             if detach:
                 click.echo(json.dumps({"executionId": execution.id}) if as_json else execution.id)
                 return 0
@@ -307,3 +323,6 @@ def destroy(name: str, yes: bool, sweep: bool, spec_file: Path | None) -> None:
 
 
 main.add_command(workers)
+main.add_command(token)
+main.add_command(credentials)
+main.add_command(team)

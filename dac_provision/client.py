@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import httpx
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "timed_out"})
+#: Credentials reach executions as environment variables, so their names are environment variable names.
+CREDENTIAL_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
 class ClientError(Exception):
@@ -213,16 +216,44 @@ class Client:
     async def set_claude_token(self, token: str) -> None:
         await self._call("PUT", "/api/token", json={"token": token})
 
+    async def claude_token_configured(self) -> bool:
+        return bool((await self._call("GET", "/api/token"))["configured"])
+
+    async def clear_claude_token(self) -> None:
+        await self._call("DELETE", "/api/token")
+
     async def set_credential(self, name: str, value: str) -> None:
-        await self._call("PUT", f"/api/credentials/{name}", json={"value": value})
+        await self._call("PUT", f"/api/credentials/{_credential(name)}", json={"value": value})
 
     async def delete_credential(self, name: str) -> None:
-        await self._call("DELETE", f"/api/credentials/{name}")
+        await self._call("DELETE", f"/api/credentials/{_credential(name)}")
 
     async def credentials(self) -> list[dict[str, Any]]:
         return (await self._call("GET", "/api/credentials"))["credentials"]
+
+    # --- who may call the orchestrator ----------------------------------------------------------
+
+    async def team(self) -> list[dict[str, Any]]:
+        """Every API key's id, name, role and creation time (never the key)."""
+        return (await self._call("GET", "/api/team"))["members"]
+
+    async def add_member(self, name: str, role: str = "member") -> dict[str, Any]:
+        """A new API key for ``name``; the answer's ``apiKey`` is the only time the key is shown."""
+        return await self._call("POST", "/api/team", json={"name": name, "role": role})
+
+    async def remove_member(self, member_id: str) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", member_id):
+            raise ClientError(f"{member_id!r} is not a member id (see the ids team() lists)")
+        await self._call("DELETE", f"/api/team/{member_id}")
 
     async def create_worker_token(self, uses: int = 1, ttl_seconds: int = 24 * 3600) -> str:
         """A registration token for new worker machines: good for ``uses`` first hellos within its life."""
         body = await self._call("POST", "/api/worker-tokens", json={"uses": uses, "ttlSeconds": ttl_seconds})
         return body["token"]
+
+
+def _credential(name: str) -> str:
+    """Checked here as well as by the orchestrator: the name is part of the URL's path."""
+    if not CREDENTIAL_NAME.fullmatch(name):
+        raise ClientError(f"{name!r} is not a credential name: use an environment variable name ([A-Z_][A-Z0-9_]*)")
+    return name

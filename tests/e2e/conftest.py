@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,15 +20,22 @@ from dac_provision.state import StateStore
 class Cli:
     state_dir: Path
 
-    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        env = dict(os.environ, DAC_STATE_DIR=str(self.state_dir))
-        env.pop("DAC_DEPLOYMENT", None)
+    def __call__(
+        self, *args: str, timeout: float = 120, input: str = "", env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
+        environment = dict(os.environ, DAC_STATE_DIR=str(self.state_dir), **(env or {}))
+        environment.pop("DAC_DEPLOYMENT", None)
         return subprocess.run(
-            [sys.executable, "-m", "dac_provision", *args], env=env, capture_output=True, text=True, timeout=timeout
+            [sys.executable, "-m", "dac_provision", *args],
+            env=environment,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
 
-    def ok(self, *args: str) -> subprocess.CompletedProcess:
-        result = self(*args)
+    def ok(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess:
+        result = self(*args, **kwargs)
         assert result.returncode == 0, f"{args}: rc {result.returncode}\n{result.stdout}\n{result.stderr}"
         return result
 

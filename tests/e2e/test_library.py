@@ -60,6 +60,16 @@ async def test_client_reports_an_unreachable_orchestrator_clearly():
             await client.execute("p", "hello")
 
 
+async def test_client_refuses_names_that_would_change_the_url_before_sending_anything():
+    # No server listens there: a request sent would fail differently ("cannot reach").
+    async with Client(f"http://127.0.0.1:{processes.free_port()}", "dac_x") as client:
+        for call in (client.set_credential("../token", "v"), client.delete_credential("A/B")):
+            with pytest.raises(ClientError, match="is not a credential name"):
+                await call
+        with pytest.raises(ClientError, match="is not a member id"):
+            await client.remove_member("key_1/../../token")
+
+
 def test_host_app_example_runs_three_executions_concurrently_and_tears_down(tmp_path):
     env = dict(os.environ, DAC_STATE_DIR=str(tmp_path / "state"))
     result = subprocess.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -90,21 +91,18 @@ def test_debug_shows_the_real_exception(state_dir):
     assert result.exit_code == 1 and type(result.exception).__name__ == "SpecError"
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["deploy"],
-        ["status"],
-        ["list"],
-        ["exec"],
-        ["logs"],
-        ["cancel"],
-        ["destroy"],
-        ["workers", "add"],
-        ["workers", "remove"],
-        ["workers", "list"],
-    ],
-)
+def _commands(group: click.Group, path: tuple[str, ...] = ()) -> list[list[str]]:
+    """Every leaf command, found by walking the CLI, so a new command cannot skip the check."""
+    found = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += _commands(command, (*path, name))
+        else:
+            found.append([*path, name])
+    return found
+
+
+@pytest.mark.parametrize("command", _commands(main), ids=" ".join)
 def test_every_command_has_help_with_an_example(command):
     result = run(*command, "--help")
     assert result.exit_code == 0 and "Example:" in result.output

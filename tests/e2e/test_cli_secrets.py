@@ -1,0 +1,98 @@
+"""The operator's secrets through the CLI: the Claude token, credentials and the team's API keys, on a
+real embedded deployment. Values go in through stdin or --from-env, never argv, and never come back out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from dac_provision.client import Client, ClientError
+from dac_provision.engine import connect
+
+pytestmark = pytest.mark.integration
+
+CLAUDE_TOKEN = "sk-ant-oat01-cli-test-token-6c1d2e"
+GITHUB_TOKEN = "ghp_cliTestValue0123456789abcdef"
+
+
+def _no_secret_in(*results) -> None:
+    for result in results:
+        for secret in (CLAUDE_TOKEN, GITHUB_TOKEN):
+            assert secret not in result.stdout + result.stderr, f"{result.args}: a secret was printed"
+
+
+def test_token_and_credentials_reach_executions_and_never_come_back(cli):
+    cli.ok("deploy", "--name", "vault", "--agent", "stand-in", "--workers", "1")
+    assert json.loads(cli.ok("token", "status", "--name", "vault", "--json").stdout) == {"configured": False}
+
+    stored = [
+        cli.ok("token", "set", "--name", "vault", input=CLAUDE_TOKEN + "\n"),  # as `echo ... |` would send it
+        cli.ok("credentials", "set", "GITHUB_TOKEN", "--name", "vault", "--from-env", "GH", env={"GH": GITHUB_TOKEN}),
+    ]
+    status = cli.ok("token", "status", "--name", "vault")
+    listed = cli.ok("credentials", "list", "--name", "vault")
+    assert "stored" in status.stdout and "GITHUB_TOKEN" in listed.stdout
+    ran = cli("exec", "--name", "vault", "-c", "GITHUB_TOKEN", "env:GITHUB_TOKEN env:CLAUDE_CODE_OAUTH_TOKEN")
+    assert ran.returncode == 0, ran.stderr
+    # The agent got both values (the worker redacted them on the way out, which shows they were there).
+    assert "GITHUB_TOKEN=[REDACTED]" in ran.stdout and "CLAUDE_CODE_OAUTH_TOKEN=[REDACTED]" in ran.stdout
+    _no_secret_in(*stored, status, listed, ran)
+
+    cli.ok("credentials", "remove", "GITHUB_TOKEN", "--name", "vault")
+    cli.ok("token", "clear", "--name", "vault")
+    assert json.loads(cli.ok("token", "status", "--name", "vault", "--json").stdout) == {"configured": False}
+    assert json.loads(cli.ok("credentials", "list", "--name", "vault", "--json").stdout) == []
+    unknown = cli("exec", "--name", "vault", "-c", "GITHUB_TOKEN", "lines:1")
+    assert unknown.returncode != 0 and "unknown credential GITHUB_TOKEN" in unknown.stdout + unknown.stderr
+
+
+def test_bad_secret_input_is_refused_with_a_clear_line_and_stores_nothing(cli):
+    cli.ok("deploy", "--name", "bad", "--agent", "stand-in", "--workers", "0")
+    cases = [
+        (("token", "set"), {"input": "  \n"}, "empty"),
+        (("credentials", "set", "github-token"), {"input": "x"}, "environment variable name"),
+        (("credentials", "set", "GH"), {"input": "", "env": {}}, "empty"),
+        (("credentials", "set", "GH", "--from-env", "NOT_SET_ANYWHERE"), {}, "NOT_SET_ANYWHERE: that variable"),
+        (("credentials", "remove", "../token"), {}, "environment variable name"),
+        (("exec", "-c", "lower", "lines:1"), {}, "--credential 'lower'"),
+    ]
+    for args, kwargs, message in cases:
+        result = cli(*args, "--name", "bad", **kwargs)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
+    assert json.loads(cli.ok("token", "status", "--name", "bad", "--json").stdout) == {"configured": False}
+    assert json.loads(cli.ok("credentials", "list", "--name", "bad", "--json").stdout) == []
+    missing = cli("token", "status", "--name", "nowhere")
+    assert missing.returncode == 2 and "no deployment named" in missing.stderr
+
+
+def test_team_keys_are_shown_once_limited_by_role_and_revocable(cli, monkeypatch):
+    cli.ok("deploy", "--name", "crew", "--agent", "stand-in", "--workers", "1")
+    added = cli.ok("team", "add", "ci-bot", "--name", "crew")
+    key = added.stdout.strip()
+    assert key.startswith("dac") and key not in added.stderr
+    members = json.loads(cli.ok("team", "list", "--name", "crew", "--json").stdout)
+    bot = next(m for m in members if m["name"] == "ci-bot")
+    assert bot["role"] == "member" and key not in json.dumps(members)
+    monkeypatch.setenv("DAC_STATE_DIR", str(cli.state_dir))
+    url = connect("crew").url
+
+    async def as_bot(expect_revoked: bool) -> None:
+        async with Client(url, key) as client:
+            if expect_revoked:
+                with pytest.raises(ClientError) as refused:
+                    await client.workers()
+                assert refused.value.status == 401
+                return
+            result = await (await client.execute("p", "lines:2")).wait()
+            assert result.status == "completed"  # a member may run executions...
+            with pytest.raises(ClientError) as refused:
+                await client.credentials()  # ...but not read what the vault holds
+            assert refused.value.status == 403
+
+    asyncio.run(as_bot(expect_revoked=False))
+    cli.ok("team", "remove", bot["id"], "--name", "crew")
+    asyncio.run(as_bot(expect_revoked=True))
+    assert "ci-bot" not in cli.ok("team", "list", "--name", "crew").stdout
