@@ -46,7 +46,7 @@ from tests.harness import (
 FETCH_WAIT_MS = 5
 TICK_AGENT = (
     "import sys, time\n"
-    "n = int(sys.argv[1])\n"
+    "n = int(sys.argv[-1])\n"
     "for i in range(n):\n"
     "    print(f'tick {i} {time.time():.6f}', flush=True)\n"
     "    time.sleep(0.01)\n"
@@ -229,7 +229,9 @@ async def main(n: int) -> None:
         dispatch = await dispatch_path(orch, n)
         agent = workdir / "tick_agent.py"
         agent.write_text(TICK_AGENT)
-        procs.append(start_worker(orch, "bench-w", [sys.executable, str(agent), "{prompt}"], DAC_LOG_LEVEL="WARNING"))
+        procs.append(
+            start_worker(orch, "bench-w", [sys.executable, str(agent), "--", "{prompt}"], DAC_LOG_LEVEL="WARNING")
+        )
         await asyncio.sleep(1.5)
         output = await output_path(orch, n + 20)
         ms = lambda xs, q: pct(xs, q) * 1000  # noqa: E731

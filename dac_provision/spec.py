@@ -16,14 +16,16 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from dac_runtime.agent import DEFAULT_COMMAND, command_problems
+
 Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,29}$", description="lowercase, digits, '-'")]
 EnvName = Annotated[str, msgspec.Meta(pattern=r"^[A-Z_][A-Z0-9_]*$")]
-DEFAULT_AGENT = ["claude", "-p", "{prompt}", "--output-format", "stream-json", "--verbose"]
+DEFAULT_AGENT = list(DEFAULT_COMMAND)
 #: Named agent commands; ``agent-command`` accepts one of these names, a command line, or a list.
 AGENTS = {
     "claude": DEFAULT_AGENT,
     # The stand-in speaks Claude Code's stream-json and needs no account: the embedded demo and tests.
-    "stand-in": ["{python}", "-m", "dac_runtime.standin", "-p", "{prompt}"],
+    "stand-in": ["{python}", "-m", "dac_runtime.standin", "-p", "--", "{prompt}"],
 }
 
 
@@ -117,6 +119,7 @@ def _cross_checks(spec: DeploySpec) -> list[str]:
     problems = []
     if not spec.agent_command:
         problems.append("agent-command: must not be empty")
+    problems.extend(f"agent-command: {p}" for p in command_problems(spec.agent_command))
     kafka = spec.kafka
     if kafka.bootstrap is None and spec.provider != "local":
         problems.append(f"kafka.bootstrap: required for provider {spec.provider!r} (only 'local' embeds a broker)")

@@ -36,4 +36,4 @@ def fly(monkeypatch):
 
 @pytest.fixture
 def echo_command() -> list[str]:
-    return [sys.executable, "-m", "dac_runtime.standin", "-p", "{prompt}"]
+    return [sys.executable, "-m", "dac_runtime.standin", "-p", "--", "{prompt}"]

@@ -174,7 +174,7 @@ def restart_orchestrator(orch: Orchestrator) -> Orchestrator:
 def start_worker(
     orch: Orchestrator, worker_id: str, command: list[str] | None = None, **overrides: str
 ) -> subprocess.Popen:
-    command = command or [sys.executable, "-m", "dac_runtime.standin", "-p", "{prompt}"]
+    command = command or [sys.executable, "-m", "dac_runtime.standin", "-p", "--", "{prompt}"]
     env = {
         "PATH": os.environ.get("PATH", ""),
         "DAC_ORCHESTRATOR_URL": orch.ws_url,

@@ -80,7 +80,7 @@ class EnvReader:
         return default
 
     def argv(self, name: str, default: list[str]) -> list[str]:
-        """A command line, shell-quoted (``claude -p {prompt}``), parsed without a shell."""
+        """A command line, shell-quoted (``claude -p -- {prompt}``), parsed without a shell."""
         raw = self._raw(name)
         if raw is None:
             return list(default)

@@ -1,6 +1,6 @@
 """A stand-in for Claude Code: writes its stream-json dialect and obeys directives in the prompt.
 
-Use it as the worker's agent command (``{python} -m dac_runtime.standin -p {prompt}``) to see the whole system
+Use it as the worker's agent command (``{python} -m dac_runtime.standin -p -- {prompt}``) to see the whole system
 work without an Anthropic account, and in tests to make runs that sleep, fail, flood or hang.
 
 Directives (whitespace-separated words anywhere in the prompt; everything else is echoed):
@@ -26,7 +26,8 @@ import time
 
 
 def main(argv: list[str]) -> int:
-    prompt = argv[argv.index("-p") + 1] if "-p" in argv else sys.stdin.read()
+    # The prompt follows ``--`` (the end of options), as the agent command places it; else stdin.
+    prompt = argv[argv.index("--") + 1] if "--" in argv[:-1] else sys.stdin.read()
     words = prompt.split()
     plain = "plain" in words
     session = f"echo-{os.getpid()}"

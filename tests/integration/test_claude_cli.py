@@ -42,7 +42,7 @@ def claude_bin() -> str:
 async def test_real_claude_cli_fails_cleanly_without_its_api(system, claude_bin, monkeypatch):
     monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "0")
     token = "sk-ant-oat01-" + "NotARealToken" * 4
-    command = [claude_bin, "-p", "{prompt}", "--output-format", "stream-json", "--verbose"]
+    command = [claude_bin, "-p", "--output-format", "stream-json", "--verbose", "--", "{prompt}"]
     orch, _ = system(
         workers=1,
         command=command,
@@ -60,3 +60,33 @@ async def test_real_claude_cli_fails_cleanly_without_its_api(system, claude_bin,
     text = "".join(x["chunk"] for x in output)
     assert '"type":"system"' in text and '"is_error":true' in text and "API Error" in text
     assert token not in text
+
+
+async def test_prompts_that_look_like_options_reach_the_real_cli_as_prompts(system, claude_bin, monkeypatch):
+    """Before the ``--``, the prompt ``--version`` made the CLI print its version and exit 0 (completed),
+    and ``--settings=...`` would have loaded a settings file of the submitter's choosing."""
+    command = [claude_bin, "-p", "--output-format", "stream-json", "--verbose", "--", "{prompt}"]
+    orch, _ = system(
+        workers=2,
+        command=command,
+        worker_env={"DAC_AGENT_PASSTHROUGH": "CLAUDE_CODE_MAX_RETRIES", "CLAUDE_CODE_MAX_RETRIES": "0"},
+    )
+    await wait_workers(orch, 2)
+    async with orch.client() as client:
+        await client.put("/api/token", json={"token": "sk-ant-oat01-" + "NotARealToken" * 4})
+        ids = []
+        for prompt in ("--version", "--settings=/nonexistent/evil.json say hi"):
+            r = await client.post("/api/execute", json={"personaId": "p", "prompt": prompt, "timeoutMs": 120_000})
+            ids.append(r.json()["executionId"])
+        finals = [await wait_terminal(client, e, timeout=150) for e in ids]
+    output = await read_topic(
+        orch.bootstrap,
+        orch.topics.output,
+        lambda recs: sum('"result"' in x["chunk"] for x in recs) >= 2,
+    )
+    for execution_id, final in zip(ids, finals, strict=True):
+        text = "".join(x["chunk"] for x in output if x["executionId"] == execution_id)
+        # run as a prompt: a stream-json session that tried the API (unreachable here), not an option
+        assert final["status"] == "failed" and '"type":"system"' in text and "API Error" in text, (final, text)
+        assert CLAUDE_VERSION not in text.replace('"claude_code_version":"' + CLAUDE_VERSION, "")
+        assert "evil.json" not in text.replace("--settings=/nonexistent/evil.json say hi", "")

@@ -25,7 +25,7 @@ STACK = Path(__file__).resolve().parents[2] / "stacks" / "dac-cloud"
         {"workers": 4, "agent-command": "stand-in"},
         {
             "workers": 12,
-            "agent-command": ["claude", "-p", "{prompt}", "--max-turns", "5"],
+            "agent-command": ["claude", "-p", "--max-turns", "5", "--", "{prompt}"],
             "kafka": {
                 "bootstrap": "k:9093",
                 "security-protocol": "SASL_SSL",

@@ -75,7 +75,7 @@ def test_removing_more_workers_than_exist_is_refused_before_anything_changes(sta
 
 
 def test_missing_agent_program_fails_before_anything_starts(state_dir):
-    result = run("deploy", "--agent", "no-such-agent-binary -p {prompt}")
+    result = run("deploy", "--agent", "no-such-agent-binary -p -- {prompt}")
     assert result.exit_code == 1
     assert "agent command 'no-such-agent-binary' is not on PATH" in result.stderr
     assert StateStore(state_dir).deployments() == []
@@ -126,3 +126,15 @@ def test_name_flag_and_spec_file_name_must_agree(state_dir, tmp_path):
     spec.write_text('name = "prod"\nworkers = 1\n')
     result = run("deploy", "-f", str(spec), "--name", "staging")
     assert result.exit_code == 2 and "--name staging disagrees with name = 'prod'" in result.stderr
+
+
+@pytest.mark.parametrize("command", _commands(main), ids=" ".join)
+def test_no_command_declares_a_flag_twice(command):
+    """A flag declared twice (``logs`` had ``-n`` for both --name and --lines) makes click warn on every
+    call and leaves one meaning unreachable."""
+    target: click.Command = main
+    for part in command:
+        assert isinstance(target, click.Group)
+        target = target.commands[part]
+    flags = [flag for param in target.params for flag in (*param.opts, *param.secondary_opts)]
+    assert len(flags) == len(set(flags)), sorted(f for f in flags if flags.count(f) > 1)

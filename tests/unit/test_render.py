@@ -21,7 +21,7 @@ def user_data(**overrides):
         bundle_sha256="0f" * 32,
         registration_token='dacr_reg"istration\\token',
         worker_id="prod-worker-1",
-        agent_command="claude -p {prompt} --output-format stream-json --verbose",
+        agent_command="claude -p --output-format stream-json --verbose -- {prompt}",
         passthrough=["CLAUDE_CODE_MAX_RETRIES"],
         install_claude=True,
     )

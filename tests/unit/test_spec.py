@@ -13,7 +13,7 @@ def test_defaults_are_a_working_local_deployment():
     spec = load_spec()
     assert spec == DeploySpec()
     assert spec.provider == "local" and spec.workers == 2 and spec.kafka.bootstrap is None
-    assert spec.agent_command[:3] == ["claude", "-p", "{prompt}"]
+    assert spec.agent_command == ["claude", "-p", "--output-format", "stream-json", "--verbose", "--", "{prompt}"]
 
 
 def test_toml_file_with_overrides(tmp_path):
@@ -80,8 +80,22 @@ def test_agent_command_accepts_a_preset_name_a_command_line_or_a_list():
     from dac_provision.spec import AGENTS
 
     assert load_spec(agent_command="stand-in").agent_command == AGENTS["stand-in"]
-    assert load_spec(agent_command="my-agent --fast '{prompt}'").agent_command == ["my-agent", "--fast", "{prompt}"]
-    assert load_spec(agent_command=["a", "{prompt}"]).agent_command == ["a", "{prompt}"]
+    assert load_spec(agent_command="my-agent --fast -- '{prompt}'").agent_command == [
+        "my-agent",
+        "--fast",
+        "--",
+        "{prompt}",
+    ]
+    assert load_spec(agent_command=["a", "--", "{prompt}"]).agent_command == ["a", "--", "{prompt}"]
+    assert load_spec(agent_command=["a", "--prompt={prompt}"]).agent_command == ["a", "--prompt={prompt}"]
+    assert load_spec(agent_command=["a"]).agent_command == ["a"]  # the prompt goes to stdin
+
+
+@pytest.mark.parametrize("command", ["claude -p {prompt}", ["a", "{prompt}"], ["a", "{prompt}-x", "--"]])
+def test_agent_command_that_could_read_the_prompt_as_an_option_is_refused(command):
+    with pytest.raises(SpecError) as err:
+        load_spec(agent_command=command)
+    assert "agent-command" in str(err.value) and "'--' before it" in str(err.value)
 
 
 def test_the_readme_spec_example_is_valid_and_shows_the_defaults(tmp_path):

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from dac_runtime.agent import UnsafeCommand, build_argv
 from dac_runtime.protocol import Assign, Event, ExecConfig, Stderr, Stdout
-from dac_runtime.worker.executor import Run, build_argv
+from dac_runtime.worker.executor import Run
 from dac_runtime.worker.parser import LineSplitter, OutputParser
 from dac_runtime.worker.redact import MASK, Redactor
 
@@ -140,7 +141,7 @@ async def test_environment_is_minimal_and_secrets_redacted(echo_command, tmp_pat
 
 
 async def test_missing_binary_fails_cleanly(tmp_path):
-    complete, _ = await run(make_assign("x"), ["/nonexistent/agent", "{prompt}"], tmp_path)
+    complete, _ = await run(make_assign("x"), ["/nonexistent/agent", "--", "{prompt}"], tmp_path)
     assert complete.status == "failed" and complete.reason.startswith("spawn_failed")
     assert list(tmp_path.iterdir()) == []
 
@@ -151,14 +152,25 @@ async def test_prompt_goes_to_stdin_without_placeholder(tmp_path):
     assert complete.status == "completed" and "HELLO" in text_of(frames)
 
 
-def test_build_argv_keeps_prompt_as_one_argument():
-    argv, stdin = build_argv(["claude", "-p", "{prompt}"], "a b; rm -rf /")
-    assert argv == ["claude", "-p", "a b; rm -rf /"] and not stdin
+def test_build_argv_keeps_prompt_as_one_argument_after_the_end_of_options():
+    argv, stdin = build_argv(["claude", "-p", "--", "{prompt}"], "--settings=x.json; rm -rf /")
+    assert argv == ["claude", "-p", "--", "--settings=x.json; rm -rf /"] and not stdin
 
 
 def test_build_argv_python_placeholder_is_this_interpreter_and_prompt_text_is_not_expanded():
-    argv, stdin = build_argv(["{python}", "-m", "dac_runtime.standin", "-p", "{prompt}"], "say {python}")
-    assert argv == [sys.executable, "-m", "dac_runtime.standin", "-p", "say {python}"] and not stdin
+    argv, stdin = build_argv(["{python}", "-m", "dac_runtime.standin", "-p", "--", "{prompt}"], "say {python}")
+    assert argv == [sys.executable, "-m", "dac_runtime.standin", "-p", "--", "say {python}"] and not stdin
+
+
+def test_build_argv_refuses_a_prompt_placed_where_it_is_an_option():
+    with pytest.raises(UnsafeCommand):
+        build_argv(["claude", "-p", "{prompt}"], "--version")
+
+
+async def test_an_unsafe_command_fails_the_run_without_starting_anything(tmp_path):
+    complete, _ = await run(make_assign("--version"), [sys.executable, "{prompt}"], tmp_path)
+    assert complete.status == "failed" and "'--' before it" in complete.reason
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("split_at", range(1, 30))

@@ -6,8 +6,9 @@ Environment:
     DAC_WORKER_ID             stable id; ``{hostname}`` in it is this machine's hostname (one cloud-init
                               user data serves a whole batch of machines) (default: hostname plus
                               a random suffix)
-    DAC_AGENT_COMMAND         agent command line; ``{prompt}`` is replaced by the prompt
-                              (default: claude -p {prompt} --output-format stream-json --verbose)
+    DAC_AGENT_COMMAND         agent command line; ``{prompt}`` is replaced by the prompt and must follow
+                              a ``--`` (else the prompt goes to stdin)
+                              (default: claude -p --output-format stream-json --verbose -- {prompt})
     DAC_WORK_DIR              where per-execution temp trees go (default: the system temp dir)
     DAC_CREDENTIAL_FILE       where to keep the per-worker credential issued on first hello
     DAC_AGENT_PASSTHROUGH     comma-separated names of worker variables to pass to the agent
@@ -26,9 +27,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..agent import DEFAULT_COMMAND, command_problems
 from ..envconfig import ConfigError, EnvReader
 from .connection import Worker, WorkerSettings, new_worker_id
-from .executor import DEFAULT_COMMAND
 
 
 def load_settings(reader: EnvReader) -> WorkerSettings:
@@ -45,12 +46,13 @@ def load_settings(reader: EnvReader) -> WorkerSettings:
         token=token,
         worker_id=(reader.str("DAC_WORKER_ID") or "").replace("{hostname}", socket.gethostname())
         or new_worker_id(socket.gethostname()),
-        command=reader.argv("DAC_AGENT_COMMAND", DEFAULT_COMMAND),
+        command=(command := reader.argv("DAC_AGENT_COMMAND", DEFAULT_COMMAND)),
         work_root=work_root,
         credential_file=Path(credential) if credential else None,
         exit_after_job=reader.bool("DAC_EXIT_AFTER_JOB"),
         passthrough=tuple(n.strip() for n in (reader.str("DAC_AGENT_PASSTHROUGH") or "").split(",") if n.strip()),
     )
+    reader.problems.extend(f"DAC_AGENT_COMMAND: {p}" for p in command_problems(command))
     reader.check()
     return settings
 

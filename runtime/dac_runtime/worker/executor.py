@@ -16,12 +16,12 @@ import logging
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from ..agent import UnsafeCommand, build_argv
 from ..protocol import Assign, Complete, Event, Stderr, Stdout
 from .parser import LineSplitter, OutputParser
 from .redact import Redactor
@@ -29,22 +29,9 @@ from .redact import Redactor
 log = logging.getLogger("dac.worker.executor")
 
 Send = Callable[[Stdout | Stderr | Event], Awaitable[None]]
-DEFAULT_COMMAND = ["claude", "-p", "{prompt}", "--output-format", "stream-json", "--verbose"]
 READ_BYTES = 64 * 1024
 #: Variables copied from the worker's own environment into the base; everything else is dropped.
 BASE_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS")
-
-
-def build_argv(command: list[str], prompt: str) -> tuple[list[str], bool]:
-    """Substitute ``{prompt}``; without a placeholder the prompt is written to stdin instead.
-
-    ``{python}`` as a whole word becomes this worker's interpreter, so a command such as the stand-in
-    agent's (``{python} -m dac_runtime.standin``) works on any machine without naming a path.
-    """
-    argv = [sys.executable if part == "{python}" else part for part in command]
-    if any("{prompt}" in part for part in argv):
-        return [part.replace("{prompt}", prompt) for part in argv], False
-    return argv, True
 
 
 class Run:
@@ -92,13 +79,14 @@ class Run:
             env.update(self.assign.env)
             exit_code = await self._spawn_and_stream(env, workdir)
             return self._completion(exit_code, started)
-        except OSError as exc:
-            log.warning("execution %s could not start the agent: %s", self.execution_id, exc.strerror)
+        except (OSError, UnsafeCommand) as exc:
+            why = str(exc) if isinstance(exc, UnsafeCommand) else exc.strerror or type(exc).__name__
+            log.warning("execution %s could not start the agent: %s", self.execution_id, why)
             return Complete(
                 execution_id=self.execution_id,
                 status="failed",
                 duration_ms=int((time.monotonic() - started) * 1000),
-                reason=f"spawn_failed: {exc.strerror or type(exc).__name__}",
+                reason=f"spawn_failed: {why}",
             )
         finally:
             env.clear()
