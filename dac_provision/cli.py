@@ -223,7 +223,7 @@ def exec_(
 @click.option("--events", is_flag=True, help="Also print persona events (to stderr).")
 @click.option("--raw", is_flag=True, help="Print the agent's output as it wrote it (stream-json is not rendered).")
 @click.option("--worker", "-w", help="Instead: a worker's own log (worker-2, or its machine name).")
-@click.option("--lines", "-n", type=click.IntRange(1, 100_000), default=200, show_default=True, help="With --worker.")
+@click.option("--lines", "-l", type=click.IntRange(1, 100_000), default=200, show_default=True, help="With --worker.")
 @click.option("--boot", is_flag=True, help="With --worker: wait for cloud-init to finish, show how the boot went.")
 @json_option
 @friendly

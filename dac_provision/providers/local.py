@@ -53,6 +53,32 @@ def _base_env() -> dict[str, str]:
     return {name: os.environ[name] for name in BASE_ENV if name in os.environ}
 
 
+#: Variables the runtime also reads as ``NAME_FILE``; the local processes get the file, not the value.
+SECRET_VARIABLES = ("DAC_MASTER_KEY", "DAC_OWNER_API_KEY", "DAC_WORKER_TOKEN", "DAC_KAFKA_PASSWORD")
+
+
+def _secrets_as_files(env: dict[str, str], directory: Path, owner: str) -> dict[str, str]:
+    """Move secret values out of a child's environment into 0600 files it reads at start.
+
+    ``/proc/PID/environ`` keeps a process's initial environment for its whole life, whatever the
+    process clears after reading, so a secret passed there stays readable by anything running as
+    the same user. A file in the deployment's 0700 folder is read once and then never shown again.
+    """
+    folder = directory / "secrets" / owner
+    folder.parent.mkdir(exist_ok=True, mode=0o700)
+    folder.mkdir(exist_ok=True, mode=0o700)
+    for name in SECRET_VARIABLES:
+        value = env.pop(name, None)
+        if value is None:
+            continue
+        path = folder / name.lower()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(value)
+        env[f"{name}_FILE"] = str(path)
+    return env
+
+
 def _port(ctx: Context, name: str) -> int:
     resource = ctx.resources.get(name)
     if resource is None or "port" not in resource.details:
@@ -141,6 +167,7 @@ class LocalProvider:
         password = kafka_password(ctx.spec)
         if password:
             env["DAC_KAFKA_PASSWORD"] = password
+        env = _secrets_as_files(env, ctx.directory, "orchestrator")
         log = ctx.directory / "logs" / "orchestrator.log"
         argv = [sys.executable, "-m", "dac_runtime.orchestrator"]
         handle = await asyncio.to_thread(processes.spawn, argv, env, log, ctx.directory)
@@ -175,6 +202,7 @@ class LocalProvider:
             credential_file=str(ctx.directory / "credentials" / f"{name}.credential"),
         )
         env["DAC_WORK_DIR"] = str(work)
+        env = _secrets_as_files(env, ctx.directory, name)
         (ctx.directory / "credentials").mkdir(exist_ok=True, mode=0o700)
         log = ctx.directory / "logs" / f"{name}.log"
         handle = processes.spawn([sys.executable, "-m", "dac_runtime.worker"], env, log, ctx.directory)

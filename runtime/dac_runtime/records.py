@@ -8,6 +8,7 @@ per-execution ``seq`` so consumers can order and de-duplicate under at-least-onc
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -113,14 +114,46 @@ def encode(record: _Record) -> bytes:
     return _encoder.encode(record)
 
 
+#: Control characters a prompt may not hold: every C0 control except tab, newline and carriage return,
+#: and DEL. U+0000 cannot be passed in an argv at all; the others have no place in a prompt and would
+#: reach operators' terminals (ESC sequences) through logs and ``exec``. Lone surrogates cannot be
+#: encoded for the agent. C1 controls and every other Unicode character are allowed.
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def prompt_problem(prompt: str) -> str | None:
+    """Why a prompt cannot be run (a control character and where it is), or ``None`` when it can."""
+    match = _FORBIDDEN.search(prompt)
+    if match is None:
+        return None
+    char = match.group()
+    kind = "a lone surrogate" if "\ud800" <= char <= "\udfff" else "a control character"
+    return (
+        f"prompt holds {kind} U+{ord(char):04X} at position {match.start()}; "
+        "only tab, newline and carriage return are allowed among control characters"
+    )
+
+
 def decode_request(data: bytes) -> ExecRequest:
-    """Parse an exec request; a malformed one raises :class:`ProtocolError` (it goes to the DLQ)."""
+    """Parse an exec request; anything unreadable raises :class:`ProtocolError` (it goes to the DLQ).
+
+    Every failure becomes a ProtocolError: a record is untrusted input, and an exception of any other
+    type escaping here would end the consumer loop that called it.
+    """
     try:
-        return _request_decoder.decode(data)
+        request = _request_decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise ProtocolError("invalid_request", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ProtocolError("malformed_json", str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise ProtocolError("invalid_utf8", f"record is not valid UTF-8 at byte {exc.start}") from None
+    except Exception as exc:
+        raise ProtocolError("unreadable_request", f"{type(exc).__name__}: {exc}"[:500]) from None
+    problem = prompt_problem(request.prompt)
+    if problem is not None:
+        raise ProtocolError("invalid_prompt", problem)
+    return request
 
 
 def decode(data: bytes, kind: type[Any]) -> Any:

@@ -113,10 +113,10 @@ def test_a_workers_journal_over_ssh_with_the_deployment_key(cloud, cloud_spec, c
     monkeypatch.setenv("DAC_SSH_PORT", str(port))
     sshd = DropletSshd(cloud, droplet, address, port).start()
     try:
-        shown = cli.ok("logs", "--name", name, "--worker", "worker-1", "-n", "20")
+        shown = cli.ok("logs", "--name", name, "--worker", "worker-1", "--lines", "20")
         assert f"connected as dac-{name}-worker-1" in shown.stdout
         assert sshd.commands == ["journalctl --unit dac-worker.service --no-pager --lines 20"]
-        boot = cli.ok("logs", "--name", name, "--worker", "worker-1", "--boot", "-n", "5")
+        boot = cli.ok("logs", "--name", name, "--worker", "worker-1", "--boot", "-l", "5")
         assert "status: done" in boot.stdout and "Cloud-init v." in boot.stdout
         assert sshd.commands[1:] == ["cloud-init status --wait --long", "tail --lines 5 /var/log/cloud-init-output.log"]
     finally:

@@ -136,7 +136,7 @@ def test_named_deployments_coexist_on_distinct_ports(cli):
     assert cli("exec", "--name", "two", "lines:1").returncode == 0
 
 
-def test_deployment_secrets_stay_out_of_argv_logs_and_world_readable_files(cli):
+def test_deployment_secrets_stay_out_of_argv_environ_logs_and_world_readable_files(cli):
     cli.ok("deploy", "--name", "sec", "--agent", "stand-in", "--workers", "1")
     assert cli("exec", "--name", "sec", "lines:2").returncode == 0
     store = StateStore(cli.state_dir)
@@ -144,14 +144,19 @@ def test_deployment_secrets_stay_out_of_argv_logs_and_world_readable_files(cli):
     store.close()
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
-            try:
-                argv = (proc / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            assert not any(s in argv for s in secrets), f"a secret is in the argv of pid {proc.name}"
+            for what in ("cmdline", "environ"):  # environ: what the process was started with, for life
+                try:
+                    text = (proc / what).read_bytes().decode(errors="replace")
+                except OSError:
+                    continue
+                assert not any(s in text for s in secrets), f"a secret is in the {what} of pid {proc.name}"
     directory = cli.state_dir / "deployments" / "sec"
+    secret_files = directory / "secrets"
+    assert secret_files.stat().st_mode & 0o077 == 0
     for path in [*directory.rglob("*"), cli.state_dir / "state.db"]:
-        if path.is_file() and path.suffix != ".db":
+        if path.is_relative_to(secret_files):  # the values the processes read at start, owner-only
+            assert path.stat().st_mode & 0o077 == 0, path
+        elif path.is_file() and path.suffix != ".db":
             text = path.read_text(errors="replace")
             assert not any(s in text for s in secrets), f"a secret is in {path}"
     assert (cli.state_dir / "state.db").stat().st_mode & 0o077 == 0

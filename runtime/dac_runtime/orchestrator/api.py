@@ -20,7 +20,7 @@ from aiohttp import web
 
 from ..crypto import new_token
 from ..protocol import TERMINAL_STATUSES, Id, PositiveInt
-from ..records import CredentialName, ExecRequest, Status
+from ..records import CredentialName, ExecRequest, Status, prompt_problem
 from .vault import ROLES
 
 if TYPE_CHECKING:
@@ -66,8 +66,14 @@ class MemberBody(_Body):
     role: str = "member"
 
 
-def error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": code, "message": message}, status=status)
+def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status, headers=headers)
+
+
+def bearer_token(request: web.Request) -> str:
+    """The credential of an ``Authorization: Bearer ...`` header; the scheme is case-insensitive (RFC 9110)."""
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else ""
 
 
 async def decode_body(request: web.Request, kind: type[T], empty_ok: bool = False) -> T:
@@ -87,6 +93,8 @@ async def decode_body(request: web.Request, kind: type[T], empty_ok: bool = Fals
         raise _ApiError(400, "invalid_body", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise _ApiError(400, "malformed_json", str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise _ApiError(400, "invalid_utf8", f"body is not valid UTF-8 at byte {exc.start}") from None
 
 
 class _ApiError(Exception):
@@ -100,8 +108,8 @@ async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     orch = request.app[ORCH_KEY]
     try:
         if request.path not in PUBLIC and not request.path.startswith("/bundle/"):
-            auth = request.headers.get("Authorization", "")
-            key = orch.vault.authenticate(auth[7:].strip()) if auth.startswith("Bearer ") else None
+            token = bearer_token(request)
+            key = orch.vault.authenticate(token) if token else None
             if key is None:
                 orch.metrics.auth_failures.labels("api").inc()
                 raise _ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer dac_...)")
@@ -116,7 +124,8 @@ async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         if exc.status >= 400:
             orch.metrics.http_errors.labels(str(exc.status)).inc()
             code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status, "http_error")
-            return error(exc.status, code, exc.reason)
+            kept = {name: exc.headers[name] for name in ("Allow", "Retry-After") if name in exc.headers}
+            return error(exc.status, code, exc.reason, kept)
         raise
 
 
@@ -148,6 +157,9 @@ def _row_or_404(orch: Orchestrator, execution_id: str) -> dict[str, Any]:
 async def execute(request: web.Request) -> web.Response:
     orch = request.app[ORCH_KEY]
     body = await decode_body(request, ExecuteBody)
+    problem = prompt_problem(body.prompt)
+    if problem is not None:
+        raise _ApiError(400, "invalid_prompt", problem)
     execution_id = body.execution_id or uuid.uuid4().hex
     existing = orch.store.get_execution(execution_id)
     if existing is not None:
@@ -176,7 +188,7 @@ async def execute(request: web.Request) -> web.Response:
 async def list_executions(request: web.Request) -> web.Response:
     """Newest first, optionally one status; ``counts`` covers every execution the store holds."""
     orch = request.app[ORCH_KEY]
-    status = request.query.get("status") or None
+    status = request.query.get("status")
     statuses = typing.get_args(Status)
     if status is not None and status not in statuses:
         raise _ApiError(400, "bad_request", f"status must be one of {', '.join(statuses)}")
@@ -249,10 +261,20 @@ async def list_workers(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """200 only when every component works; otherwise 503 with ``down`` naming each one and why."""
     orch = request.app[ORCH_KEY]
-    kafka_ok = orch.intake.consumer is not None and bool(orch.intake.consumer.assignment())
-    body = {"status": "ok" if kafka_ok else "starting", "kafka": kafka_ok, "workers": orch.registry.counts()}
-    return web.json_response(body, status=200 if kafka_ok else 503)
+    down = dict(orch.supervisor.down)
+    consumer = orch.intake.consumer
+    if "intake" not in down and (consumer is None or not consumer.assignment()):
+        down["intake"] = "no partitions assigned yet"
+    body = {
+        "status": "ok" if not down else "degraded",
+        "kafka": "intake" not in down,
+        "workers": orch.registry.counts(),
+    }
+    if down:
+        body["down"] = down
+    return web.json_response(body, status=503 if down else 200)
 
 
 async def metrics(request: web.Request) -> web.Response:

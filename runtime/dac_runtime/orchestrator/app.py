@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -19,6 +17,7 @@ from .events import Events
 from .intake import Intake
 from .metrics import Metrics
 from .store import Store
+from .supervisor import Supervisor
 from .vault import Vault
 from .workers import WorkerRegistry
 
@@ -36,6 +35,7 @@ class Orchestrator:
         self.registry = WorkerRegistry(self)
         self.dispatcher = Dispatcher(self)
         self.intake = Intake(self)
+        self.supervisor = Supervisor(self.metrics.task_restarts)
         self.metrics.watch(self.store.count_by_status, self.registry.counts, self.intake.lag)
         if settings.owner_api_key:
             self.vault.adopt_api_key(settings.owner_api_key, "owner", "owner")
@@ -46,19 +46,14 @@ class Orchestrator:
         await self.bus.start()
         self.dispatcher.adopt_orphans()
         await self._requeue_stored()
-        tasks = [
-            asyncio.create_task(self.intake.run(**self.settings.kafka_client()), name="intake"),
-            asyncio.create_task(self.registry.reap(), name="reaper"),
-            asyncio.create_task(self.events.flush_forever(), name="flush"),
-            asyncio.create_task(self.intake.measure_lag(), name="lag"),
-        ]
+        supervisor = self.supervisor
+        supervisor.start("intake", lambda: self.intake.run(**self.settings.kafka_client()))
+        supervisor.start("reaper", self.registry.reap)
+        supervisor.start("flush", self.events.flush_forever)
+        supervisor.start("lag", self.intake.measure_lag)
         log.info("orchestrator up on %s:%d", self.settings.host, self.settings.port)
         yield
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await supervisor.stop()
         self.events.flush()
         await self.bus.stop()
         self.store.close()

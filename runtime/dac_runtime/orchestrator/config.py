@@ -15,6 +15,7 @@ Environment (secrets may also come from ``NAME_FILE``; they are removed from the
     DAC_ACCEPT_TIMEOUT_MS      a worker must accept an assignment within this (default 10000)
     DAC_DEFAULT_TIMEOUT_MS / DAC_DEFAULT_MAX_OUTPUT_BYTES / DAC_INACTIVITY_TIMEOUT_MS / DAC_MAX_ATTEMPTS
     DAC_KAFKA_FETCH_MAX_WAIT_MS / DAC_KAFKA_SESSION_TIMEOUT_MS / DAC_CONSUMER_GROUP
+    DAC_REGISTRATION_MAX_WORKERS  distinct worker ids one registration token may register (default 10000)
     DAC_BUNDLE_DIR             serve the runtime wheels in this folder at /bundle/NAME.whl (for new workers)
     DAC_KAFKA_SECURITY_PROTOCOL  PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL
     DAC_KAFKA_SASL_MECHANISM   PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with a SASL protocol)
@@ -58,6 +59,7 @@ class Settings:
     session_timeout_ms: int = 10_000
     max_body_bytes: int = 1024 * 1024
     bundle_dir: Path | None = None
+    registration_max_workers: int = 10_000
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_username: str | None = None
@@ -150,6 +152,7 @@ def load_settings(reader: EnvReader) -> Settings:
         session_timeout_ms=reader.int("DAC_KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=1_000),
         max_body_bytes=reader.int("DAC_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
         bundle_dir=Path(bundle) if (bundle := reader.str("DAC_BUNDLE_DIR")) else None,
+        registration_max_workers=reader.int("DAC_REGISTRATION_MAX_WORKERS", 10_000, minimum=1),
         **_kafka_security(reader),
     )
     if settings.heartbeat_timeout_ms <= settings.heartbeat_interval_ms:

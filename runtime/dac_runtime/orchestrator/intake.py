@@ -126,19 +126,31 @@ class Intake:
                 await self._intake(tp, message)
 
     async def _intake(self, tp: TopicPartition, message: ConsumerRecord) -> None:
+        """Take one record. Nothing one record holds may end intake: an unreadable record, or one whose
+        dispatch raises, is dead-lettered with its reason and its offset passed."""
         self.offsets.add(tp, message.offset)
         try:
             request = decode_request(message.value or b"")
         except ProtocolError as exc:
-            log.warning("dead-lettering an unreadable request at %s:%d: %s", tp.topic, message.offset, exc.message)
-            raw = (message.value or b"").decode("utf-8", errors="replace")
-            dead = DeadLetter(error=f"{exc.code}: {exc.message}", attempts=0, timestamp=time.time(), raw=raw)
-            key = message.key.decode("utf-8", errors="replace") if message.key else None
-            await self.orch.bus.dead_letter(dead, key)
-            self.done(tp, message.offset)
+            await self._dead_letter(tp, message, f"{exc.code}: {exc.message}")
             return
         produced = message.timestamp / 1000 if message.timestamp and message.timestamp > 0 else time.time()
-        await self.orch.dispatcher.dispatch(Pending(request, tp, message.offset, produced))
+        try:
+            await self.orch.dispatcher.dispatch(Pending(request, tp, message.offset, produced))
+        except (KafkaError, OSError, asyncio.CancelledError):
+            raise  # the broker, not the record: the caller retries
+        except Exception as exc:
+            log.exception("dispatch of the request at %s:%d failed", tp.topic, message.offset)
+            await self._dead_letter(tp, message, f"dispatch_failed: {type(exc).__name__}")
+
+    async def _dead_letter(self, tp: TopicPartition, message: ConsumerRecord, reason: str) -> None:
+        log.warning("dead-lettering the request at %s:%d: %s", tp.topic, message.offset, reason[:300])
+        self.orch.metrics.dead_letters.labels(reason.split(":", 1)[0]).inc()
+        raw = (message.value or b"").decode("utf-8", errors="replace")
+        dead = DeadLetter(error=reason, attempts=0, timestamp=time.time(), raw=raw)
+        key = message.key.decode("utf-8", errors="replace") if message.key else None
+        await self.orch.bus.dead_letter(dead, key)
+        self.done(tp, message.offset)
 
     def done(self, tp: TopicPartition | None, offset: int | None) -> None:
         """Mark a request handled; its partition's commit position advances when nothing before it is

@@ -53,6 +53,15 @@ class Metrics:
             "dac_auth_failures", "Refused credentials by kind", ["kind"], registry=self.registry
         )
         self.http_errors = Counter("dac_http_errors", "HTTP API errors by status", ["status"], registry=self.registry)
+        self.dead_letters = Counter(
+            "dac_dead_letters", "Requests dead-lettered at intake, by reason code", ["reason"], registry=self.registry
+        )
+        self.task_restarts = Counter(
+            "dac_task_restarts",
+            "Crashed orchestrator tasks restarted by the supervisor",
+            ["task"],
+            registry=self.registry,
+        )
 
     def watch(
         self, executions: Callable[[], dict[str, int]], workers: Callable[[], dict[str, int]], lag: Callable[[], int]

@@ -7,6 +7,7 @@ caller, so a thread hop would cost more than it saves.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -54,7 +55,8 @@ CREATE TABLE IF NOT EXISTS worker_tokens (
     worker_id TEXT,
     uses_left INTEGER,
     expires_at REAL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    issued_by TEXT
 );
 """
 
@@ -69,14 +71,21 @@ class Store:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            # Created 0600 before SQLite opens it: SQLite gives the -wal and -shm files the mode of the
+            # database file, and chmod-ing afterwards left those two (they hold recent rows) at 0644.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            for suffix in ("", "-wal", "-shm"):
+                if Path(self.path + suffix).exists():
+                    Path(self.path + suffix).chmod(0o600)
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
-        if self.path != ":memory:":
-            Path(self.path).chmod(0o600)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(worker_tokens)")}
+        if "issued_by" not in columns:  # a database from before credentials recorded their token
+            self.db.execute("ALTER TABLE worker_tokens ADD COLUMN issued_by TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -171,17 +180,44 @@ class Store:
         return self.db.execute("DELETE FROM api_keys WHERE id = ?", (key_id,)).rowcount == 1
 
     def add_worker_token(
-        self, token_hash: str, kind: str, worker_id: str | None, uses: int | None, expires_at: float | None
+        self,
+        token_hash: str,
+        kind: str,
+        worker_id: str | None,
+        uses: int | None,
+        expires_at: float | None,
+        issued_by: str | None = None,
     ) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO worker_tokens (hash, kind, worker_id, uses_left, expires_at, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (token_hash, kind, worker_id, uses, expires_at, time.time()),
+            "INSERT OR REPLACE INTO worker_tokens (hash, kind, worker_id, uses_left, expires_at, created_at,"
+            " issued_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (token_hash, kind, worker_id, uses, expires_at, time.time(), issued_by),
         )
+
+    def replace_worker_credential(self, worker_id: str, token_hash: str, issued_by: str) -> None:
+        """One credential per worker id: a re-registered id's old credential stops working."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM worker_tokens WHERE kind = 'worker' AND worker_id = ?", (worker_id,))
+            self.add_worker_token(token_hash, "worker", worker_id, None, None, issued_by)
+
+    def ids_registered_by(self, registration_hash: str) -> int:
+        row = self.db.execute(
+            "SELECT COUNT(DISTINCT worker_id) FROM worker_tokens WHERE kind = 'worker' AND issued_by = ?",
+            (registration_hash,),
+        ).fetchone()
+        return int(row[0])
+
+    def has_worker_credential(self, worker_id: str) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM worker_tokens WHERE kind = 'worker' AND worker_id = ?", (worker_id,)
+        ).fetchone()
+        return row is not None
 
     def worker_token(self, token_hash: str) -> dict[str, Any] | None:
         row = self.db.execute(
-            "SELECT hash, kind, worker_id, uses_left, expires_at FROM worker_tokens WHERE hash = ?", (token_hash,)
+            "SELECT hash, kind, worker_id, uses_left, expires_at, issued_by FROM worker_tokens WHERE hash = ?",
+            (token_hash,),
         ).fetchone()
         return dict(row) if row else None
 

@@ -99,9 +99,11 @@ class Vault:
         expires = time.time() + ttl_s if ttl_s else None
         self._store.add_worker_token(self.hash(token), "registration", None, uses, expires)
 
-    def issue_worker_credential(self, worker_id: str) -> str:
+    def issue_worker_credential(self, worker_id: str, registration_hash: str) -> str:
+        """A worker's own credential, replacing any earlier one for that id (one per worker, so a
+        reusable registration token cannot make the table grow without limit)."""
         credential = new_token("dacw_")
-        self._store.add_worker_token(self.hash(credential), "worker", worker_id, None, None)
+        self._store.replace_worker_credential(worker_id, self.hash(credential), registration_hash)
         return credential
 
     def check_worker_token(self, token: str) -> dict[str, Any] | None:

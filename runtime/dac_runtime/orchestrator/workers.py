@@ -30,6 +30,7 @@ from ..protocol import (
     decode_worker_frame,
     encode,
 )
+from .api import bearer_token
 
 if TYPE_CHECKING:
     from .app import Orchestrator
@@ -122,8 +123,7 @@ class WorkerRegistry:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         vault = self.orch.vault
-        auth = request.headers.get("Authorization", "")
-        token = auth[7:].strip() if auth.startswith("Bearer ") else ""
+        token = bearer_token(request)
         token_row = vault.check_worker_token(token) if token else None
         if token_row is None:
             self.orch.metrics.auth_failures.labels("worker").inc()
@@ -140,10 +140,14 @@ class WorkerRegistry:
             await self._refuse(ws, "token_mismatch", "this credential belongs to another worker id")
             return ws
         if token_row["kind"] == "registration":
+            refusal = self._registration_refusal(hello.worker_id, token_row["hash"])
+            if refusal is not None:
+                await self._refuse(ws, *refusal)
+                return ws
             if not vault.spend_registration(token):
                 await self._refuse(ws, "token_spent", "registration token has no uses left")
                 return ws
-            credential = vault.issue_worker_credential(hello.worker_id)
+            credential = vault.issue_worker_credential(hello.worker_id, token_row["hash"])
         conn = self._register(hello, ws)
         ack = Ack(
             worker_id=conn.worker_id,
@@ -152,7 +156,7 @@ class WorkerRegistry:
             credential=credential,
         )
         await conn.send(ack)
-        if hello.active_execution_id:
+        if hello.active_execution_id and credential is None:  # only a worker's own credential re-attaches
             self.orch.dispatcher.reattach(conn, hello.active_execution_id)
         log.info("worker %s connected (version %s)", conn.worker_id, conn.version)
         try:
@@ -168,6 +172,24 @@ class WorkerRegistry:
                     del self.workers[conn.worker_id]
                 log.info("worker %s %s", conn.worker_id, "left" if left else "disconnected")
         return ws
+
+    def _registration_refusal(self, worker_id: str, registration_hash: str) -> tuple[str, str] | None:
+        """Why a registration token may not register ``worker_id`` now, or ``None``.
+
+        A registration token proves only that the machine was meant to join, not which worker it is:
+        it may not displace a connected worker's socket (only that worker's credential may), and one
+        token registers at most ``registration_max_workers`` distinct ids. An id whose worker is
+        offline may be registered again (a replaced machine of the same name); its old credential is
+        revoked, and the new session does not inherit its executions.
+        """
+        current = self.workers.get(worker_id)
+        if current is not None and current.state != "offline":
+            return "worker_id_in_use", f"worker {worker_id} is connected; only its own credential may replace it"
+        cap = self.orch.settings.registration_max_workers
+        store = self.orch.store
+        if not store.has_worker_credential(worker_id) and store.ids_registered_by(registration_hash) >= cap:
+            return "registration_cap", f"this registration token has registered its limit of {cap} workers"
+        return None
 
     async def _read_hello(self, ws: web.WebSocketResponse) -> Hello | None:
         try:
