@@ -11,18 +11,24 @@ Directives (whitespace-separated words anywhere in the prompt; everything else i
     exit:N         exit with code N
     flood:BYTES    write BYTES bytes of output as fast as possible
     hang           print one line, then go silent forever (trips the inactivity watchdog)
-    env:NAME       print the value of environment variable NAME (redaction tests)
+    env:NAME       print the value of environment variable NAME (redaction tests); JSON-escaped
+                   in stream-json, with ``\\u`` escapes unless ``node`` is given (Node writes them raw)
+    env64:NAME     print ``Basic`` and the base64 of ``user:`` + the value
+    envurl:NAME    print the value percent-encoded in a URL query
     stderr:TEXT    write TEXT to stderr
     event:TYPE     emit a persona event of TYPE (default: one ``persona_action`` is always emitted)
     plain          write plain text instead of stream-json
+    node           stream-json with non-ASCII characters unescaped, as Node's JSON.stringify writes it
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
 import time
+import urllib.parse
 
 
 def main(argv: list[str]) -> int:
@@ -30,6 +36,7 @@ def main(argv: list[str]) -> int:
     prompt = argv[argv.index("--") + 1] if "--" in argv[:-1] else sys.stdin.read()
     words = prompt.split()
     plain = "plain" in words
+    ascii_only = "node" not in words
     session = f"echo-{os.getpid()}"
 
     def say(text: str) -> None:
@@ -41,7 +48,7 @@ def main(argv: list[str]) -> int:
                 "session_id": session,
                 "message": {"role": "assistant", "content": [{"type": "text", "text": text}]},
             }
-            print(json.dumps(message), flush=True)
+            print(json.dumps(message, ensure_ascii=ascii_only), flush=True)
 
     if not plain:
         print(json.dumps({"type": "system", "subtype": "init", "session_id": session, "tools": []}), flush=True)
@@ -73,6 +80,10 @@ def main(argv: list[str]) -> int:
                 time.sleep(3600)
         elif name == "env":
             say(f"{arg}={os.environ.get(arg, '')}")
+        elif name == "env64":
+            say("Authorization: Basic " + base64.b64encode(f"user:{os.environ.get(arg, '')}".encode()).decode())
+        elif name == "envurl":
+            say("https://example.invalid/?key=" + urllib.parse.quote(os.environ.get(arg, ""), safe=""))
         elif name == "stderr":
             print(arg, file=sys.stderr, flush=True)
     if not plain:
