@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from dac_runtime.worker.sweep import sweep_runs
+
 from ..plan import Desired, worker_names
 from ..runtime_env import kafka_password, orchestrator_env, worker_env
 from . import kafka, processes
@@ -237,6 +239,9 @@ class LocalProvider:
             # Draining waits for the current execution; otherwise the second SIGTERM cancels it.
             grace = ctx.spec.limits.timeout_ms / 1000 + 10 if drain else 10
             await asyncio.to_thread(processes.stop, handle, grace, None if drain else 0.5)
+            # A worker that had to be killed leaves its agent's children and its run folder behind.
+            worker_id = resource.details.get("worker_id") or self.worker_id(ctx, resource.name)
+            await asyncio.to_thread(sweep_runs, ctx.directory / "work", worker_id)
         else:
             await asyncio.to_thread(processes.stop, handle, 10)
 

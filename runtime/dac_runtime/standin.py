@@ -17,6 +17,7 @@ Directives (whitespace-separated words anywhere in the prompt; everything else i
     envurl:NAME    print the value percent-encoded in a URL query
     stderr:TEXT    write TEXT to stderr
     event:TYPE     emit a persona event of TYPE (default: one ``persona_action`` is always emitted)
+    child:S        start a child process that sleeps S seconds, and do not wait for it
     plain          write plain text instead of stream-json
     node           stream-json with non-ASCII characters unescaped, as Node's JSON.stringify writes it
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -78,6 +80,8 @@ def main(argv: list[str]) -> int:
             say("hanging")
             while True:
                 time.sleep(3600)
+        elif name == "child":
+            subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({float(arg)})"])
         elif name == "env":
             say(f"{arg}={os.environ.get(arg, '')}")
         elif name == "env64":

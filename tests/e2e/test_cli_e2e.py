@@ -12,6 +12,7 @@ import pytest
 
 from dac_provision.providers import processes
 from dac_provision.state import StateStore
+from dac_runtime.worker.sweep import processes_running
 
 pytestmark = pytest.mark.integration
 
@@ -68,10 +69,23 @@ def test_deploy_exec_cancel_scale_destroy(cli):
     assert [w["workerId"] for w in report["workers"]] == ["e2e-worker-1"]
     assert report["executions"] == {"completed": 2, "failed": 1, "cancelled": 1}
 
+    # A worker killed outright: its agent dies with it (parent-death signal); what the agent started
+    # survives that, and destroy sweeps it.
+    orphan = cli.ok("exec", "--name", "e2e", "--detach", "child:300 hang").stdout.strip()
+    wait_running(cli, "e2e", orphan)
+    assert len(processes_running({orphan})) == 2  # the agent and its child
+    by_name = {r["name"]: r for r in cli.status("e2e")["resources"]}
+    os.kill(int(by_name["worker-1"]["id"]), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while len(processes_running({orphan})) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(processes_running({orphan})) == 1  # only the agent's child is left
+
     handles, ports = cli.footprint("e2e")
     destroyed = cli.ok("destroy", "--yes", "--name", "e2e")
     assert "destroyed e2e" in destroyed.stderr
     assert_gone(handles, ports)
+    assert processes_running({orphan}) == []
     assert cli("status", "--name", "e2e").returncode == 2
     assert not (cli.state_dir / "deployments" / "e2e").exists()
 

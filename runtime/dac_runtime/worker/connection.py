@@ -40,6 +40,7 @@ from ..protocol import (
     encode,
 )
 from .executor import Run
+from .sweep import sweep_runs
 
 log = logging.getLogger("dac.worker")
 
@@ -84,6 +85,7 @@ class Worker:
     # --- public ---------------------------------------------------------------------------------
 
     async def run_forever(self) -> None:
+        sweep_runs(self.s.work_root, self.s.worker_id)  # what a killed predecessor of this id left
         attempt = 0
         async with aiohttp.ClientSession() as session:
             while not self._done.is_set():
@@ -226,7 +228,7 @@ class Worker:
             self._queue_now(Rejected(execution_id=assign.execution_id, reason=reason))
             return
         self._queue_now(Accepted(execution_id=assign.execution_id))
-        self._run = Run(assign, self.s.command, self.s.work_root, self._queue, self.s.passthrough)
+        self._run = Run(assign, self.s.command, self.s.work_root, self._queue, self.s.passthrough, self.s.worker_id)
         self._run_task = asyncio.get_running_loop().create_task(self._execute(self._run))
 
     async def _execute(self, run: Run) -> None:

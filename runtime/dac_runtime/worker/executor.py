@@ -25,6 +25,7 @@ from ..agent import UnsafeCommand, build_argv
 from ..protocol import Assign, Complete, Event, Stderr, Stdout
 from .parser import LineSplitter, OutputParser
 from .redact import Redactor
+from .sweep import die_with_parent, run_prefix, write_marker
 
 log = logging.getLogger("dac.worker.executor")
 
@@ -38,13 +39,20 @@ class Run:
     """One execution in flight. :meth:`cancel` may be called from any task."""
 
     def __init__(
-        self, assign: Assign, command: list[str], work_root: Path, send: Send, passthrough: tuple[str, ...] = ()
+        self,
+        assign: Assign,
+        command: list[str],
+        work_root: Path,
+        send: Send,
+        passthrough: tuple[str, ...] = (),
+        worker_id: str = "worker",
     ) -> None:
         self.assign = assign
         self._passthrough = BASE_PASSTHROUGH + passthrough
         self.execution_id = assign.execution_id
         self._command = command
         self._work_root = work_root
+        self._worker_id = worker_id
         self._send = send
         self._seq = 0
         self._stop_reason: str | None = None
@@ -68,9 +76,10 @@ class Run:
 
     async def execute(self) -> Complete:
         started = time.monotonic()
-        tmp = Path(tempfile.mkdtemp(prefix="dac-exec-", dir=self._work_root))
+        tmp = Path(tempfile.mkdtemp(prefix=run_prefix(self._worker_id), dir=self._work_root))
         env: dict[str, str] = {}
         try:
+            write_marker(tmp, self.execution_id)
             home, workdir = tmp / "home", tmp / "work"
             for path in (home, workdir, tmp / "tmp"):
                 path.mkdir(mode=0o700)
@@ -125,6 +134,7 @@ class Run:
             env=env,
             cwd=workdir,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
         self._proc = proc
         if prompt_on_stdin and proc.stdin is not None:
