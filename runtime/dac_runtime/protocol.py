@@ -48,16 +48,27 @@ class _Frame(msgspec.Struct, tag_field="type", rename="camel", kw_only=True, omi
 # --- worker -> orchestrator -------------------------------------------------------------------
 
 
+class Resume(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    """An execution a reconnecting worker still holds: running, or finished with its result not yet
+    acknowledged. Its unacknowledged frames follow the ``ack``, in order."""
+
+    execution_id: Id
+    last_seq: Seq = 0
+    finished: bool = False
+
+
 class Hello(_Frame, tag="hello"):
     worker_id: Id
     version: str
     protocol: int
     capabilities: list[str] = []
     #: Set by a reconnecting worker that is still running an execution, so the orchestrator
-    #: re-attaches it instead of failing it.
+    #: re-attaches it instead of failing it (kept for orchestrators that predate ``resumes``).
     active_execution_id: Id | None = None
     #: Highest output seq the worker has sent for ``active_execution_id``.
     last_seq: int | None = None
+    #: Every execution the worker holds, running or finished-but-unacknowledged.
+    resumes: Annotated[list[Resume], msgspec.Meta(max_length=64)] = []
 
 
 class Ready(_Frame, tag="ready"):
@@ -130,6 +141,9 @@ class Ack(_Frame, tag="ack"):
     #: Per-worker credential issued when the worker authenticated with a registration token;
     #: the worker stores it and uses it for every later connection.
     credential: str | None = None
+    #: The orchestrator's clock (epoch seconds) when it sent the ack, so a worker can compare
+    #: ``Assign.not_after`` across machines whose clocks differ.
+    server_time: float | None = None
 
 
 class ExecConfig(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
@@ -145,10 +159,23 @@ class Assign(_Frame, tag="assign"):
     prompt: str
     env: dict[str, str]
     config: ExecConfig
+    #: The orchestrator's clock (epoch seconds) after which it has given up on an ``accepted`` and
+    #: dispatched the request elsewhere; a worker that reads the assign later (it was stopped, or its
+    #: socket stalled) must not start it. Compared through the clock offset learnt from ``ack``.
+    not_after: float | None = None
 
 
 class Cancel(_Frame, tag="cancel"):
     execution_id: Id
+
+
+class Received(_Frame, tag="received"):
+    """The orchestrator has recorded ``execution_id``'s frames up to ``seq`` (and, with ``final``, its
+    completion): the worker may forget them. Until then it keeps them, to send again after a reconnect."""
+
+    execution_id: Id
+    seq: Seq = 0
+    final: bool = False
 
 
 class Shutdown(_Frame, tag="shutdown"):
@@ -162,7 +189,7 @@ class Error(_Frame, tag="error"):
 
 
 WorkerFrame = Hello | Ready | Accepted | Rejected | Stdout | Stderr | Event | Complete | Heartbeat
-OrchestratorFrame = Ack | Assign | Cancel | Shutdown | Error
+OrchestratorFrame = Ack | Assign | Cancel | Received | Shutdown | Error
 
 _encoder = msgspec.json.Encoder()
 _worker_decoder = msgspec.json.Decoder(WorkerFrame)

@@ -22,7 +22,20 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ..crypto import CryptoError
-from ..protocol import Accepted, Assign, Cancel, Complete, Event, ExecConfig, Rejected, Stderr, Stdout
+from ..protocol import (
+    TERMINAL_STATUSES,
+    Accepted,
+    Assign,
+    Cancel,
+    Complete,
+    Event,
+    ExecConfig,
+    Received,
+    Rejected,
+    Resume,
+    Stderr,
+    Stdout,
+)
 from ..records import ExecRequest
 from .intake import Pending
 from .vault import MissingCredential
@@ -42,6 +55,8 @@ class Active:
     status: str = "dispatched"
     last_seq: int = 0
     cancel_requested: bool = False
+    #: The worker the store says holds it (set when rebuilt after a restart, before it reconnects).
+    worker_id: str | None = None
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
     #: Set once the dispatch is in the store and on the lifecycle topic.
     recorded: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -60,9 +75,13 @@ class Dispatcher:
     # --- dispatch -------------------------------------------------------------------------------
 
     async def dispatch(self, pending: Pending) -> None:
-        """Hand a request to an idle worker. The assign frame goes out first and the bookkeeping
-        (store rows, lifecycle records) right after it, so none of it sits on the dispatch latency;
-        ``_accepted`` waits for that bookkeeping, which keeps the lifecycle order intact."""
+        """Hand a request to an idle worker.
+
+        The store learns which worker holds the execution *before* the assign goes out (one indexed
+        UPDATE): an orchestrator killed right after sending must, once restarted, know whom to expect
+        it back from, or it would run the request again elsewhere while the first worker runs it too.
+        The lifecycle records follow the send, off the dispatch latency; ``_accepted`` waits for them,
+        which keeps the lifecycle order intact."""
         request = pending.request
         store, events = self.orch.store, self.orch.events
         row = store.get_execution(request.execution_id)
@@ -79,7 +98,8 @@ class Dispatcher:
         except (MissingCredential, CryptoError) as exc:
             self.orch.registry.mark_idle(worker)
             if row is None:
-                await self._record_new(request)
+                self._insert(request)
+                await events.lifecycle(request, "queued")
             reason = f"unknown credential {exc}" if isinstance(exc, MissingCredential) else str(exc)
             await events.finish(request, "failed", reason=reason, dead_letter=True)
             self.orch.intake.done(pending.tp, pending.offset)
@@ -87,6 +107,9 @@ class Dispatcher:
         active = Active(pending, worker)
         self.active[request.execution_id] = active
         worker.execution_id = request.execution_id
+        if row is None:
+            self._insert(request)
+        store.update_execution(request.execution_id, status="dispatched", worker_id=worker.worker_id)
         s = self.settings
         assign = Assign(
             execution_id=request.execution_id,
@@ -98,13 +121,13 @@ class Dispatcher:
                 max_output_bytes=request.max_output_bytes or s.default_max_output_bytes,
                 inactivity_timeout_ms=s.inactivity_timeout_ms,
             ),
+            not_after=time.time() + s.accept_timeout_ms / 1000,
         )
         sent = await worker.send(assign)
         env.clear()
         self.orch.metrics.dispatch_latency.observe(max(0.0, time.time() - pending.produced_at))
         if row is None:
-            await self._record_new(request)
-        store.update_execution(request.execution_id, status="dispatched", worker_id=worker.worker_id)
+            await events.lifecycle(request, "queued")
         await events.lifecycle(request, "dispatched", worker_id=worker.worker_id)
         active.recorded.set()
         if not sent:
@@ -113,12 +136,11 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         active.timer = loop.call_later(s.accept_timeout_ms / 1000, self._spawn, self._accept_timeout, active)
 
-    async def _record_new(self, request: ExecRequest) -> None:
-        """A request that came straight from Kafka (not through the API) gets its row and ``queued``."""
+    def _insert(self, request: ExecRequest) -> None:
+        """A request that came straight from Kafka (not through the API) gets its row."""
         self.orch.store.insert_execution(
             request.execution_id, request.persona_id, msgspec.json.encode(request), request.attempt, 0
         )
-        await self.orch.events.lifecycle(request, "queued")
 
     def _spawn(self, fn: Any, *args: Any) -> None:
         asyncio.get_running_loop().create_task(fn(*args))
@@ -153,7 +175,10 @@ class Dispatcher:
         execution_id = getattr(frame, "execution_id", None)
         active = self.active.get(execution_id) if execution_id else None
         if active is None or active.worker is not worker:
-            log.warning("worker %s sent %s for an execution it does not hold", worker.worker_id, type(frame).__name__)
+            if execution_id not in worker.released:  # a backlog we told it to drop is expected, once
+                log.warning(
+                    "worker %s sent %s for an execution it does not hold", worker.worker_id, type(frame).__name__
+                )
             return
         if isinstance(frame, Stdout | Stderr | Event):
             if frame.seq <= active.last_seq and frame.seq != 0:
@@ -190,8 +215,15 @@ class Dispatcher:
         self.active.pop(request.execution_id, None)
         if active.timer:
             active.timer.cancel()
-        if active.worker is not None:
-            active.worker.execution_id = None
+        worker = active.worker
+        if worker is not None and worker.execution_id == request.execution_id:
+            worker.execution_id = None
+        await self._record_completion(active, frame)
+        if worker is not None:  # recorded: the worker may forget this result
+            await worker.send(Received(execution_id=request.execution_id, seq=active.last_seq, final=True))
+
+    async def _record_completion(self, active: Active, frame: Complete) -> None:
+        request = active.request
         if active.status == "dispatched":  # complete without accepted (e.g. spawn failure): still commit
             self.orch.intake.done(active.pending.tp, active.pending.offset)
         max_attempts = request.max_attempts or self.settings.max_attempts
@@ -259,42 +291,90 @@ class Dispatcher:
         active.timer = loop.call_later(self.settings.lease_ms / 1000, self._spawn, self._lease_expired, active)
 
     def _from_row(self, row: dict[str, Any]) -> Active:
-        """Rebuild a running execution from its stored row (after an orchestrator restart)."""
+        """Rebuild a running execution from its stored row (after an orchestrator restart). Output
+        de-duplication resumes from the highest seq the store holds."""
         request = msgspec.json.decode(row["request"], type=ExecRequest)
         active = Active(Pending(request, None, None, time.time()), None, status="running")
+        active.last_seq = self.orch.store.last_seq(request.execution_id)
+        active.worker_id = row["worker_id"]
         active.recorded.set()
         self.active[request.execution_id] = active
         return active
 
-    def reattach(self, worker: WorkerConn, execution_id: str) -> None:
-        """A reconnecting worker re-announced ``execution_id``. De-duplication continues from the seq
-        this orchestrator last relayed (``Active.last_seq``), not from what the worker says it sent:
-        frames sent to a crashed predecessor may never have been relayed."""
+    async def resume(self, worker: WorkerConn, resumes: list[Resume]) -> None:
+        """A reconnecting worker re-announced what it holds; its unacknowledged frames follow."""
+        announced = {held.execution_id for held in resumes}
+        for held in resumes:
+            await self.reattach(worker, held.execution_id, finished=held.finished)
+        for execution_id, active in list(self.active.items()):
+            # Restored from the store as sent to this worker, yet it does not hold it: the assign
+            # never reached it (the orchestrator died first), so nothing ran; dispatch it again.
+            if active.worker is None and active.status == "dispatched" and active.worker_id == worker.worker_id:
+                if execution_id not in announced:
+                    await self._requeue_undelivered(execution_id, "assign never reached the worker")
+
+    async def reattach(self, worker: WorkerConn, execution_id: str, *, finished: bool = False) -> None:
+        """Take ``execution_id`` back from the worker that ran it, running or finished. De-duplication
+        continues from the seq this orchestrator last relayed (``Active.last_seq``), not from what the
+        worker says it sent: frames sent to a crashed predecessor may never have been relayed."""
+        self.orch.events.flush()
         active = self.active.get(execution_id)
         if active is None:
             row = self.orch.store.get_execution(execution_id)
-            if row is None or row["status"] not in {"dispatched", "running"} or row["worker_id"] != worker.worker_id:
-                log.warning(
-                    "worker %s re-announced unknown execution %s: cancelling it", worker.worker_id, execution_id
-                )
-                self._spawn(worker.send, Cancel(execution_id=execution_id))
+            ours = row is not None and row["worker_id"] == worker.worker_id
+            if ours and row["status"] in {"dispatched", "running"}:
+                active = self._from_row(row)
+            else:
+                worker.released.add(execution_id)
+                if ours and row["status"] in TERMINAL_STATUSES:
+                    log.info("worker %s re-sent %s, already recorded %s", worker.worker_id, execution_id, row["status"])
+                elif not finished:
+                    log.warning(
+                        "worker %s re-announced unknown execution %s: cancelling it", worker.worker_id, execution_id
+                    )
+                    await worker.send(Cancel(execution_id=execution_id))
+                else:
+                    log.warning(
+                        "worker %s holds a result for unknown execution %s: dropped", worker.worker_id, execution_id
+                    )
+                await worker.send(Received(execution_id=execution_id, final=True))
                 return
-            active = self._from_row(row)
         if active.timer:
             active.timer.cancel()
         active.worker = worker
         worker.state = "executing"
         worker.execution_id = execution_id
-        log.info("worker %s re-attached execution %s", worker.worker_id, execution_id)
+        if active.status == "dispatched":  # its accepted frame was lost with the old socket
+            await self._accepted(active)
+        log.info(
+            "worker %s re-attached execution %s (%s)",
+            worker.worker_id,
+            execution_id,
+            "finished" if finished else "running",
+        )
+
+    async def acknowledge_output(self, worker: WorkerConn, execution_id: str) -> None:
+        """On a heartbeat: tell the worker how far its output is recorded, so its journal stays small."""
+        active = self.active.get(execution_id)
+        if active is not None and active.worker is worker and active.last_seq:
+            self.orch.events.flush()
+            await worker.send(Received(execution_id=execution_id, seq=active.last_seq))
 
     def adopt_orphans(self) -> None:
         """After a restart, executions the store says were running get a lease to be re-attached."""
         for status in ("dispatched", "running"):
             for row in self.orch.store.executions_by_status(status):
-                self._start_lease(self._from_row(row))
+                active = self._from_row(row)
+                active.status = status
+                self._start_lease(active)
 
     async def _lease_expired(self, active: Active, status: str = "failed") -> None:
         if active.worker is not None or self.active.get(active.request.execution_id) is not active:
+            return
+        if active.status == "dispatched" and status == "failed":
+            # Never accepted, and its worker did not come back to say it holds it: it is not running
+            # anywhere we can reach (an agent dies with its worker), so it goes to another worker.
+            await self._requeue_undelivered(active.request.execution_id, "assigned worker did not return")
             return
         self.active.pop(active.request.execution_id, None)
         reason = "worker_lost" if status == "failed" else "cancelled while its worker was offline"

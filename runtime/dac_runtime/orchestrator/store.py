@@ -131,6 +131,10 @@ class Store:
     def append_output(self, rows: list[tuple[str, int, str, str]]) -> None:
         self.db.executemany("INSERT OR IGNORE INTO output (execution_id, seq, kind, body) VALUES (?, ?, ?, ?)", rows)
 
+    def last_seq(self, execution_id: str) -> int:
+        row = self.db.execute("SELECT MAX(seq) FROM output WHERE execution_id = ?", (execution_id,)).fetchone()
+        return int(row[0] or 0)
+
     def read_output(self, execution_id: str, after_seq: int = 0) -> list[tuple[int, str, str]]:
         rows = self.db.execute(
             "SELECT seq, kind, body FROM output WHERE execution_id = ? AND seq > ? ORDER BY seq",

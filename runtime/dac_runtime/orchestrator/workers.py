@@ -26,6 +26,7 @@ from ..protocol import (
     OrchestratorFrame,
     ProtocolError,
     Ready,
+    Resume,
     check_protocol,
     decode_worker_frame,
     encode,
@@ -49,6 +50,8 @@ class WorkerConn:
     connected_at: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.monotonic)
     superseded: bool = False
+    #: Executions this worker was told to forget; their replayed frames are dropped without a warning.
+    released: set[str] = field(default_factory=set, repr=False)
 
     async def send(self, frame: OrchestratorFrame) -> bool:
         try:
@@ -154,10 +157,14 @@ class WorkerRegistry:
             session_token=secrets.token_urlsafe(16),
             heartbeat_interval_ms=self.orch.settings.heartbeat_interval_ms,
             credential=credential,
+            server_time=time.time(),
         )
         await conn.send(ack)
-        if hello.active_execution_id and credential is None:  # only a worker's own credential re-attaches
-            self.orch.dispatcher.reattach(conn, hello.active_execution_id)
+        if credential is None:  # only a worker's own credential takes its executions back
+            resumes = hello.resumes
+            if not resumes and hello.active_execution_id:  # a worker from before resumes
+                resumes = [Resume(execution_id=hello.active_execution_id)]
+            await self.orch.dispatcher.resume(conn, resumes)
         log.info("worker %s connected (version %s)", conn.worker_id, conn.version)
         try:
             await self._serve(conn)
@@ -238,6 +245,8 @@ class WorkerRegistry:
                 await self._frame_error(conn, exc)
                 continue
             if isinstance(frame, Heartbeat):
+                if frame.executing and frame.executing == conn.execution_id:
+                    await self.orch.dispatcher.acknowledge_output(conn, frame.executing)
                 continue
             if isinstance(frame, Ready):
                 if conn.execution_id is None:

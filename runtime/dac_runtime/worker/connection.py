@@ -1,8 +1,10 @@
 """The worker's side of the WebSocket: dial out, authenticate, serve assignments, survive drops.
 
-Frames produced while the socket is down wait in an outbox and are flushed, in order, after the next
-``ack``; a reconnecting worker re-announces its running execution in ``hello`` so the orchestrator
-re-attaches it. Heartbeats run on their own task and never wait behind work. SIGTERM drains (finish
+Frames wait in an outbox until a connection takes them, and every frame about an execution also
+stays in a :class:`~.journal.Journal` until the orchestrator acknowledges it. A reconnecting worker
+re-announces, in ``hello``, every execution it holds (running, or finished but unacknowledged), sends
+the journal again in order, and only then says ``ready``: it takes no new work before its backlog
+is through. Heartbeats run on their own task and never wait behind work. SIGTERM drains (finish
 the current run, take no new one); a second SIGTERM cancels the run.
 """
 
@@ -14,6 +16,7 @@ import contextlib
 import logging
 import random
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,17 +32,22 @@ from ..protocol import (
     Cancel,
     Complete,
     Error,
+    Event,
     Heartbeat,
     Hello,
     ProtocolError,
     Ready,
+    Received,
     Rejected,
     Shutdown,
+    Stderr,
+    Stdout,
     WorkerFrame,
     decode_orchestrator_frame,
     encode,
 )
 from .executor import Run
+from .journal import Journal
 from .sweep import sweep_runs
 
 log = logging.getLogger("dac.worker")
@@ -70,6 +78,9 @@ class Worker:
         self.s = settings
         self._outbox: collections.deque[str] = collections.deque()
         self._outbox_ready = asyncio.Event()
+        self.journal = Journal()
+        self._clock_offset = 0.0
+        self._journal_empty = asyncio.Event()
         self._run: Run | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._draining = False
@@ -133,9 +144,10 @@ class Worker:
                 worker_id=self.s.worker_id,
                 version=__version__,
                 protocol=PROTOCOL_VERSION,
-                capabilities=["stream-json", "persona-events"],
+                capabilities=["stream-json", "persona-events", "resume"],
                 active_execution_id=run.execution_id if run else None,
                 last_seq=run.last_seq if run else None,
+                resumes=self.journal.resumes(run.execution_id if run else None),
             )
             await ws.send_str(encode(hello))
             first = await ws.receive(timeout=15)
@@ -147,8 +159,14 @@ class Worker:
             if not isinstance(ack, Ack):
                 raise _Refused(f"expected ack, got {type(ack).__name__}")
             self._accept_ack(ack)
+            # What this connection sends first: the unacknowledged backlog, in order, then ready.
+            # Anything else still queued was for the old socket (accepted/rejected/ready), which the
+            # resumes in hello supersede.
+            self._outbox.clear()
+            self._outbox.extend(self.journal.replay())
             if self._run is None and not self._draining:
-                await ws.send_str(encode(Ready()))
+                self._outbox.append(encode(Ready()))
+            self._outbox_ready.set()
             self.connected.set()
             log.info("connected as %s", self.s.worker_id)
             tasks = [asyncio.create_task(self._heartbeats(ws)), asyncio.create_task(self._sender(ws))]
@@ -162,6 +180,8 @@ class Worker:
 
     def _accept_ack(self, ack: Ack) -> None:
         self._heartbeat_interval = ack.heartbeat_interval_ms / 1000
+        if ack.server_time is not None:
+            self._clock_offset = ack.server_time - time.time()
         if ack.credential:
             self.s.token = ack.credential
             if self.s.credential_file:
@@ -198,6 +218,10 @@ class Worker:
                 continue
             if isinstance(frame, Assign):
                 self._on_assign(frame)
+            elif isinstance(frame, Received):
+                self.journal.acknowledge(frame.execution_id, frame.seq, frame.final)
+                if not self.journal:
+                    self._journal_empty.set()
             elif isinstance(frame, Cancel):
                 if self._run and self._run.execution_id == frame.execution_id:
                     self._run.cancel()
@@ -218,12 +242,21 @@ class Worker:
         self._queue_now(frame)
 
     def _queue_now(self, frame: WorkerFrame) -> None:
-        self._outbox.append(encode(frame))
+        encoded = encode(frame)
+        if isinstance(frame, Stdout | Stderr | Event):
+            self.journal.record(frame.execution_id, frame.seq, encoded)
+        elif isinstance(frame, Complete):
+            self.journal.record(frame.execution_id, None, encoded)
+            self._journal_empty.clear()
+        self._outbox.append(encoded)
         self._outbox_ready.set()
 
     def _on_assign(self, assign: Assign) -> None:
-        if self._run is not None or self._draining:
-            reason = "draining" if self._draining else "busy"
+        late = assign.not_after is not None and time.time() + self._clock_offset > assign.not_after
+        if self._run is not None or self._draining or late:
+            reason = "expired" if late else "draining" if self._draining else "busy"
+            if late:
+                log.warning("not starting %s: its assign arrived after the orchestrator gave up", assign.execution_id)
             assign.env.clear()
             self._queue_now(Rejected(execution_id=assign.execution_id, reason=reason))
             return
@@ -246,11 +279,15 @@ class Worker:
         else:
             self._queue_now(Ready())
 
-    async def _flush_then_stop(self) -> None:
-        for _ in range(100):
-            if not self._outbox:
-                break
-            await asyncio.sleep(0.05)
+    async def _flush_then_stop(self, seconds: float = 15.0) -> None:
+        """Leave once the orchestrator has acknowledged every result (bounded: with no orchestrator to
+        tell, a stopping worker still stops, and says what it could not deliver)."""
+        try:
+            await asyncio.wait_for(self._journal_empty.wait(), timeout=seconds)
+        except TimeoutError:
+            log.error(
+                "stopping with %d unacknowledged result(s): the orchestrator did not confirm them", len(self.journal)
+            )
         self._done.set()
         if self._ws is not None:
             await self._ws.close()
