@@ -41,20 +41,41 @@ class DeploymentStatus:
     workers: list[dict[str, Any]] = field(default_factory=list)
     executions: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    #: Records the orchestrator could not produce to Kafka: held (to be sent) and dropped, by topic.
+    outbox: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-async def _orchestrator_view(url: str, api_key: str) -> tuple[list[dict[str, Any]], dict[str, int], str | None]:
+@dataclass
+class _View:
+    workers: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    outbox: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+async def _orchestrator_view(url: str, api_key: str) -> _View:
     headers = {"Authorization": f"Bearer {api_key}"}
+    view = _View()
     try:
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=5) as client:
-            workers = (await client.get("/api/workers")).raise_for_status().json()["workers"]
-            counts = (await client.get("/api/executions", params={"limit": 1})).raise_for_status().json()["counts"]
+            view.workers = (await client.get("/api/workers")).raise_for_status().json()["workers"]
+            view.counts = (await client.get("/api/executions", params={"limit": 1})).raise_for_status().json()["counts"]
+            health = (await client.get("/healthz")).json()
     except (httpx.HTTPError, ValueError, KeyError) as exc:
-        return [], {}, f"orchestrator API: {type(exc).__name__}"
-    return workers, counts, None
+        view.problems.append(f"orchestrator API: {type(exc).__name__}")
+        return view
+    view.problems += [f"orchestrator {part}: {why}" for part, why in health.get("down", {}).items()]
+    view.outbox = health.get("outbox", {})
+    if view.outbox.get("held"):
+        view.problems.append(f"kafka: {view.outbox['held']} record(s) held by the orchestrator, sent when it can")
+    dropped = view.outbox.get("dropped") or {}
+    if dropped:
+        lost = ", ".join(f"{topic} {count}" for topic, count in sorted(dropped.items()))
+        view.problems.append(f"kafka: records dropped because the outbox was full: {lost}")
+    return view
 
 
 async def status_async(name: str = "default", store: StateStore | None = None) -> DeploymentStatus:
@@ -69,13 +90,11 @@ async def status_async(name: str = "default", store: StateStore | None = None) -
     rows = [ResourceStatus(r.kind, r.name, r.id, h.ok, h.detail) for r, h in zip(resources, healths, strict=True)]
     problems = [f"{r.name}: {r.detail}" for r in rows if not r.ok]
     url = provider.endpoint(ctx)
-    workers: list[dict[str, Any]] = []
-    counts: dict[str, int] = {}
+    view = _View()
     orchestrator_ok = any(r.kind == "orchestrator" and r.ok for r in rows)
     if url and orchestrator_ok:
-        workers, counts, problem = await _orchestrator_view(url, ctx.secrets.owner_api_key)
-        if problem:
-            problems.append(problem)
+        view = await _orchestrator_view(url, ctx.secrets.owner_api_key)
+        problems += view.problems
     if rows and all(r.ok for r in rows) and not problems:
         state = "running"
     elif any(r.ok for r in rows):
@@ -83,7 +102,9 @@ async def status_async(name: str = "default", store: StateStore | None = None) -
     else:
         state = "down"
     last = str(record.get("status", ""))
-    return DeploymentStatus(name, spec.provider, state, last, url, rows, workers, counts, problems)
+    return DeploymentStatus(
+        name, spec.provider, state, last, url, rows, view.workers, view.counts, problems, view.outbox
+    )
 
 
 def status(name: str = "default", store: StateStore | None = None) -> DeploymentStatus:

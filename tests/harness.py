@@ -49,8 +49,9 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     @classmethod
-    def start(cls) -> Broker:
-        port = free_port()
+    def start(cls, port: int | None = None) -> Broker:
+        """A fresh broker (memory storage), on ``port`` to stand in for one restarted at its address."""
+        port = port or free_port()
         url = f"tcp://127.0.0.1:{port}"
         proc = subprocess.Popen(
             [

@@ -13,6 +13,7 @@ from aiohttp import web
 from ..envconfig import ConfigError, EnvReader
 from .app import Orchestrator
 from .config import load_settings
+from .kafka_health import RateLimit
 
 
 def main() -> int:
@@ -23,6 +24,8 @@ def main() -> int:
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RateLimit(prefixes=("aiokafka",)))
     try:
         settings = load_settings(reader)
     except ConfigError as exc:

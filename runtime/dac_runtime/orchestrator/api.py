@@ -7,6 +7,7 @@ Secret values are accepted here and never returned: reads show names and timesta
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -98,9 +99,9 @@ async def decode_body(request: web.Request, kind: type[T], empty_ok: bool = Fals
 
 
 class _ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
 @web.middleware
@@ -119,7 +120,7 @@ async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         return await handler(request)
     except _ApiError as exc:
         orch.metrics.http_errors.labels(str(exc.status)).inc()
-        return error(exc.status, exc.code, exc.message)
+        return error(exc.status, exc.code, exc.message, exc.headers)
     except web.HTTPException as exc:
         if exc.status >= 400:
             orch.metrics.http_errors.labels(str(exc.status)).inc()
@@ -175,12 +176,19 @@ async def execute(request: web.Request) -> web.Response:
         metadata=body.metadata,
         submitted_at=time.time(),
     )
+    retry_after = {"Retry-After": str(max(1, orch.settings.kafka_probe_ms // 1000))}
+    down = orch.kafka.why_down()
+    if down is not None:
+        raise _ApiError(503, "kafka_unavailable", f"could not queue the request: {down}", retry_after)
     orch.store.insert_execution(execution_id, body.persona_id, msgspec.json.encode(exec_request), 1, 0)
     try:
-        await orch.bus.request(exec_request)
+        await asyncio.wait_for(orch.bus.request(exec_request), timeout=orch.settings.submit_timeout_ms / 1000)
     except Exception as exc:
-        orch.store.update_execution(execution_id, status="failed", reason="kafka unavailable at submit")
-        raise _ApiError(503, "kafka_unavailable", f"could not queue the request: {type(exc).__name__}") from None
+        # Not known to be stored, so not accepted. The record may still reach the broker later and
+        # run: a client that retries with the same executionId is safe either way.
+        orch.store.delete_execution(execution_id)
+        why = "no answer in time" if isinstance(exc, TimeoutError) else type(exc).__name__
+        raise _ApiError(503, "kafka_unavailable", f"could not queue the request: {why}", retry_after) from None
     await orch.events.lifecycle(exec_request, "queued")
     return web.json_response({"executionId": execution_id, "status": "queued"}, status=202)
 
@@ -267,10 +275,14 @@ async def healthz(request: web.Request) -> web.Response:
     consumer = orch.intake.consumer
     if "intake" not in down and (consumer is None or not consumer.assignment()):
         down["intake"] = "no partitions assigned yet"
+    kafka_down = orch.kafka.why_down()
+    if kafka_down is not None:
+        down["kafka"] = kafka_down
     body = {
         "status": "ok" if not down else "degraded",
-        "kafka": "intake" not in down,
+        "kafka": "intake" not in down and kafka_down is None,
         "workers": orch.registry.counts(),
+        "outbox": {"held": orch.bus.held, "dropped": dict(orch.bus.dropped)},
     }
     if down:
         body["down"] = down

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
 import msgspec
 from aiohttp import web
+from aiokafka.errors import KafkaError
 
 from ..records import ExecRequest
 from .api import ORCH_KEY, middleware, routes
@@ -15,6 +17,7 @@ from .config import Settings
 from .dispatch import Dispatcher
 from .events import Events
 from .intake import Intake
+from .kafka_health import KafkaHealth
 from .metrics import Metrics
 from .store import Store
 from .supervisor import Supervisor
@@ -30,7 +33,16 @@ class Orchestrator:
         self.store = Store(settings.db_path)
         self.vault = Vault(self.store, settings.master_keys)
         self.metrics = Metrics()
-        self.bus = Bus(settings.kafka_bootstrap, settings.topics, **settings.kafka_client())
+        self.bus = Bus(
+            settings.kafka_bootstrap,
+            settings.topics,
+            self.store,
+            self.metrics.kafka_dropped,
+            max_held=settings.outbox_max_records,
+            **settings.kafka_client(),
+        )
+        probe_s = settings.kafka_probe_ms / 1000
+        self.kafka = KafkaHealth(self.bus.probe, probe_s, max(probe_s, 2.0), self.bus.describe)
         self.events = Events(self)
         self.registry = WorkerRegistry(self)
         self.dispatcher = Dispatcher(self)
@@ -51,6 +63,7 @@ class Orchestrator:
         supervisor.start("reaper", self.registry.reap)
         supervisor.start("flush", self.events.flush_forever)
         supervisor.start("lag", self.intake.measure_lag)
+        supervisor.start("kafka", self._watch_kafka)
         log.info("orchestrator up on %s:%d", self.settings.host, self.settings.port)
         yield
         await supervisor.stop()
@@ -63,6 +76,29 @@ class Orchestrator:
         for worker in list(self.registry.workers.values()):
             worker.superseded = True  # shutting down: not a lost worker
             await worker.ws.close(code=1001, message=b"orchestrator restarting")
+
+    async def _watch_kafka(self) -> None:
+        """Probe the broker; while it answers, send what was held. When it comes back after an
+        outage, produce the queued executions again: a broker that lost its log (restarted without
+        persistent storage) lost their requests with it, and duplicates are skipped at dispatch."""
+        interval = self.settings.kafka_probe_ms / 1000
+        while True:
+            was_up = self.kafka.up
+            up = await self.kafka.check()
+            self.bus.broker_up = up
+            if up and self.bus.held:
+                try:
+                    sent = await self.bus.drain()
+                    log.info("sent %d held record(s) to kafka", sent)
+                except KafkaError as exc:
+                    log.warning("sending held records failed, will retry: %s", type(exc).__name__)
+            if up and not was_up:
+                self.intake.forget_positions()
+                try:
+                    await self._requeue_stored()
+                except KafkaError as exc:
+                    log.warning("re-queueing stored executions failed: %s", type(exc).__name__)
+            await asyncio.sleep(interval)
 
     async def _requeue_stored(self) -> None:
         """Queued executions may have lost their Kafka request in a crash (a retry's backoff window):

@@ -1,31 +1,50 @@
-"""The orchestrator's Kafka producer: one place that knows which record goes to which topic.
+"""The orchestrator's Kafka producer: which record goes to which topic, and what happens when Kafka
+cannot take one.
 
 Output, event and lifecycle records are sent without awaiting their delivery: the producer keeps
 per-partition order (every record of one execution shares a key), and awaiting each would put a broker
-round trip on the dispatch path and on every output line. Intake requests and dead letters are
-awaited, because the caller acts on their having been stored.
+round trip on the dispatch path and on every output line. Intake requests are awaited, because the
+caller acts on their having been stored.
+
+A record the broker cannot take (it is down, or the send failed) is not dropped: it is held in the
+store, and while anything is held every new record joins the end of that queue, so a key's records
+still reach Kafka in the order they were made. When the broker answers again the queue is sent, in
+order, and emptied. The queue is bounded (``max_held``); what did not fit is counted, by topic, in
+``dac_kafka_records_dropped_total`` and in ``/healthz``, never silently.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from prometheus_client import Counter
 
 from ..records import DeadLetter, EventRecord, ExecRequest, LifecycleRecord, OutputRecord, Topics, encode
+from .store import Store
 
 log = logging.getLogger("dac.orchestrator.bus")
+DRAIN_BATCH = 500
 
 
 class Bus:
-    def __init__(self, bootstrap: str, topics: Topics, **client: Any) -> None:
+    def __init__(
+        self, bootstrap: str, topics: Topics, store: Store, dropped: Counter, max_held: int = 100_000, **client: Any
+    ) -> None:
         self.topics = topics
         self._bootstrap = bootstrap
         self._client = client
+        self._store = store
+        self._dropped_metric = dropped
+        self._max_held = max_held
         self.producer: AIOKafkaProducer | None = None
-        self.send_failures = 0
+        self.held = store.held_count()  # a restart keeps what it could not send before
+        self.dropped: collections.Counter[str] = collections.Counter()
+        self.broker_up = True
 
     async def start(self) -> None:
         # aiokafka binds to the running loop at construction, so the producer is made here.
@@ -43,39 +62,75 @@ class Bus:
         if self.producer is not None:
             await self.producer.stop()
 
+    async def probe(self) -> None:
+        """One metadata round trip to the cluster (raises when no broker answers)."""
+        assert self.producer is not None, "Bus.start() first"
+        await self.producer.client.fetch_all_metadata()
+
     async def request(self, request: ExecRequest) -> None:
         assert self.producer is not None, "Bus.start() first"
         await self.producer.send_and_wait(self.topics.exec, encode(request), key=request.persona_id.encode())
 
     async def lifecycle(self, record: LifecycleRecord) -> None:
-        await self._send(self.topics.lifecycle, record.execution_id, encode(record), wait=False)
+        await self._send(self.topics.lifecycle, record.execution_id, encode(record))
 
     async def output(self, record: OutputRecord) -> None:
-        await self._send(self.topics.output, record.execution_id, encode(record), wait=False)
+        await self._send(self.topics.output, record.execution_id, encode(record))
 
     async def event(self, record: EventRecord) -> None:
-        await self._send(self.topics.events, record.execution_id, encode(record), wait=False)
+        await self._send(self.topics.events, record.execution_id, encode(record))
 
     async def dead_letter(self, record: DeadLetter, key: str | None) -> None:
-        await self._send(self.topics.dead_letter, key, encode(record), wait=True)
+        await self._send(self.topics.dead_letter, key, encode(record))
 
-    async def _send(self, topic: str, key: str | None, value: bytes, *, wait: bool) -> None:
+    async def _send(self, topic: str, key: str | None, value: bytes) -> None:
         assert self.producer is not None, "Bus.start() first"
-        try:
-            future = await self.producer.send(topic, value, key=key.encode() if key else None)
-        except KafkaError as exc:
-            self._failed(topic, exc)
+        raw_key = key.encode() if key else None
+        if self.held or not self.broker_up:
+            self._hold(topic, raw_key, value)
             return
-        if wait:
-            try:
-                await future
-            except KafkaError as exc:
-                self._failed(topic, exc)
-        else:
-            future.add_done_callback(
-                lambda f: f.cancelled() or f.exception() is None or self._failed(topic, f.exception())
-            )
+        try:
+            future = await self.producer.send(topic, value, key=raw_key)
+        except KafkaError:
+            self._hold(topic, raw_key, value)
+            return
+        future.add_done_callback(lambda f: self._sent(f, topic, raw_key, value))
 
-    def _failed(self, topic: str, exc: BaseException | None) -> None:
-        self.send_failures += 1
-        log.error("could not produce to %s: %s", topic, type(exc).__name__ if exc else "unknown")
+    def _sent(self, future: asyncio.Future[Any], topic: str, key: bytes | None, value: bytes) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            self._hold(topic, key, value)
+
+    def _hold(self, topic: str, key: bytes | None, value: bytes) -> None:
+        if self.held >= self._max_held:
+            self.dropped[topic] += 1
+            self._dropped_metric.labels(topic).inc()
+            if self.dropped.total() == 1 or self.dropped.total() % 1000 == 0:
+                log.error(
+                    "kafka outbox full (%d records held): %d record(s) dropped so far", self.held, self.dropped.total()
+                )
+            return
+        self._store.hold_record(topic, key, value)
+        self.held += 1
+
+    async def drain(self) -> int:
+        """Send what is held, oldest first, a batch at a time; returns how many went. Stops at the first
+        failure (the records stay held, in order, for the next try)."""
+        assert self.producer is not None, "Bus.start() first"
+        sent = 0
+        while self.held:
+            batch = self._store.held_records(DRAIN_BATCH)
+            if not batch:
+                self.held = 0
+                break
+            futures = [await self.producer.send(topic, value, key=key) for _, topic, key, value in batch]
+            await asyncio.gather(*futures)  # raises on the first failure: nothing is released
+            self._store.release_records(batch[-1][0])
+            self.held = max(0, self.held - len(batch))
+            sent += len(batch)
+        return sent
+
+    def describe(self) -> str:
+        parts = [f"{self.held} record(s) held"] if self.held else []
+        if self.dropped:
+            parts.append(f"{self.dropped.total()} dropped")
+        return f": {', '.join(parts)}" if parts else ""

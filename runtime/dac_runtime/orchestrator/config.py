@@ -15,6 +15,12 @@ Environment (secrets may also come from ``NAME_FILE``; they are removed from the
     DAC_ACCEPT_TIMEOUT_MS      a worker must accept an assignment within this (default 10000)
     DAC_DEFAULT_TIMEOUT_MS / DAC_DEFAULT_MAX_OUTPUT_BYTES / DAC_INACTIVITY_TIMEOUT_MS / DAC_MAX_ATTEMPTS
     DAC_KAFKA_FETCH_MAX_WAIT_MS / DAC_KAFKA_SESSION_TIMEOUT_MS / DAC_CONSUMER_GROUP
+    DAC_KAFKA_PROBE_MS         how often the broker is asked for its metadata (default 2000); /healthz
+                               and submissions go by the latest answer
+    DAC_SUBMIT_TIMEOUT_MS      POST /api/execute answers 503 (Retry-After) when the broker has not
+                               stored the request within this (default 5000)
+    DAC_OUTBOX_MAX_RECORDS     records held in the store while Kafka is away (default 100000); beyond
+                               it they are dropped and counted
     DAC_REGISTRATION_MAX_WORKERS  distinct worker ids one registration token may register (default 10000)
     DAC_BUNDLE_DIR             serve the runtime wheels in this folder at /bundle/NAME.whl (for new workers)
     DAC_KAFKA_SECURITY_PROTOCOL  PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL
@@ -60,6 +66,9 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     bundle_dir: Path | None = None
     registration_max_workers: int = 10_000
+    kafka_probe_ms: int = 2_000
+    submit_timeout_ms: int = 5_000
+    outbox_max_records: int = 100_000
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_username: str | None = None
@@ -153,6 +162,9 @@ def load_settings(reader: EnvReader) -> Settings:
         max_body_bytes=reader.int("DAC_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
         bundle_dir=Path(bundle) if (bundle := reader.str("DAC_BUNDLE_DIR")) else None,
         registration_max_workers=reader.int("DAC_REGISTRATION_MAX_WORKERS", 10_000, minimum=1),
+        kafka_probe_ms=reader.int("DAC_KAFKA_PROBE_MS", 2_000, minimum=100, maximum=60_000),
+        submit_timeout_ms=reader.int("DAC_SUBMIT_TIMEOUT_MS", 5_000, minimum=100, maximum=120_000),
+        outbox_max_records=reader.int("DAC_OUTBOX_MAX_RECORDS", 100_000, minimum=0),
         **_kafka_security(reader),
     )
     if settings.heartbeat_timeout_ms <= settings.heartbeat_interval_ms:

@@ -260,7 +260,14 @@ class Dispatcher:
 
         async def later() -> None:
             await asyncio.sleep(delay)
-            await self.orch.bus.request(retry)
+            while True:  # the row stays queued until its request is on the broker
+                try:
+                    await self.orch.bus.request(retry)
+                    return
+                except Exception as exc:
+                    log.warning("retry of %s not queued yet (%s)", request.execution_id, type(exc).__name__)
+                    await asyncio.sleep(self.settings.kafka_probe_ms / 1000)
+                    await self.orch.kafka.wait_up()
 
         asyncio.get_running_loop().create_task(later())
 

@@ -49,8 +49,13 @@ class OffsetTracker:
         self._pending[tp].add(offset)
         self._next[tp] = max(self._next.get(tp, 0), offset + 1)
 
-    def done(self, tp: TopicPartition, offset: int) -> int:
-        self._pending[tp].discard(offset)
+    def done(self, tp: TopicPartition, offset: int) -> int | None:
+        """The partition's new commit position, or ``None`` for an offset this tracker never saw
+        (taken before :meth:`Intake.forget_positions`)."""
+        pending = self._pending.get(tp)
+        if pending is None or offset not in pending:
+            return None
+        pending.discard(offset)
         return self.position(tp)
 
     def position(self, tp: TopicPartition) -> int:
@@ -159,7 +164,7 @@ class Intake:
         if tp is None or offset is None:
             return
         position = self.offsets.done(tp, offset)
-        if self._committed.get(tp, -1) < position:
+        if position is not None and self._committed.get(tp, -1) < position:
             self._commit_wanted[tp] = position
             self._commit_needed.set()
 
@@ -175,11 +180,18 @@ class Intake:
                 await self.consumer.commit({tp: OffsetAndMetadata(pos, "") for tp, pos in wanted.items()})
                 self._committed.update(wanted)
             except KafkaError as exc:
-                log.warning("offset commit failed, retrying: %s", type(exc).__name__)
-                for tp, pos in wanted.items():
-                    self._commit_wanted[tp] = max(pos, self._commit_wanted.get(tp, 0))
+                # Not retried: the next handled request commits a newer position anyway, and a
+                # position kept across an outage may not fit the log the broker has afterwards.
+                log.warning("offset commit failed: %s", type(exc).__name__)
                 await asyncio.sleep(0.5)
-                self._commit_needed.set()
+
+    def forget_positions(self) -> None:
+        """After a broker outage: drop every offset position learnt before it. The broker may now hold
+        another log (one that lost its data begins again at 0), where an old position would skip new
+        records; the consumer's own position is re-established by its group (earliest when none)."""
+        self.offsets = OffsetTracker()
+        self._committed.clear()
+        self._commit_wanted.clear()
 
     def lag(self) -> int:
         return self._lag

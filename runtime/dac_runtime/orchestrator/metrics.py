@@ -56,6 +56,12 @@ class Metrics:
         self.dead_letters = Counter(
             "dac_dead_letters", "Requests dead-lettered at intake, by reason code", ["reason"], registry=self.registry
         )
+        self.kafka_dropped = Counter(
+            "dac_kafka_records_dropped",
+            "Records Kafka could not take and the full outbox could not hold, by topic",
+            ["topic"],
+            registry=self.registry,
+        )
         self.task_restarts = Counter(
             "dac_task_restarts",
             "Crashed orchestrator tasks restarted by the supervisor",

@@ -37,6 +37,13 @@ CREATE TABLE IF NOT EXISTS output (
     body TEXT NOT NULL,
     PRIMARY KEY (execution_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kafka_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    key BLOB,
+    value BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sealed (
     name TEXT PRIMARY KEY,
     blob BLOB NOT NULL,
@@ -109,6 +116,9 @@ class Store:
         row = self.db.execute(query, (execution_id,)).fetchone()
         return dict(row) if row else None
 
+    def delete_execution(self, execution_id: str) -> None:
+        self.db.execute("DELETE FROM executions WHERE id = ?", (execution_id,))
+
     def update_execution(self, execution_id: str, **fields: Any) -> None:
         fields["updated_at"] = time.time()
         assignments = ", ".join(f"{name} = ?" for name in fields)
@@ -141,6 +151,24 @@ class Store:
             (execution_id, after_seq),
         )
         return [(r[0], r[1], r[2]) for r in rows]
+
+    # --- records Kafka could not take yet -------------------------------------------------------
+
+    def hold_record(self, topic: str, key: bytes | None, value: bytes) -> None:
+        self.db.execute(
+            "INSERT INTO kafka_outbox (topic, key, value, created_at) VALUES (?, ?, ?, ?)",
+            (topic, key, value, time.time()),
+        )
+
+    def held_records(self, limit: int) -> list[tuple[int, str, bytes | None, bytes]]:
+        rows = self.db.execute("SELECT id, topic, key, value FROM kafka_outbox ORDER BY id LIMIT ?", (limit,))
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def release_records(self, up_to_id: int) -> None:
+        self.db.execute("DELETE FROM kafka_outbox WHERE id <= ?", (up_to_id,))
+
+    def held_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM kafka_outbox").fetchone()[0])
 
     # --- sealed secrets -------------------------------------------------------------------------
 
