@@ -42,7 +42,7 @@ from .vault import MissingCredential
 
 if TYPE_CHECKING:
     from .app import Orchestrator
-    from .workers import WorkerConn
+    from .pool import WorkerConn
 
 log = logging.getLogger("dac.orchestrator.dispatch")
 JOB_FAILURE_PREFIXES = ("exit_code:", "agent_error")

@@ -12,8 +12,7 @@ import asyncio
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -23,7 +22,6 @@ from ..protocol import (
     Error,
     Heartbeat,
     Hello,
-    OrchestratorFrame,
     ProtocolError,
     Ready,
     Resume,
@@ -32,81 +30,29 @@ from ..protocol import (
     encode,
 )
 from .api import bearer_token
+from .pool import Pool, WorkerConn
 
 if TYPE_CHECKING:
     from .app import Orchestrator
 
 log = logging.getLogger("dac.orchestrator.workers")
-WorkerState = Literal["connecting", "idle", "executing", "draining", "offline"]
-
-
-@dataclass(eq=False)
-class WorkerConn:
-    worker_id: str
-    version: str
-    ws: web.WebSocketResponse = field(repr=False)
-    state: WorkerState = "connecting"
-    execution_id: str | None = None
-    connected_at: float = field(default_factory=time.time)
-    last_seen: float = field(default_factory=time.monotonic)
-    superseded: bool = False
-    #: Executions this worker was told to forget; their replayed frames are dropped without a warning.
-    released: set[str] = field(default_factory=set, repr=False)
-
-    async def send(self, frame: OrchestratorFrame) -> bool:
-        try:
-            await self.ws.send_str(encode(frame))
-            return True
-        except (ConnectionError, RuntimeError):
-            return False
-
-    def describe(self) -> dict[str, object]:
-        return {
-            "workerId": self.worker_id,
-            "state": self.state,
-            "executionId": self.execution_id,
-            "version": self.version,
-            "connectedAt": self.connected_at,
-            "lastSeenSecondsAgo": round(time.monotonic() - self.last_seen, 3),
-        }
 
 
 class WorkerRegistry:
     def __init__(self, orch: Orchestrator) -> None:
         self.orch = orch
-        self.workers: dict[str, WorkerConn] = {}
-        self._idle = asyncio.Event()
-
-    # --- pool -----------------------------------------------------------------------------------
-
-    def has_idle(self) -> bool:
-        return any(w.state == "idle" for w in self.workers.values())
-
-    async def wait_idle(self) -> None:
-        while not self.has_idle():
-            self._idle.clear()
-            await self._idle.wait()
-
-    def take_idle(self) -> WorkerConn | None:
-        """Reserve the longest-idle worker for an execution."""
-        idle = [w for w in self.workers.values() if w.state == "idle"]
-        if not idle:
-            return None
-        worker = min(idle, key=lambda w: w.last_seen)
-        worker.state = "executing"
-        return worker
+        self.pool = Pool()
+        #: worker id -> connection (the pool's own map; change it only through the pool)
+        self.workers = self.pool.workers
+        self.has_idle = self.pool.has_idle
+        self.wait_idle = self.pool.wait_idle
+        self.take_idle = self.pool.take_idle
+        self.counts = self.pool.counts
 
     def mark_idle(self, worker: WorkerConn) -> None:
         if self.workers.get(worker.worker_id) is worker and worker.state not in {"draining", "offline"}:
-            worker.state = "idle"
             worker.execution_id = None
-            self._idle.set()
-
-    def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(("connecting", "idle", "executing", "draining", "offline"), 0)
-        for worker in self.workers.values():
-            counts[worker.state] += 1
-        return counts
+            worker.state = "idle"
 
     async def reap(self) -> None:
         """Close sockets of workers silent for longer than the heartbeat timeout."""
@@ -120,7 +66,7 @@ class WorkerRegistry:
                     worker.state = "offline"
                     await worker.ws.close(code=4000, message=b"heartbeat timeout")
                 elif worker.state == "offline" and now - worker.last_seen > 3600:
-                    del self.workers[worker.worker_id]
+                    self.pool.remove(worker)
 
     # --- endpoint -------------------------------------------------------------------------------
 
@@ -175,8 +121,8 @@ class WorkerRegistry:
                 left = conn.state != "offline" and conn.execution_id is None and ws.close_code == WSCloseCode.OK
                 conn.state = "offline"
                 self.orch.dispatcher.worker_lost(conn)
-                if left and self.workers.get(conn.worker_id) is conn:
-                    del self.workers[conn.worker_id]
+                if left:
+                    self.pool.remove(conn)
                 log.info("worker %s %s", conn.worker_id, "left" if left else "disconnected")
         return ws
 
@@ -228,8 +174,8 @@ class WorkerRegistry:
             log.info("worker %s reconnected: superseding its stale socket", hello.worker_id)
             old.superseded = True
             asyncio.get_running_loop().create_task(old.ws.close(code=4002, message=b"superseded"))
-        conn = WorkerConn(worker_id=hello.worker_id, version=hello.version, ws=ws)
-        self.workers[conn.worker_id] = conn
+        conn = WorkerConn(hello.worker_id, hello.version, ws)
+        self.pool.add(conn)
         return conn
 
     async def _serve(self, conn: WorkerConn) -> None:
