@@ -183,6 +183,7 @@ def start_worker(
         "DAC_WORKER_ID": worker_id,
         "DAC_AGENT_COMMAND": " ".join(_quote(c) for c in command),
         "DAC_CREDENTIAL_FILE": str(orch.workdir / f"{worker_id}.credential"),
+        "DAC_WORK_DIR": str(work_dir(orch)),  # runs of one test's workers apart from every other's
         "DAC_LOG_LEVEL": "INFO",
     }
     env.update(overrides)
@@ -194,6 +195,12 @@ def start_worker(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def work_dir(orch: Orchestrator) -> Path:
+    path = orch.workdir / "runs"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 def _quote(part: str) -> str:

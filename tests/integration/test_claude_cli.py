@@ -58,7 +58,8 @@ async def test_real_claude_cli_fails_cleanly_without_its_api(system, claude_bin,
         orch.bootstrap, orch.topics.output, lambda recs: any('"result"' in x["chunk"] for x in recs)
     )
     text = "".join(x["chunk"] for x in output)
-    assert '"type":"system"' in text and '"is_error":true' in text and "API Error" in text
+    worker_log = (orch.workdir / "w0.log").read_text(errors="replace")[-2000:]
+    assert '"type":"system"' in text and '"is_error":true' in text and "API Error" in text, (final, worker_log)
     assert token not in text
 
 

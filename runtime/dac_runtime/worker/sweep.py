@@ -6,7 +6,8 @@ turn (a shell, a language server, a ``node`` child of the CLI) does not. So ever
 folder, the execution id it runs; every agent process carries that id in its environment
 (``DAC_EXECUTION_ID``), and children inherit it. A worker starting up, and the local provider
 removing a worker, call :func:`sweep_runs`: every process whose environment names a leftover run
-is killed, and the folder is deleted.
+is killed, and the folder is deleted. A folder whose worker process still runs (same PID and start
+time) is never a leftover, whoever sweeps.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 log = logging.getLogger("dac.worker.sweep")
 RUN_PREFIX = "dac-exec-"
 MARKER = "execution-id"
+OWNER = "worker-process"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -34,8 +36,31 @@ def run_prefix(worker_id: str) -> str:
     return f"{RUN_PREFIX}{re.sub(r'[^A-Za-z0-9._-]', '_', worker_id)}-"
 
 
+def _process_identity(pid: int) -> str | None:
+    """``pid:start-time``: a PID alone may be reused by an unrelated process after the worker dies."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] in {"Z", "X"}:  # dead, not yet reaped by its parent
+        return None
+    return f"{pid}:{fields[19]}"
+
+
 def write_marker(run_dir: Path, execution_id: str) -> None:
     (run_dir / MARKER).write_text(execution_id)
+    (run_dir / OWNER).write_text(_process_identity(os.getpid()) or "")
+
+
+def _owner_alive(run_dir: Path) -> bool:
+    """Whether the worker that made this run folder still runs (another worker may share the id and
+    the folder root, e.g. two test runs on one machine): its runs are not leftovers."""
+    try:
+        owner = (run_dir / OWNER).read_text().strip()
+    except OSError:
+        return False
+    pid = owner.split(":", 1)[0]
+    return bool(owner) and pid.isdigit() and int(pid) != os.getpid() and _process_identity(int(pid)) == owner
 
 
 def die_with_parent() -> Callable[[], None] | None:
@@ -80,6 +105,7 @@ def sweep_runs(work_root: Path, worker_id: str | None = None) -> tuple[int, int]
     """
     prefix = run_prefix(worker_id) if worker_id is not None else RUN_PREFIX
     folders = [p for p in work_root.glob(f"{prefix}*") if p.is_dir()] if work_root.is_dir() else []
+    folders = [p for p in folders if not _owner_alive(p)]
     ids = set()
     for folder in folders:
         with contextlib.suppress(OSError):
