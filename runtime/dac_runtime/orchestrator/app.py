@@ -49,6 +49,7 @@ class Orchestrator:
         self.intake = Intake(self)
         self.supervisor = Supervisor(self.metrics.task_restarts)
         self.metrics.watch(self.store.count_by_status, self.registry.counts, self.intake.lag)
+        self.metrics.watch_gc()
         if settings.owner_api_key:
             self.vault.adopt_api_key(settings.owner_api_key, "owner", "owner")
         if settings.worker_token:

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from .app import Orchestrator
 
 log = logging.getLogger("dac.orchestrator.intake")
+#: Records fetched at once (never more than there are idle workers).
+INTAKE_BATCH = 64
+#: The longest the intake loop runs without letting other tasks in.
+YIELD_EVERY_S = 0.002
 
 
 @dataclass(eq=False)
@@ -100,13 +104,21 @@ class Intake:
         )
         await self.consumer.start()
         committer = asyncio.create_task(self.commit_forever(), name="committer")
+        loop = asyncio.get_running_loop()
         try:
+            since = loop.time()
             while True:
                 try:
                     await self._step()
                 except (KafkaError, OSError) as exc:
-                    log.error("kafka intake error (retrying in 1s): %s", type(exc).__name__)
+                    if self.orch.kafka.up:  # an outage is logged once, by the health probe
+                        log.error("kafka intake error (retrying in 1s): %s", type(exc).__name__)
                     await asyncio.sleep(1)
+                # A backlog can be dispatched without ever waiting on I/O; let the API, heartbeats
+                # and worker frames in at least every YIELD_EVERY_S.
+                if loop.time() - since >= YIELD_EVERY_S:
+                    await asyncio.sleep(0)
+                    since = loop.time()
         finally:
             committer.cancel()
             if self._commit_wanted:  # last positions before leaving the group
@@ -115,6 +127,8 @@ class Intake:
             await self.consumer.stop()
 
     async def _step(self) -> None:
+        """Dispatch one request: the oldest handed back, else the next fetched. Fetches take at most
+        as many records as there are idle workers (and ``INTAKE_BATCH``), so the backlog stays in Kafka."""
         consumer = self.consumer
         assert consumer is not None
         registry = self.orch.registry
@@ -123,39 +137,56 @@ class Intake:
             await registry.wait_idle()
             consumer.resume(*consumer.assignment())
         if self._redeliver:
-            await self.orch.dispatcher.dispatch(self._redeliver.popleft())
+            await self._dispatch(self._redeliver.popleft())
             return
-        batch = await consumer.getmany(timeout_ms=200, max_records=1)
+        wanted = max(1, min(INTAKE_BATCH, registry.counts()["idle"]))
+        batch = await consumer.getmany(timeout_ms=200, max_records=wanted)
         for tp, messages in batch.items():
             for message in messages:
-                await self._intake(tp, message)
+                pending = await self._take(tp, message)
+                if pending is not None:
+                    self._redeliver.append(pending)
 
-    async def _intake(self, tp: TopicPartition, message: ConsumerRecord) -> None:
-        """Take one record. Nothing one record holds may end intake: an unreadable record, or one whose
-        dispatch raises, is dead-lettered with its reason and its offset passed."""
+    async def _take(self, tp: TopicPartition, message: ConsumerRecord) -> Pending | None:
+        """Decode one record; an unreadable one is dead-lettered with its reason and its offset passed."""
         self.offsets.add(tp, message.offset)
         try:
             request = decode_request(message.value or b"")
         except ProtocolError as exc:
-            await self._dead_letter(tp, message, f"{exc.code}: {exc.message}")
-            return
+            await self._dead_letter(tp, message.offset, message.key, f"{exc.code}: {exc.message}", message.value)
+            return None
         produced = message.timestamp / 1000 if message.timestamp and message.timestamp > 0 else time.time()
+        return Pending(request, tp, message.offset, produced)
+
+    async def _dispatch(self, pending: Pending) -> None:
+        """Nothing one request holds may end intake: if its dispatch raises, it is dead-lettered."""
         try:
-            await self.orch.dispatcher.dispatch(Pending(request, tp, message.offset, produced))
+            await self.orch.dispatcher.dispatch(pending)
         except (KafkaError, OSError, asyncio.CancelledError):
             raise  # the broker, not the record: the caller retries
         except Exception as exc:
-            log.exception("dispatch of the request at %s:%d failed", tp.topic, message.offset)
-            await self._dead_letter(tp, message, f"dispatch_failed: {type(exc).__name__}")
+            log.exception("dispatch of %s failed", pending.request.execution_id)
+            key = pending.request.persona_id.encode()
+            await self._dead_letter(
+                pending.tp, pending.offset, key, f"dispatch_failed: {type(exc).__name__}", request=pending.request
+            )
 
-    async def _dead_letter(self, tp: TopicPartition, message: ConsumerRecord, reason: str) -> None:
-        log.warning("dead-lettering the request at %s:%d: %s", tp.topic, message.offset, reason[:300])
+    async def _dead_letter(
+        self,
+        tp: TopicPartition | None,
+        offset: int | None,
+        key: bytes | None,
+        reason: str,
+        raw: bytes | None = None,
+        request: ExecRequest | None = None,
+    ) -> None:
+        where = f"{tp.topic}:{offset}" if tp is not None else "a re-queued request"
+        log.warning("dead-lettering the request at %s: %s", where, reason[:300])
         self.orch.metrics.dead_letters.labels(reason.split(":", 1)[0]).inc()
-        raw = (message.value or b"").decode("utf-8", errors="replace")
-        dead = DeadLetter(error=reason, attempts=0, timestamp=time.time(), raw=raw)
-        key = message.key.decode("utf-8", errors="replace") if message.key else None
-        await self.orch.bus.dead_letter(dead, key)
-        self.done(tp, message.offset)
+        text = raw.decode("utf-8", errors="replace") if raw is not None else None
+        dead = DeadLetter(error=reason, attempts=0, timestamp=time.time(), raw=text, request=request)
+        await self.orch.bus.dead_letter(dead, key.decode("utf-8", errors="replace") if key else None)
+        self.done(tp, offset)
 
     def done(self, tp: TopicPartition | None, offset: int | None) -> None:
         """Mark a request handled; its partition's commit position advances when nothing before it is

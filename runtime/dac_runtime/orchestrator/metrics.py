@@ -3,9 +3,12 @@ lag) are computed at scrape time from the source of truth rather than kept in st
 
 from __future__ import annotations
 
+import gc
+import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -68,6 +71,30 @@ class Metrics:
             ["task"],
             registry=self.registry,
         )
+
+    def watch_gc(self) -> None:
+        """Time every garbage collection: a full one stops the event loop, and with thousands of
+        long-lived objects it is what sets dispatch's tail latency."""
+        pauses = Histogram(
+            "dac_gc_pause_seconds",
+            "Garbage collection pauses by generation",
+            ["generation"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+            registry=self.registry,
+        )
+        longest = Gauge("dac_gc_pause_max_seconds", "Longest garbage collection pause so far", registry=self.registry)
+        started = [0.0]
+
+        def timer(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start":
+                started[0] = time.perf_counter()
+                return
+            pause = time.perf_counter() - started[0]
+            pauses.labels(str(info.get("generation", "?"))).observe(pause)
+            if pause > longest._value.get():
+                longest.set(pause)
+
+        gc.callbacks.append(timer)
 
     def watch(
         self, executions: Callable[[], dict[str, int]], workers: Callable[[], dict[str, int]], lag: Callable[[], int]

@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""One orchestrator under thousands of workers: pool size against latency, throughput, memory and CPU.
+
+Starts its own tansu broker and, per phase, a fresh orchestrator (the local provider's Kafka settings)
+and simulated workers (``bench/simworkers.py``: the real protocol, no agent) in several processes.
+
+* N connected (10, 1,000, 10,000 by default): registration time, orchestrator RSS, idle CPU %, dispatch
+  p50/p99 over paced requests produced straight to Kafka (produce -> a worker holds the assign), the
+  longest GC pause (``dac_gc_pause_max_seconds``), and p99(N max) / p99(N min).
+* Burst: 5,000 requests produced at once to N = 100 and N = 10,000 workers that finish at once:
+  dispatches/s from the completed lifecycle records on Kafka (all must arrive), and the API's p99
+  (``GET /healthz``, ``GET /api/executions/{id}``) while it runs.
+* ``POST /api/execute`` from 500 concurrent callers: submissions/s, p50/p99.
+
+The floor beside dispatch is bench/dispatch.py's raw produce -> consume hop plus a WebSocket round
+trip, measured in the same run. ``.venv/bin/python bench/scale.py [--sizes 10,1000,10000] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.dispatch import floor_kafka_paced, floor_websocket, pct
+from dac_runtime.records import Topics
+from tests.harness import Broker, create_topics, start_orchestrator, stop_process
+
+SIM = Path(__file__).resolve().parent / "simworkers.py"
+CLIENTS = 4
+
+
+class Phase:
+    """A fresh orchestrator and ``n`` simulated workers in ``CLIENTS`` processes."""
+
+    def __init__(self, broker: Broker, n: int, workdir: Path) -> None:
+        self.broker, self.n, self.workdir = broker, n, workdir
+        self.received: dict[str, float] = {}
+        self.sims: list[asyncio.subprocess.Process] = []
+
+    async def __aenter__(self) -> Phase:
+        self.topics = Topics.with_prefix(f"s{uuid.uuid4().hex[:6]}.")
+        await create_topics(self.broker.bootstrap, self.topics)
+        self.orch = start_orchestrator(
+            self.broker, self.workdir, self.topics, DAC_LOG_LEVEL="WARNING", DAC_REGISTRATION_MAX_WORKERS="100000"
+        )
+        started = time.monotonic()
+        per = [self.n // CLIENTS + (i < self.n % CLIENTS) for i in range(CLIENTS)]
+        prefix = uuid.uuid4().hex[:4]
+        for i, count in enumerate(c for c in per if c):
+            sim = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(SIM),
+                self.orch.ws_url,
+                self.orch.worker_token,
+                f"sim{prefix}{i}",
+                str(count),
+                stdout=asyncio.subprocess.PIPE,
+            )
+            self.sims.append(sim)
+        await asyncio.gather(*(self._wait_ready(sim) for sim in self.sims))
+        self.readers = [asyncio.create_task(self._read(sim)) for sim in self.sims]
+        async with httpx.AsyncClient(base_url=self.orch.url) as client:
+            while (await client.get("/healthz")).json()["workers"]["idle"] < self.n:  # noqa: ASYNC110 - polling HTTP
+                await asyncio.sleep(0.05)
+        self.registration_s = time.monotonic() - started
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for sim in self.sims:
+            sim.terminate()
+        for sim in self.sims:
+            await sim.wait()
+        for reader in self.readers:
+            reader.cancel()
+        stop_process(self.orch.proc)
+
+    async def _wait_ready(self, sim: asyncio.subprocess.Process) -> None:
+        assert sim.stdout is not None
+        while (line := await sim.stdout.readline()) and line.strip() != b"ready":
+            pass
+
+    async def _read(self, sim: asyncio.subprocess.Process) -> None:
+        assert sim.stdout is not None
+        while line := await sim.stdout.readline():
+            _, execution_id, at = line.split()
+            self.received[execution_id.decode()] = float(at)
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.orch.proc.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.orch.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    async def idle_cpu(self, seconds: float) -> float:
+        before, t0 = self.cpu_s(), time.monotonic()
+        await asyncio.sleep(seconds)
+        return 100 * (self.cpu_s() - before) / (time.monotonic() - t0)
+
+    async def gc_max_ms(self) -> float:
+        async with httpx.AsyncClient(base_url=self.orch.url) as client:
+            text = (await client.get("/metrics")).text
+        return 1000 * float(re.search(r"^dac_gc_pause_max_seconds (\S+)", text, re.M).group(1))
+
+    def request(self, execution_id: str) -> bytes:
+        body = {"executionId": execution_id, "personaId": f"p{random.randrange(1000)}", "prompt": "bench"}
+        return json.dumps(body).encode()
+
+    async def producer(self) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(bootstrap_servers=self.broker.bootstrap, acks="all", linger_ms=0)
+        await producer.start()
+        return producer
+
+    async def paced(self, count: int, rate: float) -> list[float]:
+        """Produce ``count`` requests ``rate`` a second; seconds from produce to assign received."""
+        producer, sent = await self.producer(), {}
+        try:
+            for _ in range(count):
+                execution_id = uuid.uuid4().hex
+                sent[execution_id] = time.time()
+                await producer.send(self.topics.exec, self.request(execution_id), key=execution_id[:4].encode())
+                await asyncio.sleep(1 / rate)
+            deadline = time.monotonic() + 30
+            while len(sent.keys() & self.received.keys()) < count and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        finally:
+            await producer.stop()
+        return [self.received[e] - t for e, t in sent.items() if e in self.received]
+
+    async def burst(self, count: int) -> tuple[float, float, int]:
+        """Produce ``count`` requests at once; (dispatches/s from completed lifecycle records, API p99 s,
+        completed seen)."""
+        ids = [uuid.uuid4().hex for _ in range(count)]
+        consumer = AIOKafkaConsumer(
+            self.topics.lifecycle,
+            bootstrap_servers=self.broker.bootstrap,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=50,
+        )
+        await consumer.start()
+        api: list[float] = []
+        stop = asyncio.Event()
+
+        async def probe() -> None:
+            async with httpx.AsyncClient(
+                base_url=self.orch.url, headers={"Authorization": f"Bearer {self.orch.api_key}"}
+            ) as c:
+                while not stop.is_set():
+                    for path in ("/healthz", f"/api/executions/{random.choice(ids)}"):
+                        t0 = time.perf_counter()
+                        await c.get(path)
+                        api.append(time.perf_counter() - t0)
+                    await asyncio.sleep(0.01)
+
+        prober = asyncio.create_task(probe())
+        producer = await self.producer()
+        started = time.time()
+        futures = [await producer.send(self.topics.exec, self.request(e), key=e[:4].encode()) for e in ids]
+        await asyncio.gather(*futures)
+        await producer.stop()
+        done: set[str] = set()
+        last = started
+        deadline = time.monotonic() + 120
+        while len(done) < count and time.monotonic() < deadline:
+            for messages in (await consumer.getmany(timeout_ms=200)).values():
+                for m in messages:
+                    record = json.loads(m.value)
+                    if record["status"] == "completed" and record["executionId"] not in done:
+                        done.add(record["executionId"])
+                        last = max(last, record["timestamp"])
+        stop.set()
+        await prober
+        await consumer.stop()
+        return len(done) / max(last - started, 1e-9), pct(api, 0.99), len(done)
+
+    async def submissions(self, callers: int, each: int) -> tuple[float, float, float]:
+        latencies: list[float] = []
+        headers = {"Authorization": f"Bearer {self.orch.api_key}"}
+        limits = httpx.Limits(max_connections=callers, max_keepalive_connections=callers)
+        async with httpx.AsyncClient(base_url=self.orch.url, headers=headers, limits=limits, timeout=60) as client:
+
+            async def caller() -> None:
+                for _ in range(each):
+                    t0 = time.perf_counter()
+                    r = await client.post("/api/execute", json={"personaId": "p", "prompt": "bench"})
+                    assert r.status_code == 202, r.text
+                    latencies.append(time.perf_counter() - t0)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(caller() for _ in range(callers)))
+            elapsed = time.perf_counter() - started
+        return len(latencies) / elapsed, pct(latencies, 0.5), pct(latencies, 0.99)
+
+
+async def main(args: argparse.Namespace) -> None:
+    sizes = [int(s) for s in args.sizes.split(",")]
+    broker = Broker.start()
+    ms = lambda s: f"{1000 * s:.1f}"  # noqa: E731
+    try:
+        floor = [
+            k + w
+            for k, w in zip(await floor_kafka_paced(broker.bootstrap, 300), await floor_websocket(300), strict=False)
+        ]
+        floor_text = f"{ms(pct(floor, 0.5))} / {ms(pct(floor, 0.99))}"
+        print(f"floor (raw kafka hop paced 10 ms + websocket round trip): {floor_text} ms\n")
+        print("| workers | registration | RSS | idle CPU | dispatch p50 / p99 (floor) | longest GC pause |")
+        print("|---|---|---|---|---|---|")
+        p99s = {}
+        for n in sizes:
+            with tempfile.TemporaryDirectory() as tmp:
+                async with Phase(broker, n, Path(tmp)) as phase:
+                    idle = await phase.idle_cpu(args.idle_seconds)
+                    lat = await phase.paced(args.paced, args.rate)
+                    p99s[n] = pct(lat, 0.99)
+                    print(
+                        f"| {n:,} | {phase.registration_s:.1f} s | {phase.rss_mb():.0f} MB | {idle:.1f} % "
+                        f"| {ms(pct(lat, 0.5))} / {ms(pct(lat, 0.99))} ms ({floor_text}) "
+                        f"| {await phase.gc_max_ms():.0f} ms |",
+                        flush=True,
+                    )
+        print(
+            f"\np99(N={sizes[-1]:,}) / p99(N={sizes[0]:,}) = {p99s[sizes[-1]] / p99s[sizes[0]]:.2f} (target <= 1.2)\n"
+        )
+        print("| burst of 5,000 | dispatches/s (completed on Kafka) | API p99 during the burst |")
+        print("|---|---|---|")
+        for n in args.burst_sizes:
+            with tempfile.TemporaryDirectory() as tmp:
+                async with Phase(broker, n, Path(tmp)) as phase:
+                    rate, api_p99, seen = await phase.burst(args.burst)
+                    print(f"| N = {n:,} | {rate:,.0f} ({seen:,} of {args.burst:,}) | {ms(api_p99)} ms |", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            async with Phase(broker, 100, Path(tmp)) as phase:
+                rate, p50, p99 = await phase.submissions(500, args.submit_each)
+        print(f"\nPOST /api/execute, 500 concurrent callers: {rate:,.0f}/s, p50 {ms(p50)} / p99 {ms(p99)} ms")
+    finally:
+        broker.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10,1000,10000")
+    parser.add_argument("--paced", type=int, default=1500)
+    parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--idle-seconds", type=float, default=10)
+    parser.add_argument("--burst", type=int, default=5000)
+    parser.add_argument("--burst-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[100, 10_000])
+    parser.add_argument("--submit-each", type=int, default=4)
+    asyncio.run(main(parser.parse_args()))
