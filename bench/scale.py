@@ -30,6 +30,7 @@ import time
 import uuid
 from pathlib import Path
 
+import aiohttp
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -70,10 +71,13 @@ class Phase:
                 stdout=asyncio.subprocess.PIPE,
             )
             self.sims.append(sim)
-        await asyncio.gather(*(self._wait_ready(sim) for sim in self.sims))
+        await asyncio.wait_for(asyncio.gather(*(self._wait_ready(sim) for sim in self.sims)), timeout=300)
         self.readers = [asyncio.create_task(self._read(sim)) for sim in self.sims]
         async with httpx.AsyncClient(base_url=self.orch.url) as client:
-            while (await client.get("/healthz")).json()["workers"]["idle"] < self.n:  # noqa: ASYNC110 - polling HTTP
+            deadline = time.monotonic() + 300
+            while (idle := (await client.get("/healthz")).json()["workers"]["idle"]) < self.n:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"only {idle} of {self.n} workers registered in 300 s")
                 await asyncio.sleep(0.05)
         self.registration_s = time.monotonic() - started
         return self
@@ -188,16 +192,19 @@ class Phase:
         return len(done) / max(last - started, 1e-9), pct(api, 0.99), len(done)
 
     async def submissions(self, callers: int, each: int) -> tuple[float, float, float]:
+        """``callers`` concurrent clients, each submitting ``each`` requests in turn (aiohttp: httpx's
+        pool spent a whole core on 500 connections and was the bottleneck, not the orchestrator)."""
         latencies: list[float] = []
         headers = {"Authorization": f"Bearer {self.orch.api_key}"}
-        limits = httpx.Limits(max_connections=callers, max_keepalive_connections=callers)
-        async with httpx.AsyncClient(base_url=self.orch.url, headers=headers, limits=limits, timeout=60) as client:
+        connector = aiohttp.TCPConnector(limit=callers)
+        async with aiohttp.ClientSession(self.orch.url, headers=headers, connector=connector) as session:
 
             async def caller() -> None:
                 for _ in range(each):
                     t0 = time.perf_counter()
-                    r = await client.post("/api/execute", json={"personaId": "p", "prompt": "bench"})
-                    assert r.status_code == 202, r.text
+                    async with session.post("/api/execute", json={"personaId": "p", "prompt": "bench"}) as r:
+                        assert r.status == 202, await r.text()
+                        await r.read()
                     latencies.append(time.perf_counter() - t0)
 
             started = time.perf_counter()

@@ -35,19 +35,26 @@ async def worker(
     ready: asyncio.Queue[str],
     out: list[str],
 ) -> None:
-    async with gate:
-        ws = await session.ws_connect(
-            url,
-            headers={"Authorization": f"Bearer {token}"},
-            compress=0,
-            heartbeat=None,
-            max_msg_size=4 * p.MAX_FRAME_BYTES,
-        )
-        await ws.send_str(p.encode(p.Hello(worker_id=worker_id, version="sim", protocol=p.PROTOCOL_VERSION)))
-        ack = p.decode_orchestrator_frame((await ws.receive(timeout=60)).data)
-        if not isinstance(ack, p.Ack):
-            raise SystemExit(f"{worker_id} refused: {ack}")
-        await ws.send_str(p.encode(p.Ready()))
+    for attempt in range(20):  # like a real worker: a refused or reset connection is tried again
+        try:
+            async with gate:
+                ws = await session.ws_connect(
+                    url,
+                    headers={"Authorization": f"Bearer {token}"},
+                    compress=0,
+                    heartbeat=None,
+                    max_msg_size=4 * p.MAX_FRAME_BYTES,
+                )
+                await ws.send_str(p.encode(p.Hello(worker_id=worker_id, version="sim", protocol=p.PROTOCOL_VERSION)))
+                ack = p.decode_orchestrator_frame((await ws.receive(timeout=60)).data)
+                if not isinstance(ack, p.Ack):
+                    raise SystemExit(f"{worker_id} refused: {ack}")
+                await ws.send_str(p.encode(p.Ready()))
+            break
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
+    else:
+        raise SystemExit(f"{worker_id} could not connect")
     ready.put_nowait(worker_id)
     interval = ack.heartbeat_interval_ms / 1000
     beats = asyncio.create_task(heartbeats(ws, interval))

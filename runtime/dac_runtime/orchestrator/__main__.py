@@ -33,7 +33,15 @@ def main() -> int:
         return 2
     orchestrator = Orchestrator(settings)
     web.run_app(
-        orchestrator.app(), host=settings.host, port=settings.port, print=None, shutdown_timeout=10, access_log=None
+        orchestrator.app(),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        shutdown_timeout=10,
+        access_log=None,
+        # Thousands of workers reconnect at once after a restart; aiohttp's default of 128 pending
+        # connections resets the rest (the kernel caps this at net.core.somaxconn).
+        backlog=4096,
     )
     return 0
 

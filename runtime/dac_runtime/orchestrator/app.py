@@ -16,6 +16,7 @@ from .bus import Bus
 from .config import Settings
 from .dispatch import Dispatcher
 from .events import Events
+from .gc_tuning import keep_collections_short
 from .intake import Intake
 from .kafka_health import KafkaHealth
 from .metrics import Metrics
@@ -65,6 +66,7 @@ class Orchestrator:
         supervisor.start("flush", self.events.flush_forever)
         supervisor.start("lag", self.intake.measure_lag)
         supervisor.start("kafka", self._watch_kafka)
+        supervisor.start("gc", lambda: keep_collections_short(lambda: len(self.registry.workers)))
         log.info("orchestrator up on %s:%d", self.settings.host, self.settings.port)
         yield
         await supervisor.stop()

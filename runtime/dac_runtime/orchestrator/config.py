@@ -15,6 +15,8 @@ Environment (secrets may also come from ``NAME_FILE``; they are removed from the
     DAC_ACCEPT_TIMEOUT_MS      a worker must accept an assignment within this (default 10000)
     DAC_DEFAULT_TIMEOUT_MS / DAC_DEFAULT_MAX_OUTPUT_BYTES / DAC_INACTIVITY_TIMEOUT_MS / DAC_MAX_ATTEMPTS
     DAC_KAFKA_FETCH_MAX_WAIT_MS / DAC_KAFKA_SESSION_TIMEOUT_MS / DAC_CONSUMER_GROUP
+    DAC_KAFKA_IDLE_FETCH_WAIT_MS  the fetch wait after a second without requests (default 250): idle
+                               costs next to no CPU; the first request after a quiet spell may wait it
     DAC_KAFKA_PROBE_MS         how often the broker is asked for its metadata (default 2000); /healthz
                                and submissions go by the latest answer
     DAC_SUBMIT_TIMEOUT_MS      POST /api/execute answers 503 (Retry-After) when the broker has not
@@ -62,6 +64,7 @@ class Settings:
     max_attempts: int = 1
     retry_backoff_ms: int = 2_000
     fetch_max_wait_ms: int = 100
+    idle_fetch_max_wait_ms: int = 250
     session_timeout_ms: int = 10_000
     max_body_bytes: int = 1024 * 1024
     bundle_dir: Path | None = None
@@ -158,6 +161,7 @@ def load_settings(reader: EnvReader) -> Settings:
         max_attempts=reader.int("DAC_MAX_ATTEMPTS", 1, minimum=1, maximum=20),
         retry_backoff_ms=reader.int("DAC_RETRY_BACKOFF_MS", 2_000, minimum=0),
         fetch_max_wait_ms=reader.int("DAC_KAFKA_FETCH_MAX_WAIT_MS", 100, minimum=1, maximum=10_000),
+        idle_fetch_max_wait_ms=reader.int("DAC_KAFKA_IDLE_FETCH_WAIT_MS", 250, minimum=1, maximum=10_000),
         session_timeout_ms=reader.int("DAC_KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=1_000),
         max_body_bytes=reader.int("DAC_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
         bundle_dir=Path(bundle) if (bundle := reader.str("DAC_BUNDLE_DIR")) else None,

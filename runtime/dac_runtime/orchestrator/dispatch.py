@@ -123,6 +123,7 @@ class Dispatcher:
             ),
             not_after=time.time() + s.accept_timeout_ms / 1000,
         )
+        store.commit()  # durable before the worker can act on it
         sent = await worker.send(assign)
         env.clear()
         self.orch.metrics.dispatch_latency.observe(max(0.0, time.time() - pending.produced_at))
@@ -219,6 +220,7 @@ class Dispatcher:
         if worker is not None and worker.execution_id == request.execution_id:
             worker.execution_id = None
         await self._record_completion(active, frame)
+        self.orch.store.commit()
         if worker is not None:  # recorded: the worker may forget this result
             await worker.send(Received(execution_id=request.execution_id, seq=active.last_seq, final=True))
 

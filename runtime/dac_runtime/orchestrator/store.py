@@ -1,12 +1,21 @@
 """The orchestrator's SQLite store (WAL): executions, their output, sealed secrets, hashed tokens.
 
 Plain ``sqlite3`` on the event loop thread: every statement here is a small indexed read or write on
-a local file (well under a millisecond in WAL mode), and output rows are written in batches by the
-caller, so a thread hop would cost more than it saves.
+a local file, so a thread hop would cost more than it saves.
+
+Writes on the execution path are group-committed: the first one in an event-loop turn opens a
+transaction and the end of that turn commits it, so a burst of status changes and output rows costs
+one commit instead of one each (reads on this connection see them at once). Where something outside
+the process acts on a write (an assign is sent, a worker is told its result is recorded, a secret is
+confirmed), the caller commits first with :meth:`Store.commit`. So a crash loses at most the writes
+of the turn it interrupts, none of which anything outside had been told of; records produced to Kafka
+in that turn may describe a change the store lost, which re-attaching the worker repeats.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import sqlite3
 import time
@@ -95,7 +104,29 @@ class Store:
             self.db.execute("ALTER TABLE worker_tokens ADD COLUMN issued_by TEXT")
 
     def close(self) -> None:
+        self.commit()
         self.db.close()
+
+    # --- group commit ---------------------------------------------------------------------------
+
+    def _write(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        if not self.db.in_transaction:
+            loop = _running_loop()
+            if loop is None:  # no event loop (tools, tests): every write commits at once
+                return self.db.execute(sql, params)
+            self.db.execute("BEGIN")
+            loop.call_soon(self.commit)
+        return self.db.execute(sql, params)
+
+    def _write_many(self, sql: str, rows: list[Any]) -> None:
+        if rows:
+            self._write(sql, rows[0])
+            self.db.executemany(sql, rows[1:])
+
+    def commit(self) -> None:
+        """Make every write so far durable (against a crash of this process) now."""
+        if self.db.in_transaction:
+            self.db.commit()
 
     # --- executions -----------------------------------------------------------------------------
 
@@ -104,7 +135,7 @@ class Store:
     ) -> bool:
         """Insert a queued execution; False when the id already exists (idempotent submit)."""
         now = time.time()
-        cursor = self.db.execute(
+        cursor = self._write(
             "INSERT OR IGNORE INTO executions (id, persona_id, status, attempt, generation, request, created_at,"
             " updated_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
             (execution_id, persona_id, attempt, generation, request, now, now),
@@ -117,12 +148,12 @@ class Store:
         return dict(row) if row else None
 
     def delete_execution(self, execution_id: str) -> None:
-        self.db.execute("DELETE FROM executions WHERE id = ?", (execution_id,))
+        self._write("DELETE FROM executions WHERE id = ?", (execution_id,))
 
     def update_execution(self, execution_id: str, **fields: Any) -> None:
         fields["updated_at"] = time.time()
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        self.db.execute(f"UPDATE executions SET {assignments} WHERE id = ?", (*fields.values(), execution_id))  # noqa: S608
+        self._write(f"UPDATE executions SET {assignments} WHERE id = ?", (*fields.values(), execution_id))  # noqa: S608
 
     def executions_by_status(self, status: str) -> list[dict[str, Any]]:
         rows = self.db.execute(f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = ?", (status,))  # noqa: S608
@@ -139,7 +170,7 @@ class Store:
     # --- output ---------------------------------------------------------------------------------
 
     def append_output(self, rows: list[tuple[str, int, str, str]]) -> None:
-        self.db.executemany("INSERT OR IGNORE INTO output (execution_id, seq, kind, body) VALUES (?, ?, ?, ?)", rows)
+        self._write_many("INSERT OR IGNORE INTO output (execution_id, seq, kind, body) VALUES (?, ?, ?, ?)", rows)
 
     def last_seq(self, execution_id: str) -> int:
         row = self.db.execute("SELECT MAX(seq) FROM output WHERE execution_id = ?", (execution_id,)).fetchone()
@@ -155,7 +186,7 @@ class Store:
     # --- records Kafka could not take yet -------------------------------------------------------
 
     def hold_record(self, topic: str, key: bytes | None, value: bytes) -> None:
-        self.db.execute(
+        self._write(
             "INSERT INTO kafka_outbox (topic, key, value, created_at) VALUES (?, ?, ?, ?)",
             (topic, key, value, time.time()),
         )
@@ -165,7 +196,7 @@ class Store:
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     def release_records(self, up_to_id: int) -> None:
-        self.db.execute("DELETE FROM kafka_outbox WHERE id <= ?", (up_to_id,))
+        self._write("DELETE FROM kafka_outbox WHERE id <= ?", (up_to_id,))
 
     def held_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM kafka_outbox").fetchone()[0])
@@ -178,13 +209,16 @@ class Store:
             " ON CONFLICT(name) DO UPDATE SET blob = excluded.blob, updated_at = excluded.updated_at",
             (name, blob, time.time()),
         )
+        self.commit()  # confirmed to a caller right after: durable first
 
     def get_sealed(self, name: str) -> bytes | None:
         row = self.db.execute("SELECT blob FROM sealed WHERE name = ?", (name,)).fetchone()
         return bytes(row[0]) if row else None
 
     def delete_sealed(self, name: str) -> bool:
-        return self.db.execute("DELETE FROM sealed WHERE name = ?", (name,)).rowcount == 1
+        deleted = self.db.execute("DELETE FROM sealed WHERE name = ?", (name,)).rowcount == 1
+        self.commit()
+        return deleted
 
     def list_sealed(self, prefix: str) -> list[dict[str, Any]]:
         rows = self.db.execute(
@@ -199,6 +233,7 @@ class Store:
             "INSERT OR IGNORE INTO api_keys (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, ?)",
             (key_id, name, role, key_hash, time.time()),
         )
+        self.commit()  # confirmed to a caller right after: durable first
 
     def api_key_by_hash(self, key_hash: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT id, name, role FROM api_keys WHERE hash = ?", (key_hash,)).fetchone()
@@ -209,7 +244,9 @@ class Store:
         return [{"id": r[0], "name": r[1], "role": r[2], "createdAt": r[3]} for r in rows]
 
     def delete_api_key(self, key_id: str) -> bool:
-        return self.db.execute("DELETE FROM api_keys WHERE id = ?", (key_id,)).rowcount == 1
+        deleted = self.db.execute("DELETE FROM api_keys WHERE id = ?", (key_id,)).rowcount == 1
+        self.commit()
+        return deleted
 
     def add_worker_token(
         self,
@@ -225,13 +262,13 @@ class Store:
             " issued_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (token_hash, kind, worker_id, uses, expires_at, time.time(), issued_by),
         )
+        self.commit()  # confirmed to a caller right after: durable first
 
     def replace_worker_credential(self, worker_id: str, token_hash: str, issued_by: str) -> None:
         """One credential per worker id: a re-registered id's old credential stops working."""
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.execute("DELETE FROM worker_tokens WHERE kind = 'worker' AND worker_id = ?", (worker_id,))
-            self.add_worker_token(token_hash, "worker", worker_id, None, None, issued_by)
+        self._write("DELETE FROM worker_tokens WHERE kind = 'worker' AND worker_id = ?", (worker_id,))
+        self.add_worker_token(token_hash, "worker", worker_id, None, None, issued_by)
+        self.commit()  # the worker is about to be given this credential
 
     def ids_registered_by(self, registration_hash: str) -> int:
         row = self.db.execute(
@@ -264,3 +301,9 @@ class Store:
             return True
         row = self.worker_token(token_hash)
         return row is not None and row["kind"] == "registration" and row["uses_left"] is None
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    with contextlib.suppress(RuntimeError):
+        return asyncio.get_running_loop()
+    return None

@@ -42,6 +42,8 @@ class WorkerRegistry:
     def __init__(self, orch: Orchestrator) -> None:
         self.orch = orch
         self.pool = Pool()
+        #: registration token hash -> distinct worker ids it has registered
+        self._registered: dict[str, int] = {}
         #: worker id -> connection (the pool's own map; change it only through the pool)
         self.workers = self.pool.workers
         self.has_idle = self.pool.has_idle
@@ -140,9 +142,14 @@ class WorkerRegistry:
             return "worker_id_in_use", f"worker {worker_id} is connected; only its own credential may replace it"
         cap = self.orch.settings.registration_max_workers
         store = self.orch.store
-        if not store.has_worker_credential(worker_id) and store.ids_registered_by(registration_hash) >= cap:
+        if store.has_worker_credential(worker_id):
+            return None
+        if registration_hash not in self._registered:  # counted once from the store, then kept here
+            self._registered[registration_hash] = store.ids_registered_by(registration_hash)
+        if self._registered[registration_hash] >= cap:
             return "registration_cap", f"this registration token has registered its limit of {cap} workers"
-        return None
+        self._registered[registration_hash] += 1  # the caller registers it next (a refusal after this
+        return None  # only errs towards refusing sooner, never towards the cap being passed)
 
     async def _read_hello(self, ws: web.WebSocketResponse) -> Hello | None:
         try:
