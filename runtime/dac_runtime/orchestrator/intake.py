@@ -32,6 +32,8 @@ log = logging.getLogger("dac.orchestrator.intake")
 INTAKE_BATCH = 64
 #: The longest the intake loop runs without letting other tasks in.
 YIELD_EVERY_S = 0.002
+#: With no idle worker for this long, the consumer is paused (the backlog stays in Kafka).
+PAUSE_AFTER_S = 0.05
 #: Quiet this long, and the consumer polls the broker at the idle pace.
 IDLE_AFTER_S = 1.0
 
@@ -136,9 +138,12 @@ class Intake:
         assert consumer is not None
         registry = self.orch.registry
         if not registry.has_idle():
-            consumer.pause(*consumer.assignment())
-            await registry.wait_idle()
-            consumer.resume(*consumer.assignment())
+            try:  # a worker usually frees up within moments; pausing and resuming the fetcher costs more
+                await asyncio.wait_for(registry.wait_idle(), PAUSE_AFTER_S)
+            except TimeoutError:
+                consumer.pause(*consumer.assignment())
+                await registry.wait_idle()
+                consumer.resume(*consumer.assignment())
         if self._redeliver:
             await self._dispatch(self._redeliver.popleft())
             return
