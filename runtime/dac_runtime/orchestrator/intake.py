@@ -113,6 +113,9 @@ class Intake:
         try:
             since = loop.time()
             while True:
+                if committer.done():  # it ended: let the supervisor see why and restart intake whole
+                    committer.result()
+                    raise RuntimeError("the offset committer stopped")
                 try:
                     await self._step()
                 except (KafkaError, OSError) as exc:

@@ -1,0 +1,38 @@
+"""The orchestrator's HTTP API (documented in ``openapi.json``, served at ``/openapi.json``), one
+module per resource. Secret values are accepted here and never returned: reads show names and
+timestamps only.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import executions, secrets, service, team, workers
+from .common import ORCH_KEY, bearer_token, middleware
+
+__all__ = ["ORCH_KEY", "bearer_token", "middleware", "routes"]
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/api/execute", executions.execute),
+        web.get("/api/executions", executions.list_executions),
+        web.get("/api/executions/{id}", executions.get_execution),
+        web.get("/api/executions/{id}/stream", executions.stream_execution),
+        web.post("/api/executions/{id}/cancel", executions.cancel_execution),
+        web.get("/api/workers", workers.list_workers),
+        web.get("/api/token", secrets.get_token),
+        web.put("/api/token", secrets.put_token),
+        web.delete("/api/token", secrets.delete_token),
+        web.get("/api/credentials", secrets.list_credentials),
+        web.put("/api/credentials/{name}", secrets.put_credential),
+        web.delete("/api/credentials/{name}", secrets.delete_credential),
+        web.post("/api/worker-tokens", workers.create_worker_token),
+        web.get("/api/team", team.list_team),
+        web.post("/api/team", team.add_member),
+        web.delete("/api/team/{id}", team.remove_member),
+        web.get("/bundle/{name}", workers.get_bundle),
+        web.get("/healthz", service.healthz),
+        web.get("/metrics", service.metrics),
+        web.get("/openapi.json", service.openapi),
+    ]

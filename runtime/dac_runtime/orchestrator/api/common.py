@@ -1,0 +1,88 @@
+"""What every endpoint shares: the app key, errors as JSON, bearer tokens, strict bodies, the auth
+middleware.
+
+Every error is JSON ``{"error": code, "message": text}`` with the right status; bodies are decoded
+into strict structs (unknown fields refused, so a typo is reported rather than silently ignored).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from ..app import Orchestrator
+
+T = TypeVar("T")
+ORCH_KEY: web.AppKey[Orchestrator] = web.AppKey("orchestrator")
+PUBLIC = {"/healthz", "/metrics", "/openapi.json", "/ws/worker"}
+OWNER_ONLY = ("/api/token", "/api/credentials", "/api/team", "/api/worker-tokens")
+
+
+class Body(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status, headers=headers)
+
+
+def bearer_token(request: web.Request) -> str:
+    """The credential of an ``Authorization: Bearer ...`` header; the scheme is case-insensitive (RFC 9110)."""
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else ""
+
+
+async def decode_body(request: web.Request, kind: type[T], empty_ok: bool = False) -> T:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(
+            413, "body_too_large", f"request body exceeds {request.app[ORCH_KEY].settings.max_body_bytes} bytes"
+        ) from None
+    if not raw:
+        if empty_ok:
+            return kind()
+        raise ApiError(400, "empty_body", "a JSON body is required")
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, "invalid_body", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "malformed_json", str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "invalid_utf8", f"body is not valid UTF-8 at byte {exc.start}") from None
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    orch = request.app[ORCH_KEY]
+    try:
+        if request.path not in PUBLIC and not request.path.startswith("/bundle/"):
+            token = bearer_token(request)
+            key = orch.vault.authenticate(token) if token else None
+            if key is None:
+                orch.metrics.auth_failures.labels("api").inc()
+                raise ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer dac_...)")
+            if request.path.startswith(OWNER_ONLY) and key["role"] != "owner":
+                raise ApiError(403, "forbidden", "this endpoint needs an owner API key")
+            request["api_key"] = key
+        return await handler(request)
+    except ApiError as exc:
+        orch.metrics.http_errors.labels(str(exc.status)).inc()
+        return error(exc.status, exc.code, exc.message, exc.headers)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            orch.metrics.http_errors.labels(str(exc.status)).inc()
+            code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status, "http_error")
+            kept = {name: exc.headers[name] for name in ("Allow", "Retry-After") if name in exc.headers}
+            return error(exc.status, code, exc.reason, kept)
+        raise

@@ -1,0 +1,62 @@
+"""The Claude token and the credentials: written here, never read back (names and times only)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+
+from ...records import CredentialName
+from .common import ORCH_KEY, ApiError, Body, decode_body
+
+
+class SecretBody(Body):
+    value: Annotated[str, msgspec.Meta(min_length=1, max_length=65_536)]
+
+
+class TokenBody(Body):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+
+
+async def put_token(request: web.Request) -> web.Response:
+    body = await decode_body(request, TokenBody)
+    request.app[ORCH_KEY].vault.set_claude_token(body.token)
+    return web.Response(status=204)
+
+
+async def get_token(request: web.Request) -> web.Response:
+    return web.json_response({"configured": request.app[ORCH_KEY].vault.has_claude_token()})
+
+
+async def delete_token(request: web.Request) -> web.Response:
+    request.app[ORCH_KEY].vault.delete_claude_token()
+    return web.Response(status=204)
+
+
+def _credential_name(request: web.Request) -> str:
+    name = request.match_info["name"]
+    try:
+        return msgspec.convert(name, CredentialName)
+    except msgspec.ValidationError:
+        raise ApiError(
+            400, "invalid_name", "credential names are environment variable names: [A-Z_][A-Z0-9_]*"
+        ) from None
+
+
+async def put_credential(request: web.Request) -> web.Response:
+    name = _credential_name(request)
+    body = await decode_body(request, SecretBody)
+    request.app[ORCH_KEY].vault.set_credential(name, body.value)
+    return web.Response(status=204)
+
+
+async def list_credentials(request: web.Request) -> web.Response:
+    return web.json_response({"credentials": request.app[ORCH_KEY].vault.list_credentials()})
+
+
+async def delete_credential(request: web.Request) -> web.Response:
+    name = _credential_name(request)
+    if not request.app[ORCH_KEY].vault.delete_credential(name):
+        raise ApiError(404, "not_found", f"no credential {name}")
+    return web.Response(status=204)

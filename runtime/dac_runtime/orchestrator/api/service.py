@@ -1,0 +1,39 @@
+"""The service itself: health, metrics, and the API's own description."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from aiohttp import web
+
+from .common import ORCH_KEY
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 only when every component works; otherwise 503 with ``down`` naming each one and why."""
+    orch = request.app[ORCH_KEY]
+    down = dict(orch.supervisor.down)
+    consumer = orch.intake.consumer
+    if "intake" not in down and (consumer is None or not consumer.assignment()):
+        down["intake"] = "no partitions assigned yet"
+    kafka_down = orch.kafka.why_down()
+    if kafka_down is not None:
+        down["kafka"] = kafka_down
+    body = {
+        "status": "ok" if not down else "degraded",
+        "kafka": "intake" not in down and kafka_down is None,
+        "workers": orch.registry.counts(),
+        "outbox": {"held": orch.bus.held, "dropped": dict(orch.bus.dropped)},
+    }
+    if down:
+        body["down"] = down
+    return web.json_response(body, status=503 if down else 200)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[ORCH_KEY].metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+async def openapi(request: web.Request) -> web.Response:
+    text = resources.files("dac_runtime.orchestrator").joinpath("openapi.json").read_text()
+    return web.Response(text=text, content_type="application/json")

@@ -1,0 +1,178 @@
+"""Executions whose worker went away: leases, and taking them back when the worker returns.
+
+A worker lost before accepting: the request is dispatched again. Lost while running: the execution
+keeps a lease for the worker to come back; a worker that does re-announces what it holds (running,
+or finished with its result unacknowledged) and the orchestrator, a restarted one from its store,
+takes it back from that worker only. Otherwise the lease expires and the execution is ``worker_lost``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ..protocol import TERMINAL_STATUSES, Cancel, Received, Resume
+from ..records import ExecRequest
+from .intake import Pending
+
+if TYPE_CHECKING:
+    from .app import Orchestrator
+    from .config import Settings
+    from .pool import WorkerConn
+
+log = logging.getLogger("dac.orchestrator.dispatch")
+
+
+@dataclass(eq=False)
+class Active:
+    pending: Pending
+    worker: WorkerConn | None
+    status: str = "dispatched"
+    last_seq: int = 0
+    cancel_requested: bool = False
+    #: The worker the store says holds it (set when rebuilt after a restart, before it reconnects).
+    worker_id: str | None = None
+    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    #: Set once the dispatch is in the store and on the lifecycle topic.
+    recorded: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    @property
+    def request(self) -> ExecRequest:
+        return self.pending.request
+
+
+class Leases:
+    """The dispatcher's half that deals with lost and returning workers (a mixin: it shares the
+    dispatcher's table of active executions and its requeue and accept steps)."""
+
+    orch: Orchestrator
+    settings: Settings
+    active: dict[str, Active]
+
+    def _spawn(self, fn: Any, *args: Any) -> None:
+        asyncio.get_running_loop().create_task(fn(*args))
+
+    async def _requeue_undelivered(self, execution_id: str, why: str) -> None:
+        raise NotImplementedError
+
+    async def _accepted(self, active: Active) -> None:
+        raise NotImplementedError
+
+    def worker_lost(self, worker: WorkerConn) -> None:
+        for active in list(self.active.values()):
+            if active.worker is not worker:
+                continue
+            if active.status == "dispatched":
+                self._spawn(self._requeue_undelivered, active.request.execution_id, "worker lost before accepting")
+                continue
+            active.worker = None
+            if active.cancel_requested:
+                self._spawn(self._lease_expired, active, "cancelled")
+                continue
+            log.warning(
+                "worker %s lost while running %s: lease of %ss starts",
+                worker.worker_id,
+                active.request.execution_id,
+                self.settings.lease_ms / 1000,
+            )
+            self._start_lease(active)
+
+    def _start_lease(self, active: Active) -> None:
+        """Give a workerless running execution ``lease_ms`` for its worker to come back and re-attach."""
+        loop = asyncio.get_running_loop()
+        active.timer = loop.call_later(self.settings.lease_ms / 1000, self._spawn, self._lease_expired, active)
+
+    def _from_row(self, row: dict[str, Any]) -> Active:
+        """Rebuild a running execution from its stored row (after an orchestrator restart). Output
+        de-duplication resumes from the highest seq the store holds."""
+        request = msgspec.json.decode(row["request"], type=ExecRequest)
+        active = Active(Pending(request, None, None, time.time()), None, status="running")
+        active.last_seq = self.orch.store.last_seq(request.execution_id)
+        active.worker_id = row["worker_id"]
+        active.recorded.set()
+        self.active[request.execution_id] = active
+        return active
+
+    async def resume(self, worker: WorkerConn, resumes: list[Resume]) -> None:
+        """A reconnecting worker re-announced what it holds; its unacknowledged frames follow."""
+        announced = {held.execution_id for held in resumes}
+        for held in resumes:
+            await self.reattach(worker, held.execution_id, finished=held.finished)
+        for execution_id, active in list(self.active.items()):
+            # Restored from the store as sent to this worker, yet it does not hold it: the assign
+            # never reached it (the orchestrator died first), so nothing ran; dispatch it again.
+            if active.worker is None and active.status == "dispatched" and active.worker_id == worker.worker_id:
+                if execution_id not in announced:
+                    await self._requeue_undelivered(execution_id, "assign never reached the worker")
+
+    async def reattach(self, worker: WorkerConn, execution_id: str, *, finished: bool = False) -> None:
+        """Take ``execution_id`` back from the worker that ran it, running or finished. De-duplication
+        continues from the seq this orchestrator last relayed (``Active.last_seq``), not from what the
+        worker says it sent: frames sent to a crashed predecessor may never have been relayed."""
+        self.orch.events.flush()
+        active = self.active.get(execution_id)
+        if active is None:
+            row = self.orch.store.get_execution(execution_id)
+            ours = row is not None and row["worker_id"] == worker.worker_id
+            if ours and row["status"] in {"dispatched", "running"}:
+                active = self._from_row(row)
+            else:
+                worker.released.add(execution_id)
+                if ours and row["status"] in TERMINAL_STATUSES:
+                    log.info("worker %s re-sent %s, already recorded %s", worker.worker_id, execution_id, row["status"])
+                elif not finished:
+                    log.warning(
+                        "worker %s re-announced unknown execution %s: cancelling it", worker.worker_id, execution_id
+                    )
+                    await worker.send(Cancel(execution_id=execution_id))
+                else:
+                    log.warning(
+                        "worker %s holds a result for unknown execution %s: dropped", worker.worker_id, execution_id
+                    )
+                await worker.send(Received(execution_id=execution_id, final=True))
+                return
+        if active.timer:
+            active.timer.cancel()
+        active.worker = worker
+        worker.state = "executing"
+        worker.execution_id = execution_id
+        if active.status == "dispatched":  # its accepted frame was lost with the old socket
+            await self._accepted(active)
+        log.info(
+            "worker %s re-attached execution %s (%s)",
+            worker.worker_id,
+            execution_id,
+            "finished" if finished else "running",
+        )
+
+    async def acknowledge_output(self, worker: WorkerConn, execution_id: str) -> None:
+        """On a heartbeat: tell the worker how far its output is recorded, so its journal stays small."""
+        active = self.active.get(execution_id)
+        if active is not None and active.worker is worker and active.last_seq:
+            self.orch.events.flush()
+            await worker.send(Received(execution_id=execution_id, seq=active.last_seq))
+
+    def adopt_orphans(self) -> None:
+        """After a restart, executions the store says were running get a lease to be re-attached."""
+        for status in ("dispatched", "running"):
+            for row in self.orch.store.executions_by_status(status):
+                active = self._from_row(row)
+                active.status = status
+                self._start_lease(active)
+
+    async def _lease_expired(self, active: Active, status: str = "failed") -> None:
+        if active.worker is not None or self.active.get(active.request.execution_id) is not active:
+            return
+        if active.status == "dispatched" and status == "failed":
+            # Never accepted, and its worker did not come back to say it holds it: it is not running
+            # anywhere we can reach (an agent dies with its worker), so it goes to another worker.
+            await self._requeue_undelivered(active.request.execution_id, "assigned worker did not return")
+            return
+        self.active.pop(active.request.execution_id, None)
+        reason = "worker_lost" if status == "failed" else "cancelled while its worker was offline"
+        await self.orch.events.finish(active.request, status, reason=reason)
