@@ -7,12 +7,13 @@ complete), with no agent behind them.
 
 Prints ``ready`` once every connection has its ack and said ready, then one line per assignment,
 ``a EXECUTION_ID RECEIVED_AT`` (epoch seconds), so the parent can time dispatch with its own produce
-times. Each assignment is accepted and completed at once. Stops on SIGTERM.
+times. Each assignment is accepted and completed at once. Stops on SIGTERM, or when its parent dies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -89,6 +90,20 @@ async def printer(out: list[str]) -> None:
         await asyncio.sleep(0.01)
 
 
+async def all_ready(ready: asyncio.Queue[str], count: int) -> None:
+    for _ in range(count):
+        await ready.get()
+    print("ready", flush=True)
+
+
+async def orphaned() -> None:
+    """Returns once the bench that started this process is gone (killed, not stopped): the simulated
+    workers must not outlive it."""
+    parent = os.getppid()
+    while os.getppid() == parent:  # noqa: ASYNC110 - nothing to await: the kernel reparents us
+        await asyncio.sleep(1)
+
+
 async def main(url: str, token: str, prefix: str, count: int) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -98,13 +113,15 @@ async def main(url: str, token: str, prefix: str, count: int) -> None:
         tasks = [
             asyncio.create_task(worker(session, url, token, f"{prefix}-{i}", gate, ready, out)) for i in range(count)
         ]
-        for _ in range(count):
-            await ready.get()
-        print("ready", flush=True)
-        flusher = asyncio.create_task(printer(out))
-        await stop.wait()
-        flusher.cancel()
-        for task in tasks:
+        helpers = [
+            asyncio.create_task(all_ready(ready, count)),
+            asyncio.create_task(printer(out)),
+            asyncio.create_task(orphaned()),
+        ]
+        stopped = asyncio.create_task(stop.wait())
+        # SIGTERM or a dead parent ends it, also while some workers are still connecting
+        await asyncio.wait([stopped, helpers[2]], return_when=asyncio.FIRST_COMPLETED)
+        for task in (*helpers, stopped, *tasks):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
