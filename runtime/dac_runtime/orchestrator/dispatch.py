@@ -50,6 +50,7 @@ class Dispatcher(Leases):
     def __init__(self, orch: Orchestrator) -> None:
         self.orch = orch
         self.settings = orch.settings
+        self.unconfirmed: dict[str, set[str]] = {}
         self.active: dict[str, Active] = {}
 
     # --- dispatch -------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ class KafkaHealth:
         self._probe, self._interval, self._timeout = probe, interval_s, timeout_s
         self._describe = describe
         self.up = True  # until a probe says otherwise: the producer has just connected
-        self.last_ok = time.monotonic()
         self.down_since: float | None = None
         self.reason = ""
         self._changed = asyncio.Event()
@@ -70,9 +69,9 @@ class KafkaHealth:
             )
 
     def _mark_up(self) -> None:
-        self.last_ok = time.monotonic()
         if not self.up:
-            gone = self.last_ok - (self.down_since or self.last_ok)
+            now = time.monotonic()
+            gone = now - (self.down_since or now)
             self.up, self.down_since = True, None
             self._changed.set()
             log.warning("kafka available again after %.0fs%s", gone, self._describe())

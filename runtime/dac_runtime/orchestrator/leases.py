@@ -35,8 +35,6 @@ class Active:
     status: str = "dispatched"
     last_seq: int = 0
     cancel_requested: bool = False
-    #: The worker the store says holds it (set when rebuilt after a restart, before it reconnects).
-    worker_id: str | None = None
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
     #: Set once the dispatch is in the store and on the lifecycle topic.
     recorded: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -53,6 +51,8 @@ class Leases:
     orch: Orchestrator
     settings: Settings
     active: dict[str, Active]
+    #: worker id -> executions restored as ``dispatched`` to it (after a restart), until it says hello
+    unconfirmed: dict[str, set[str]]
 
     def _spawn(self, fn: Any, *args: Any) -> None:
         asyncio.get_running_loop().create_task(fn(*args))
@@ -93,30 +93,29 @@ class Leases:
         request = msgspec.json.decode(row["request"], type=ExecRequest)
         active = Active(Pending(request, None, None, time.time()), None, status="running")
         active.last_seq = self.orch.store.last_seq(request.execution_id)
-        active.worker_id = row["worker_id"]
         active.recorded.set()
         self.active[request.execution_id] = active
         return active
 
     async def resume(self, worker: WorkerConn, resumes: list[Resume]) -> None:
         """A reconnecting worker re-announced what it holds; its unacknowledged frames follow."""
-        announced = {held.execution_id for held in resumes}
         for held in resumes:
             await self.reattach(worker, held.execution_id, finished=held.finished)
-        for execution_id, active in list(self.active.items()):
+        announced = {held.execution_id for held in resumes}
+        for execution_id in self.unconfirmed.pop(worker.worker_id, set()) - announced:
             # Restored from the store as sent to this worker, yet it does not hold it: the assign
             # never reached it (the orchestrator died first), so nothing ran; dispatch it again.
-            if active.worker is None and active.status == "dispatched" and active.worker_id == worker.worker_id:
-                if execution_id not in announced:
-                    await self._requeue_undelivered(execution_id, "assign never reached the worker")
+            active = self.active.get(execution_id)
+            if active is not None and active.worker is None and active.status == "dispatched":
+                await self._requeue_undelivered(execution_id, "assign never reached the worker")
 
     async def reattach(self, worker: WorkerConn, execution_id: str, *, finished: bool = False) -> None:
         """Take ``execution_id`` back from the worker that ran it, running or finished. De-duplication
         continues from the seq this orchestrator last relayed (``Active.last_seq``), not from what the
         worker says it sent: frames sent to a crashed predecessor may never have been relayed."""
-        self.orch.events.flush()
         active = self.active.get(execution_id)
         if active is None:
+            self.orch.events.flush()  # the stored output is where de-duplication resumes
             row = self.orch.store.get_execution(execution_id)
             ours = row is not None and row["worker_id"] == worker.worker_id
             if ours and row["status"] in {"dispatched", "running"}:
@@ -163,6 +162,8 @@ class Leases:
             for row in self.orch.store.executions_by_status(status):
                 active = self._from_row(row)
                 active.status = status
+                if status == "dispatched" and row["worker_id"]:
+                    self.unconfirmed.setdefault(row["worker_id"], set()).add(row["id"])
                 self._start_lease(active)
 
     async def _lease_expired(self, active: Active, status: str = "failed") -> None:

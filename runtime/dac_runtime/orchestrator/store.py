@@ -267,8 +267,7 @@ class Store:
     def replace_worker_credential(self, worker_id: str, token_hash: str, issued_by: str) -> None:
         """One credential per worker id: a re-registered id's old credential stops working."""
         self._write("DELETE FROM worker_tokens WHERE kind = 'worker' AND worker_id = ?", (worker_id,))
-        self.add_worker_token(token_hash, "worker", worker_id, None, None, issued_by)
-        self.commit()  # the worker is about to be given this credential
+        self.add_worker_token(token_hash, "worker", worker_id, None, None, issued_by)  # commits both
 
     def ids_registered_by(self, registration_hash: str) -> int:
         row = self.db.execute(

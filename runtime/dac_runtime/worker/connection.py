@@ -80,7 +80,6 @@ class Worker:
         self._outbox_ready = asyncio.Event()
         self.journal = Journal()
         self._clock_offset = 0.0
-        self._journal_empty = asyncio.Event()
         self._run: Run | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._draining = False
@@ -220,8 +219,6 @@ class Worker:
                 self._on_assign(frame)
             elif isinstance(frame, Received):
                 self.journal.acknowledge(frame.execution_id, frame.seq, frame.final)
-                if not self.journal:
-                    self._journal_empty.set()
             elif isinstance(frame, Cancel):
                 if self._run and self._run.execution_id == frame.execution_id:
                     self._run.cancel()
@@ -247,7 +244,6 @@ class Worker:
             self.journal.record(frame.execution_id, frame.seq, encoded)
         elif isinstance(frame, Complete):
             self.journal.record(frame.execution_id, None, encoded)
-            self._journal_empty.clear()
         self._outbox.append(encoded)
         self._outbox_ready.set()
 
@@ -283,7 +279,7 @@ class Worker:
         """Leave once the orchestrator has acknowledged every result (bounded: with no orchestrator to
         tell, a stopping worker still stops, and says what it could not deliver)."""
         try:
-            await asyncio.wait_for(self._journal_empty.wait(), timeout=seconds)
+            await asyncio.wait_for(self.journal.drained(), timeout=seconds)
         except TimeoutError:
             log.error(
                 "stopping with %d unacknowledged result(s): the orchestrator did not confirm them", len(self.journal)

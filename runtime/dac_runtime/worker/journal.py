@@ -9,6 +9,7 @@ these frames again, in order; the orchestrator drops the ones it already has by 
 
 from __future__ import annotations
 
+import asyncio
 import collections
 from dataclasses import dataclass, field
 
@@ -26,9 +27,12 @@ class _Entry:
 class Journal:
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
+        self._empty = asyncio.Event()
+        self._empty.set()
 
     def record(self, execution_id: str, seq: int | None, encoded: str) -> None:
         entry = self._entries.setdefault(execution_id, _Entry())
+        self._empty.clear()
         entry.frames.append((seq, encoded))
         if seq is None:
             entry.finished = True
@@ -41,6 +45,8 @@ class Journal:
             return
         if final:
             del self._entries[execution_id]
+            if not self._entries:
+                self._empty.set()
             return
         while entry.frames and entry.frames[0][0] is not None and entry.frames[0][0] <= seq:
             entry.frames.popleft()
@@ -59,6 +65,10 @@ class Journal:
 
     def replay(self) -> list[str]:
         return [encoded for entry in self._entries.values() for _, encoded in entry.frames]
+
+    async def drained(self) -> None:
+        """Returns once the orchestrator has acknowledged everything recorded here."""
+        await self._empty.wait()
 
     def __len__(self) -> int:
         return len(self._entries)
