@@ -252,6 +252,24 @@ async def submit(client: httpx.AsyncClient, prompt: str, persona: str = "p", **e
     return response.json()["executionId"]
 
 
+async def until(predicate, timeout: float = 20.0, what: str = "condition") -> None:
+    """Poll a plain (non-async) condition until it holds; TimeoutError naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not met after {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+async def holder_of(
+    client: httpx.AsyncClient, workers: list[subprocess.Popen], execution_id: str
+) -> tuple[str, subprocess.Popen]:
+    """The id and process of the worker running ``execution_id`` (workers started as ``w0``, ``w1``...)."""
+    await wait_status(client, execution_id, "running")
+    worker_id = (await client.get(f"/api/executions/{execution_id}")).json()["workerId"]
+    return worker_id, workers[int(worker_id[1:])]
+
+
 async def wait_status(client: httpx.AsyncClient, execution_id: str, status: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -11,19 +11,11 @@ import time
 import pytest
 
 from tests.faults.observe import Recorded, judge
-from tests.harness import restart_orchestrator, start_worker, submit, wait_status, wait_workers
+from tests.harness import holder_of, restart_orchestrator, start_worker, submit, until, wait_workers
 
 pytestmark = pytest.mark.integration
 #: Offline after 1 s of silence, a 6 s lease: a stall of a few seconds outlives the one, not the other.
 FAST = {"DAC_HEARTBEAT_INTERVAL_MS": "200", "DAC_HEARTBEAT_TIMEOUT_MS": "1000", "DAC_LEASE_MS": "6000"}
-
-
-async def _until(predicate, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        await asyncio.sleep(0.05)
 
 
 async def _running(client, ids: list[str], count: int) -> list[str]:
@@ -47,7 +39,7 @@ async def test_orchestrator_killed_while_runs_finish_and_a_queue_waits(system, t
     orch.proc.send_signal(signal.SIGKILL)
     orch.proc.wait()
     # the agents finish while their workers cannot reach anyone: results wait in the workers' journals
-    await _until(lambda: set(in_flight) <= set(recorded.observed()), what="in-flight runs to finish")
+    await until(lambda: set(in_flight) <= set(recorded.observed()), what="in-flight runs to finish")
     restart_orchestrator(orch)
     async with orch.client() as client:
         verdict = await judge("kill -9 orchestrator, 2 running + 6 queued", orch, client, recorded, expected)
@@ -61,9 +53,7 @@ async def test_worker_stalled_past_the_offline_mark_then_resumed(system, tmp_pat
     await wait_workers(orch, 2)
     async with orch.client() as client:
         stalled = await submit(client, "sleep:0.5 lines:4")
-        await wait_status(client, stalled, "running")
-        holder = (await client.get(f"/api/executions/{stalled}")).json()["workerId"]
-        victim = workers[int(holder[1:])]
+        holder, victim = await holder_of(client, workers, stalled)
         victim.send_signal(signal.SIGSTOP)
         try:
             expected = {await submit(client, f"lines:{n + 1}"): n + 1 for n in range(5)}  # for the other worker
@@ -84,12 +74,11 @@ async def test_worker_killed_mid_run_with_a_queue_behind(system, tmp_path):
     await wait_workers(orch, 2)
     async with orch.client() as client:
         doomed = await submit(client, "sleep:30 lines:2")
-        await wait_status(client, doomed, "running")
+        holder, victim = await holder_of(client, workers, doomed)
         expected = {await submit(client, f"sleep:0.2 lines:{n + 1}"): n + 1 for n in range(6)}
         expected[doomed] = 2
-        holder = (await client.get(f"/api/executions/{doomed}")).json()["workerId"]
-        workers[int(holder[1:])].send_signal(signal.SIGKILL)
-        workers[int(holder[1:])].wait()
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
         workers.append(start_worker(orch, holder, recorded.command, **recorded.worker_env))  # sweeps its leftovers
         verdict = await judge("kill -9 worker mid-run, 6 queued", orch, client, recorded, expected)
         final = (await client.get(f"/api/executions/{doomed}")).json()

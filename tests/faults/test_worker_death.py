@@ -3,23 +3,14 @@ started is swept, with the run's folder, when a worker of that id starts again."
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import time
 
 import pytest
 
 from dac_runtime.worker.sweep import RUN_PREFIX, processes_running
-from tests.harness import start_worker, submit, wait_status, wait_terminal, wait_workers
+from tests.harness import start_worker, submit, until, wait_status, wait_terminal, wait_workers
 
 pytestmark = pytest.mark.integration
-
-
-async def _until(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_agent_dies_with_its_worker_and_a_restarted_worker_sweeps_the_rest(system, tmp_path):
@@ -30,11 +21,11 @@ async def test_agent_dies_with_its_worker_and_a_restarted_worker_sweeps_the_rest
     async with orch.client() as client:
         execution_id = await submit(client, "child:300 hang")
         await wait_status(client, execution_id, "running")
-        await _until(lambda: len(processes_running({execution_id})) == 2)  # the agent and its child
+        await until(lambda: len(processes_running({execution_id})) == 2, 10)  # the agent and its child
         assert len(list(work.glob(f"{RUN_PREFIX}w0-*"))) == 1
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait()
-        await _until(lambda: len(processes_running({execution_id})) == 1)  # the agent got SIGKILL too
+        await until(lambda: len(processes_running({execution_id})) == 1, 10)  # the agent got SIGKILL too
         final = await wait_terminal(client, execution_id, timeout=15)
         assert (final["status"], final["reason"]) == ("failed", "worker_lost")  # and it was indeed lost
 

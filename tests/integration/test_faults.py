@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from dac_runtime import protocol as p
-from tests.harness import restart_orchestrator, submit, wait_status, wait_terminal, wait_workers
+from tests.harness import holder_of, restart_orchestrator, submit, wait_status, wait_terminal, wait_workers
 
 pytestmark = pytest.mark.integration
 
@@ -20,9 +20,7 @@ async def test_sigkilled_worker_fails_its_execution_and_the_rest_go_on(system):
     await wait_workers(orch, 2)
     async with orch.client() as client:
         doomed = await submit(client, "sleep:4")
-        await wait_status(client, doomed, "running")
-        holder = (await client.get(f"/api/executions/{doomed}")).json()["workerId"]
-        victim = workers[int(holder[1:])]
+        holder, victim = await holder_of(client, workers, doomed)
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         final = await wait_terminal(client, doomed, timeout=15)
