@@ -107,7 +107,10 @@ class Dispatcher(Leases):
         store.commit()  # durable before the worker can act on it
         sent = await worker.send(assign)
         env.clear()
-        self.orch.metrics.dispatch_latency.observe(max(0.0, time.time() - pending.produced_at))
+        metrics = self.orch.metrics
+        metrics.dispatch_latency.observe(max(0.0, time.time() - pending.produced_at))
+        if pending.read_at:
+            metrics.dispatch_handling.observe(time.perf_counter() - pending.read_at)
         if row is None:
             await events.lifecycle(request, "queued")
         await events.lifecycle(request, "dispatched", worker_id=worker.worker_id)
@@ -146,6 +149,7 @@ class Dispatcher(Leases):
             return
         self.orch.store.update_execution(execution_id, status="queued", worker_id=None)
         await self.orch.events.lifecycle(active.request, "queued", reason=why)
+        active.pending.read_at = 0.0  # its handling time would include the failed attempt
         self.orch.intake.redeliver(active.pending)
 
     # --- frames from workers --------------------------------------------------------------------

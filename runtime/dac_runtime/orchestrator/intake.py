@@ -44,6 +44,8 @@ class Pending:
     tp: TopicPartition | None
     offset: int | None
     produced_at: float
+    #: ``time.perf_counter()`` when intake read it (for dac_dispatch_handling_seconds)
+    read_at: float = 0.0
 
 
 class OffsetTracker:
@@ -186,7 +188,7 @@ class Intake:
             await self._dead_letter(tp, message.offset, message.key, f"{exc.code}: {exc.message}", message.value)
             return None
         produced = message.timestamp / 1000 if message.timestamp and message.timestamp > 0 else time.time()
-        return Pending(request, tp, message.offset, produced)
+        return Pending(request, tp, message.offset, produced, time.perf_counter())
 
     async def _dispatch(self, pending: Pending) -> None:
         """Nothing one request holds may end intake: if its dispatch raises, it is dead-lettered."""
