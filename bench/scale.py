@@ -10,10 +10,14 @@ and simulated workers (``bench/simworkers.py``: the real protocol, no agent) in 
 * Burst: 5,000 requests produced at once to N = 100 and N = 10,000 workers that finish at once:
   dispatches/s from the completed lifecycle records on Kafka (all must arrive), and the API's p99
   (``GET /healthz``, ``GET /api/executions/{id}``) while it runs.
-* ``POST /api/execute`` from 500 concurrent callers: submissions/s, p50/p99.
+* ``POST /api/execute`` from 500 concurrent callers, with 100 workers running what they submit:
+  back to back (the saturation rate; p50 is then 500 / rate by Little's law), and together offering
+  ``--offered`` (1,000) a second (the latency at that load); submissions/s, p50/p99, and the longest
+  event loop lag (``dac_event_loop_lag_max_seconds``).
 
 The floor beside dispatch is bench/dispatch.py's raw produce -> consume hop plus a WebSocket round
-trip, measured in the same run. ``.venv/bin/python bench/scale.py [--sizes 10,1000,10000] [--quick]``.
+trip, measured in the same run. ``.venv/bin/python bench/scale.py [--sizes 10,1000,10000]
+[--parts sizes,burst,submit]``.
 """
 
 from __future__ import annotations
@@ -115,10 +119,27 @@ class Phase:
         await asyncio.sleep(seconds)
         return 100 * (self.cpu_s() - before) / (time.monotonic() - t0)
 
-    async def gc_max_ms(self) -> float:
+    async def settle(self, within_s: float = 120) -> None:
+        """Wait until every execution so far has ended, so one measurement does not run into the
+        backlog of the one before."""
+        async with httpx.AsyncClient(
+            base_url=self.orch.url, headers={"Authorization": f"Bearer {self.orch.api_key}"}
+        ) as client:
+            deadline = time.monotonic() + within_s
+            while time.monotonic() < deadline:
+                counts = (await client.get("/api/executions", params={"limit": 1})).json()["counts"]
+                if not any(counts.get(s) for s in ("queued", "dispatched", "running")) or not self.n:
+                    return
+                await asyncio.sleep(0.1)
+            raise TimeoutError(f"executions still open after {within_s:.0f} s: {counts}")
+
+    async def gauge_ms(self, name: str) -> float:
         async with httpx.AsyncClient(base_url=self.orch.url) as client:
             text = (await client.get("/metrics")).text
-        return 1000 * float(re.search(r"^dac_gc_pause_max_seconds (\S+)", text, re.M).group(1))
+        return 1000 * float(re.search(rf"^{name} (\S+)", text, re.M).group(1))
+
+    async def gc_max_ms(self) -> float:
+        return await self.gauge_ms("dac_gc_pause_max_seconds")
 
     def request(self, execution_id: str) -> bytes:
         body = {"executionId": execution_id, "personaId": f"p{random.randrange(1000)}", "prompt": "bench"}
@@ -191,21 +212,26 @@ class Phase:
         await consumer.stop()
         return len(done) / max(last - started, 1e-9), pct(api, 0.99), len(done)
 
-    async def submissions(self, callers: int, each: int) -> tuple[float, float, float]:
-        """``callers`` concurrent clients, each submitting ``each`` requests in turn (aiohttp: httpx's
-        pool spent a whole core on 500 connections and was the bottleneck, not the orchestrator)."""
+    async def submissions(self, callers: int, each: int, offered: float | None = None) -> tuple[float, float, float]:
+        """``callers`` concurrent clients, each submitting ``each`` requests in turn: back to back (the
+        saturation rate; by Little's law the latency is then callers / rate), or, with ``offered``, each
+        at ``offered / callers`` a second from a random start (the latency at that load). aiohttp: httpx's
+        pool spent a whole core on 500 connections and was the bottleneck, not the orchestrator."""
         latencies: list[float] = []
         headers = {"Authorization": f"Bearer {self.orch.api_key}"}
         connector = aiohttp.TCPConnector(limit=callers)
+        interval = callers / offered if offered else 0.0
         async with aiohttp.ClientSession(self.orch.url, headers=headers, connector=connector) as session:
 
             async def caller() -> None:
+                await asyncio.sleep(random.uniform(0, interval))
                 for _ in range(each):
                     t0 = time.perf_counter()
                     async with session.post("/api/execute", json={"personaId": "p", "prompt": "bench"}) as r:
                         assert r.status == 202, await r.text()
                         await r.read()
                     latencies.append(time.perf_counter() - t0)
+                    await asyncio.sleep(max(0.0, interval - (time.perf_counter() - t0)))
 
             started = time.perf_counter()
             await asyncio.gather(*(caller() for _ in range(callers)))
@@ -213,46 +239,68 @@ class Phase:
         return len(latencies) / elapsed, pct(latencies, 0.5), pct(latencies, 0.99)
 
 
-async def main(args: argparse.Namespace) -> None:
+MS = lambda s: f"{1000 * s:.1f}"  # noqa: E731
+
+
+async def sizes_part(broker: Broker, args: argparse.Namespace) -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
-    broker = Broker.start()
-    ms = lambda s: f"{1000 * s:.1f}"  # noqa: E731
-    try:
-        floor = [
-            k + w
-            for k, w in zip(await floor_kafka_paced(broker.bootstrap, 300), await floor_websocket(300), strict=False)
-        ]
-        floor_text = f"{ms(pct(floor, 0.5))} / {ms(pct(floor, 0.99))}"
-        print(f"floor (raw kafka hop paced 10 ms + websocket round trip): {floor_text} ms\n")
-        print("| workers | registration | RSS | idle CPU | dispatch p50 / p99 (floor) | longest GC pause |")
-        print("|---|---|---|---|---|---|")
-        p99s = {}
-        for n in sizes:
-            with tempfile.TemporaryDirectory() as tmp:
-                async with Phase(broker, n, Path(tmp)) as phase:
-                    idle = await phase.idle_cpu(args.idle_seconds)
-                    lat = await phase.paced(args.paced, args.rate)
-                    p99s[n] = pct(lat, 0.99)
-                    print(
-                        f"| {n:,} | {phase.registration_s:.1f} s | {phase.rss_mb():.0f} MB | {idle:.1f} % "
-                        f"| {ms(pct(lat, 0.5))} / {ms(pct(lat, 0.99))} ms ({floor_text}) "
-                        f"| {await phase.gc_max_ms():.0f} ms |",
-                        flush=True,
-                    )
-        print(
-            f"\np99(N={sizes[-1]:,}) / p99(N={sizes[0]:,}) = {p99s[sizes[-1]] / p99s[sizes[0]]:.2f} (target <= 1.2)\n"
-        )
-        print("| burst of 5,000 | dispatches/s (completed on Kafka) | API p99 during the burst |")
-        print("|---|---|---|")
-        for n in args.burst_sizes:
-            with tempfile.TemporaryDirectory() as tmp:
-                async with Phase(broker, n, Path(tmp)) as phase:
-                    rate, api_p99, seen = await phase.burst(args.burst)
-                    print(f"| N = {n:,} | {rate:,.0f} ({seen:,} of {args.burst:,}) | {ms(api_p99)} ms |", flush=True)
+    floor = [
+        k + w for k, w in zip(await floor_kafka_paced(broker.bootstrap, 300), await floor_websocket(300), strict=False)
+    ]
+    floor_text = f"{MS(pct(floor, 0.5))} / {MS(pct(floor, 0.99))}"
+    print(f"floor (raw kafka hop paced 10 ms + websocket round trip): {floor_text} ms\n")
+    print("| workers | registration | RSS | idle CPU | dispatch p50 / p99 (floor) | longest GC pause |")
+    print("|---|---|---|---|---|---|")
+    p99s = {}
+    for n in sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            async with Phase(broker, 100, Path(tmp)) as phase:
-                rate, p50, p99 = await phase.submissions(500, args.submit_each)
-        print(f"\nPOST /api/execute, 500 concurrent callers: {rate:,.0f}/s, p50 {ms(p50)} / p99 {ms(p99)} ms")
+            async with Phase(broker, n, Path(tmp)) as phase:
+                idle = await phase.idle_cpu(args.idle_seconds)
+                lat = await phase.paced(args.paced, args.rate)
+                p99s[n] = pct(lat, 0.99)
+                print(
+                    f"| {n:,} | {phase.registration_s:.1f} s | {phase.rss_mb():.0f} MB | {idle:.1f} % "
+                    f"| {MS(pct(lat, 0.5))} / {MS(pct(lat, 0.99))} ms ({floor_text}) "
+                    f"| {await phase.gc_max_ms():.0f} ms |",
+                    flush=True,
+                )
+    print(f"\np99(N={sizes[-1]:,}) / p99(N={sizes[0]:,}) = {p99s[sizes[-1]] / p99s[sizes[0]]:.2f} (target <= 1.2)\n")
+
+
+async def burst_part(broker: Broker, args: argparse.Namespace) -> None:
+    print(f"| burst of {args.burst:,} | dispatches/s (completed on Kafka) | API p99 during the burst |")
+    print("|---|---|---|")
+    for n in args.burst_sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            async with Phase(broker, n, Path(tmp)) as phase:
+                rate, api_p99, seen = await phase.burst(args.burst)
+                print(f"| N = {n:,} | {rate:,.0f} ({seen:,} of {args.burst:,}) | {MS(api_p99)} ms |", flush=True)
+
+
+async def submit_part(broker: Broker, args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        async with Phase(broker, args.submit_workers, Path(tmp)) as phase:
+            rate, p50, p99 = await phase.submissions(500, args.submit_each)
+            await phase.settle()
+            print(
+                f"\nPOST /api/execute, 500 concurrent callers back to back: {rate:,.0f}/s,"
+                f" p50 {MS(p50)} / p99 {MS(p99)} ms; longest event loop lag"
+                f" {await phase.gauge_ms('dac_event_loop_lag_max_seconds'):.0f} ms"
+            )
+            rate, p50, p99 = await phase.submissions(500, args.submit_each, offered=args.offered)
+            print(
+                f"POST /api/execute, 500 concurrent callers offering {args.offered:,.0f}/s together: {rate:,.0f}/s,"
+                f" p50 {MS(p50)} / p99 {MS(p99)} ms; longest event loop lag"
+                f" {await phase.gauge_ms('dac_event_loop_lag_max_seconds'):.0f} ms"
+            )
+
+
+async def main(args: argparse.Namespace) -> None:
+    parts = {"sizes": sizes_part, "burst": burst_part, "submit": submit_part}
+    broker = Broker.start()
+    try:
+        for name in args.parts.split(","):
+            await parts[name](broker, args)
     finally:
         broker.stop()
 
@@ -266,4 +314,11 @@ if __name__ == "__main__":
     parser.add_argument("--burst", type=int, default=5000)
     parser.add_argument("--burst-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[100, 10_000])
     parser.add_argument("--submit-each", type=int, default=4)
+    parser.add_argument(
+        "--submit-workers", type=int, default=100, help="workers running the submitted executions (0: none)"
+    )
+    parser.add_argument("--offered", type=float, default=1000, help="submissions/s offered in the paced run")
+    parser.add_argument(
+        "--parts", default="sizes,burst,submit", help="which parts to run (comma-separated: sizes, burst, submit)"
+    )
     asyncio.run(main(parser.parse_args()))

@@ -32,7 +32,7 @@ def ensure_env(extras: str = "[test]") -> None:
     if not (BIN / "python").exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
     run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", "./runtime", "-e", f".{extras}")
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", "./runtime[orchestrator]", "-e", f".{extras}")
 
 
 def demo(keep: bool) -> int:

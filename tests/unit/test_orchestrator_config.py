@@ -47,3 +47,21 @@ def test_every_kafka_security_problem_is_reported_at_once():
     assert "DAC_KAFKA_SASL_MECHANISM must be one of" in text
     assert "needs DAC_KAFKA_USERNAME and DAC_KAFKA_PASSWORD" in text
     assert "DAC_KAFKA_CA_FILE /no is not a file" in text
+
+
+def test_event_loop_is_uvloop_by_default_asyncio_on_request_and_a_typo_is_refused():
+    import asyncio
+
+    import uvloop
+
+    from dac_runtime.orchestrator.__main__ import new_event_loop
+
+    for choice, kind in (("auto", uvloop.Loop), ("uvloop", uvloop.Loop), ("asyncio", asyncio.BaseEventLoop)):
+        loop = new_event_loop(choice)
+        try:
+            assert isinstance(loop, kind), choice
+            assert (choice == "asyncio") != isinstance(loop, uvloop.Loop)
+        finally:
+            loop.close()
+    with pytest.raises(ConfigError, match="DAC_EVENT_LOOP must be auto, uvloop or asyncio, not 'uv'"):
+        new_event_loop("uv")

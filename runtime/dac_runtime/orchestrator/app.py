@@ -66,6 +66,7 @@ class Orchestrator:
         supervisor.start("flush", self.events.flush_forever)
         supervisor.start("lag", self.intake.measure_lag)
         supervisor.start("kafka", self._watch_kafka)
+        supervisor.start("loop", self.metrics.watch_loop)
         supervisor.start("gc", lambda: keep_collections_short(lambda: len(self.registry.workers)))
         log.info("orchestrator up on %s:%d", self.settings.host, self.settings.port)
         yield

@@ -3,6 +3,7 @@ lag) are computed at scrape time from the source of truth rather than kept in st
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from collections.abc import Callable, Iterator
@@ -72,6 +73,15 @@ class Metrics:
             ["topic"],
             registry=self.registry,
         )
+        self.loop_lag = Histogram(
+            "dac_event_loop_lag_seconds",
+            "How late the event loop ran a timer (sampled every 50 ms)",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+            registry=self.registry,
+        )
+        self.loop_lag_max = Gauge(
+            "dac_event_loop_lag_max_seconds", "Longest event loop lag so far", registry=self.registry
+        )
         self.task_restarts = Counter(
             "dac_task_restarts",
             "Crashed orchestrator tasks restarted by the supervisor",
@@ -102,6 +112,19 @@ class Metrics:
                 longest.set(pause)
 
         gc.callbacks.append(timer)
+
+    async def watch_loop(self, interval: float = 0.05) -> None:
+        """Measure how late the event loop wakes a sleeper: anything that holds the loop (a long
+        dispatch batch, a slow statement, a collection) delays every request, heartbeat and frame by
+        as much, so this is the orchestrator's fairness in one figure."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + interval
+            await asyncio.sleep(interval)
+            late = max(0.0, loop.time() - due)
+            self.loop_lag.observe(late)
+            if late > self.loop_lag_max._value.get():
+                self.loop_lag_max.set(late)
 
     def watch(
         self, executions: Callable[[], dict[str, int]], workers: Callable[[], dict[str, int]], lag: Callable[[], int]

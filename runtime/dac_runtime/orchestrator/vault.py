@@ -29,6 +29,8 @@ class Vault:
         self._store = store
         self._ring = Keyring([derive_key(k, "vault") for k in master_keys])
         self._hash_key = derive_key(master_keys[0], "token-hash")
+        #: API key rows by token hash: every request authenticates, and keys change only through here
+        self._keys: dict[str, dict[str, Any]] = {}
 
     # --- sealed values --------------------------------------------------------------------------
 
@@ -91,7 +93,20 @@ class Vault:
         self._store.add_api_key("key_owner", name, role, self.hash(key))
 
     def authenticate(self, key: str) -> dict[str, Any] | None:
-        return self._store.api_key_by_hash(self.hash(key)) if key.startswith("dac_") else None
+        if not key.startswith("dac_"):
+            return None
+        digest = self.hash(key)
+        row = self._keys.get(digest)
+        if row is None:
+            row = self._store.api_key_by_hash(digest)
+            if row is not None and len(self._keys) < 10_000:
+                self._keys[digest] = row
+        return row
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        """Delete a member's key; it stops working with the next request."""
+        self._keys.clear()
+        return self._store.delete_api_key(key_id)
 
     # --- worker tokens --------------------------------------------------------------------------
 

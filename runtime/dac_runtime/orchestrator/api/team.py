@@ -32,6 +32,6 @@ async def remove_member(request: web.Request) -> web.Response:
     member_id = request.match_info["id"]
     if member_id == request["api_key"]["id"]:
         raise ApiError(409, "self_removal", "an owner cannot revoke the key it is using")
-    if not request.app[ORCH_KEY].store.delete_api_key(member_id):
+    if not request.app[ORCH_KEY].vault.revoke_api_key(member_id):
         raise ApiError(404, "not_found", f"no member {member_id}")
     return web.Response(status=204)
