@@ -63,5 +63,5 @@ def test_event_loop_is_uvloop_by_default_asyncio_on_request_and_a_typo_is_refuse
             assert (choice == "asyncio") != isinstance(loop, uvloop.Loop)
         finally:
             loop.close()
-    with pytest.raises(ConfigError, match="DAC_EVENT_LOOP must be auto, uvloop or asyncio, not 'uv'"):
+    with pytest.raises(ConfigError, match=r"- DAC_EVENT_LOOP must be auto, uvloop or asyncio, not 'uv'$"):
         new_event_loop("uv")
