@@ -1,17 +1,23 @@
 """Keep garbage collection off dispatch's tail latency while thousands of workers are connected.
 
-Every connected worker is a few hundred long-lived objects (socket, protocol, buffers). CPython's full
-collection walks all of them, and at 10,000 workers one took 600-900 ms of a stopped event loop. Those
-objects live as long as their connection, so walking them finds nothing: they are moved out of the
-collector's sight with ``gc.freeze()`` once start-up is done and again each time the pool has grown by
-``GROWTH`` workers, checked four times a second. Freezing is cheap (it splices lists), and between two
-freezes CPython's full collection walks every object that aged since the last one: freezing after
-each second's worth of a registration wave (800 workers) let those collections reach 40-77 ms at
-10,000 workers. Young objects are still collected as usual.
+Every connected worker is a few hundred long-lived objects (socket, protocol, buffers), and CPython
+walks every object it tracks in a full collection: at 10,000 workers one took 600-900 ms of a stopped
+event loop. Those objects live as long as their connection, so walking them finds nothing: they are
+moved out of the collector's sight with ``gc.freeze()``.
 
-The price: a frozen object that later becomes part of a garbage *cycle* is not reclaimed until the
-next compaction. So when the pool has shrunk by a quarter since the last freeze (many workers gone)
-and stayed quiet for a moment, the frozen set is handed back, collected once, and frozen again.
+The young generation needs the same care. Each worker's read loop re-creates its pending ``receive``
+(coroutines, a future, a message: six objects) at every frame, and a collection is triggered by
+allocations *minus* deallocations, which this churn leaves near zero. So the young generation filled
+with the waits of every worker heard from since the last collection (60,000-93,000 objects at 10,000
+workers) and a young collection took 40-70 ms. Four times a second the young generation is collected
+(what is in it is recent: a few milliseconds' walk) and what survived is frozen, so no collection ever
+walks more than a quarter second's survivors. Only objects just found reachable are frozen.
+
+The price: a frozen object that later becomes garbage in a reference *cycle* (a closed connection's
+objects) is not reclaimed until the frozen set is handed back and collected once (a compaction, as
+long as a full collection of the live heap). That happens when the pool has shrunk by a quarter and
+stayed quiet for a moment, or when the frozen set has doubled since the last compaction without the
+pool having grown to explain it (connections churned).
 """
 
 from __future__ import annotations
@@ -24,36 +30,41 @@ from collections.abc import Callable
 
 log = logging.getLogger("dac.orchestrator.gc")
 QUIET_S = 1.0
-GROWTH = 100
+#: Below this many frozen objects a doubling is not worth a compaction.
+MIN_COMPACT_OBJECTS = 200_000
 
 
 async def keep_collections_short(pool_size: Callable[[], int], check_every_s: float = 0.25) -> None:
     gc.collect()
     gc.freeze()
-    frozen_at = pool_size()
-    last_size, last_change = frozen_at, time.monotonic()
+    base_size, base_frozen = pool_size(), gc.get_freeze_count()
+    last_size, last_change = base_size, time.monotonic()
     while True:
         await asyncio.sleep(check_every_s)
-        size = pool_size()
-        now = time.monotonic()
-        if size >= frozen_at + GROWTH:
-            # The new connections join the long-lived set now, not once registrations stop: a full
-            # collection during a wave of thousands would otherwise walk them all.
-            gc.freeze()
-            log.info("froze the long-lived objects of %d workers", size)
-            frozen_at = size
-            continue
+        gc.collect(0)
+        gc.freeze()
+        size, now = pool_size(), time.monotonic()
         if size != last_size:
             last_size, last_change = size, now
+            if size > base_size:  # growth explains the frozen set's growth
+                base_size, base_frozen = size, gc.get_freeze_count()
             continue
         if now - last_change < QUIET_S:
             continue
-        if size < frozen_at * 3 // 4:
+        frozen = gc.get_freeze_count()
+        shrunk = size < base_size * 3 // 4
+        churned = frozen > max(MIN_COMPACT_OBJECTS, 2 * base_frozen)
+        if shrunk or churned:
             started = time.perf_counter()
             gc.unfreeze()
             gc.collect()
             gc.freeze()
+            base_size, base_frozen = size, gc.get_freeze_count()
             log.info(
-                "compacted after the pool shrank to %d workers (%.0f ms)", size, 1000 * (time.perf_counter() - started)
+                "compacted (%s) at %d workers: %d frozen objects -> %d (%.0f ms)",
+                "pool shrank" if shrunk else "connections churned",
+                size,
+                frozen,
+                base_frozen,
+                1000 * (time.perf_counter() - started),
             )
-            frozen_at = size
