@@ -67,7 +67,8 @@ class Orchestrator:
         supervisor.start("lag", self.intake.measure_lag)
         supervisor.start("kafka", self._watch_kafka)
         supervisor.start("loop", self.metrics.watch_loop)
-        supervisor.start("gc", lambda: keep_collections_short(lambda: len(self.registry.workers)))
+        pool = self.registry.pool
+        supervisor.start("gc", lambda: keep_collections_short(lambda: len(pool.workers), lambda: pool.departed))
         log.info("orchestrator up on %s:%d", self.settings.host, self.settings.port)
         yield
         await supervisor.stop()

@@ -15,9 +15,10 @@ walks more than a quarter second's survivors. Only objects just found reachable 
 
 The price: a frozen object that later becomes garbage in a reference *cycle* (a closed connection's
 objects) is not reclaimed until the frozen set is handed back and collected once (a compaction, as
-long as a full collection of the live heap). That happens when the pool has shrunk by a quarter and
-stayed quiet for a moment, or when the frozen set has doubled since the last compaction without the
-pool having grown to explain it (connections churned).
+long as a full collection of the live heap). That happens when the pool has shrunk by a quarter, or
+when as many connections have closed as the pool held at the last compaction (churn), and in both
+cases only once the pool has been quiet for a moment. (Not measured with ``gc.get_freeze_count()``:
+it walks the frozen list, 70 ms at 10,000 workers.)
 """
 
 from __future__ import annotations
@@ -30,14 +31,17 @@ from collections.abc import Callable
 
 log = logging.getLogger("dac.orchestrator.gc")
 QUIET_S = 1.0
-#: Below this many frozen objects a doubling is not worth a compaction.
-MIN_COMPACT_OBJECTS = 200_000
+#: Fewer departures than this are never worth a compaction.
+MIN_CHURN = 100
 
 
-async def keep_collections_short(pool_size: Callable[[], int], check_every_s: float = 0.25) -> None:
+async def keep_collections_short(
+    pool_size: Callable[[], int], departed: Callable[[], int], check_every_s: float = 0.25
+) -> None:
+    """``pool_size``: connected workers now; ``departed``: connections closed so far."""
     gc.collect()
     gc.freeze()
-    base_size, base_frozen = pool_size(), gc.get_freeze_count()
+    base_size, base_departed = pool_size(), departed()
     last_size, last_change = base_size, time.monotonic()
     while True:
         await asyncio.sleep(check_every_s)
@@ -46,25 +50,21 @@ async def keep_collections_short(pool_size: Callable[[], int], check_every_s: fl
         size, now = pool_size(), time.monotonic()
         if size != last_size:
             last_size, last_change = size, now
-            if size > base_size:  # growth explains the frozen set's growth
-                base_size, base_frozen = size, gc.get_freeze_count()
+            base_size = max(base_size, size)
             continue
         if now - last_change < QUIET_S:
             continue
-        frozen = gc.get_freeze_count()
         shrunk = size < base_size * 3 // 4
-        churned = frozen > max(MIN_COMPACT_OBJECTS, 2 * base_frozen)
+        churned = departed() - base_departed >= max(MIN_CHURN, base_size)
         if shrunk or churned:
             started = time.perf_counter()
             gc.unfreeze()
             gc.collect()
             gc.freeze()
-            base_size, base_frozen = size, gc.get_freeze_count()
+            base_size, base_departed = size, departed()
             log.info(
-                "compacted (%s) at %d workers: %d frozen objects -> %d (%.0f ms)",
-                "pool shrank" if shrunk else "connections churned",
+                "compacted (%s) at %d workers (%.0f ms)",
+                "the pool shrank" if shrunk else "connections churned",
                 size,
-                frozen,
-                base_frozen,
                 1000 * (time.perf_counter() - started),
             )

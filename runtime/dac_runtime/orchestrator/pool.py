@@ -89,6 +89,8 @@ class Pool:
         self._idle: collections.OrderedDict[str, WorkerConn] = collections.OrderedDict()
         self._counts: dict[str, int] = dict.fromkeys(STATES, 0)
         self._idle_event = asyncio.Event()
+        #: connections removed so far (how many have churned through, for gc_tuning)
+        self.departed = 0
 
     def add(self, conn: WorkerConn) -> WorkerConn | None:
         """Put ``conn`` in the pool; returns the connection it replaces under the same id, if any."""
@@ -106,6 +108,7 @@ class Pool:
         if self.workers.get(conn.worker_id) is not conn:
             return
         del self.workers[conn.worker_id]
+        self.departed += 1
         conn._pool = None
         self._counts[conn.state] -= 1
         self._idle.pop(conn.worker_id, None)
