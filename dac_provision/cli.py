@@ -20,6 +20,7 @@ import click
 from . import engine
 from .cli_common import BadInput, err, friendly, json_option, name_option, out
 from .cli_follow import CANCELLED, stream_execution
+from .cli_personas import personas
 from .cli_secrets import credentials, team, token
 from .cli_workers import workers
 from .client import CREDENTIAL_NAME, Client
@@ -326,3 +327,4 @@ main.add_command(workers)
 main.add_command(token)
 main.add_command(credentials)
 main.add_command(team)
+main.add_command(personas)

@@ -28,7 +28,7 @@ from_env_option = click.option(
 )
 
 
-def _with_client(name: str, action: Callable[[Client], Awaitable[T]]) -> T:
+def with_client(name: str, action: Callable[[Client], Awaitable[T]]) -> T:
     async def run() -> T:
         async with Client.for_deployment(name) as client:
             return await action(client)
@@ -81,7 +81,7 @@ def token_set(name: str, from_env: str | None) -> None:
       dac-provision token set --from-env CLAUDE_CODE_OAUTH_TOKEN
     """
     value = read_secret("Claude OAuth token", from_env)
-    _with_client(name, lambda client: client.set_claude_token(value))
+    with_client(name, lambda client: client.set_claude_token(value))
     err.print(f"{name}: Claude token stored")
 
 
@@ -96,7 +96,7 @@ def token_status(name: str, as_json: bool) -> None:
     Example:
       dac-provision token status --json
     """
-    configured = _with_client(name, lambda client: client.claude_token_configured())
+    configured = with_client(name, lambda client: client.claude_token_configured())
     if as_json:
         out.print_json(json.dumps({"configured": configured}))
     else:
@@ -113,14 +113,14 @@ def token_clear(name: str) -> None:
     Example:
       dac-provision token clear --name prod
     """
-    _with_client(name, lambda client: client.clear_claude_token())
+    with_client(name, lambda client: client.clear_claude_token())
     err.print(f"{name}: Claude token cleared")
 
 
 # --- third-party credentials ---------------------------------------------------------------------
 
 
-def _credential_name(value: str) -> str:
+def credential_name(value: str) -> str:
     if not CREDENTIAL_NAME.fullmatch(value):
         raise BadInput(f"{value!r}: a credential name is an environment variable name ([A-Z_][A-Z0-9_]*)")
     return value
@@ -149,9 +149,9 @@ def credentials_set(name: str, key: str, from_env: str | None) -> None:
     Example:
       gh auth token | dac-provision credentials set GITHUB_TOKEN
     """
-    key = _credential_name(key)
+    key = credential_name(key)
     value = read_secret(key, from_env)
-    _with_client(name, lambda client: client.set_credential(key, value))
+    with_client(name, lambda client: client.set_credential(key, value))
     err.print(f"{name}: {key} stored")
 
 
@@ -166,7 +166,7 @@ def credentials_list(name: str, as_json: bool) -> None:
     Example:
       dac-provision credentials list --json
     """
-    stored = _with_client(name, lambda client: client.credentials())
+    stored = with_client(name, lambda client: client.credentials())
     if as_json:
         out.print_json(json.dumps(stored))
     elif not stored:
@@ -193,8 +193,8 @@ def credentials_remove(name: str, key: str) -> None:
     Example:
       dac-provision credentials remove GITHUB_TOKEN
     """
-    key = _credential_name(key)
-    _with_client(name, lambda client: client.delete_credential(key))
+    key = credential_name(key)
+    with_client(name, lambda client: client.delete_credential(key))
     err.print(f"{name}: {key} removed")
 
 
@@ -225,7 +225,7 @@ def team_add(name: str, member: str, role: str) -> None:
     Example:
       KEY=$(dac-provision team add ci-bot --role member)
     """
-    created = _with_client(name, lambda client: client.add_member(member, role))
+    created = with_client(name, lambda client: client.add_member(member, role))
     err.print(f"{name}: {created['name']} ({created['role']}) added as {created['id']}; its API key:")
     click.echo(created["apiKey"])
 
@@ -241,7 +241,7 @@ def team_list(name: str, as_json: bool) -> None:
     Example:
       dac-provision team list
     """
-    members = _with_client(name, lambda client: client.team())
+    members = with_client(name, lambda client: client.team())
     if as_json:
         out.print_json(json.dumps(members))
         return
@@ -260,5 +260,5 @@ def team_remove(name: str, member_id: str) -> None:
     Example:
       dac-provision team remove key_3f9a0c1d2e4b
     """
-    _with_client(name, lambda client: client.remove_member(member_id))
+    with_client(name, lambda client: client.remove_member(member_id))
     err.print(f"{name}: {member_id} revoked")

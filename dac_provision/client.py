@@ -20,6 +20,7 @@ import httpx
 TERMINAL = frozenset({"completed", "failed", "cancelled", "timed_out"})
 #: Credentials reach executions as environment variables, so their names are environment variable names.
 CREDENTIAL_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+PERSONA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
 class ClientError(Exception):
@@ -231,6 +232,27 @@ class Client:
     async def credentials(self) -> list[dict[str, Any]]:
         return (await self._call("GET", "/api/credentials"))["credentials"]
 
+    # --- personas ---------------------------------------------------------------------------------
+
+    async def personas(self) -> list[dict[str, Any]]:
+        return (await self._call("GET", "/api/personas"))["personas"]
+
+    async def persona(self, persona_id: str) -> dict[str, Any]:
+        return await self._call("GET", f"/api/personas/{_persona(persona_id)}")
+
+    async def set_persona(self, persona_id: str, **fields: Any) -> dict[str, Any]:
+        """Create or replace persona ``persona_id`` whole: ``name``, ``description``, ``timeoutMs``,
+        ``maxOutputBytes``, ``maxConcurrent``, ``credentials`` (a field left out takes its default)."""
+        return await self._call("PUT", f"/api/personas/{_persona(persona_id)}", json=fields)
+
+    async def remove_persona(self, persona_id: str) -> None:
+        await self._call("DELETE", f"/api/personas/{_persona(persona_id)}")
+
+    async def assign_credential(self, persona_id: str, name: str, *, assigned: bool = True) -> dict[str, Any]:
+        """Give (or with ``assigned=False`` take back) credential ``name`` to every execution of the persona."""
+        path = f"/api/personas/{_persona(persona_id)}/credentials/{_credential(name)}"
+        return await self._call("PUT" if assigned else "DELETE", path)
+
     # --- who may call the orchestrator ----------------------------------------------------------
 
     async def team(self) -> list[dict[str, Any]]:
@@ -250,6 +272,13 @@ class Client:
         """A registration token for new worker machines: good for ``uses`` first hellos within its life."""
         body = await self._call("POST", "/api/worker-tokens", json={"uses": uses, "ttlSeconds": ttl_seconds})
         return body["token"]
+
+
+def _persona(persona_id: str) -> str:
+    """Checked here as well as by the orchestrator: the id is part of the URL's path."""
+    if not PERSONA_ID.fullmatch(persona_id):
+        raise ClientError(f"{persona_id!r} is not a persona id: a letter or digit, then letters, digits, . _ : or -")
+    return persona_id
 
 
 def _credential(name: str) -> str:

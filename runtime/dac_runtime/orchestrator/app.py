@@ -20,6 +20,7 @@ from .gc_tuning import keep_collections_short
 from .intake import Intake
 from .kafka_health import KafkaHealth
 from .metrics import Metrics
+from .personas import Personas
 from .store import Store
 from .supervisor import Supervisor
 from .vault import Vault
@@ -33,6 +34,7 @@ class Orchestrator:
         self.settings = settings
         self.store = Store(settings.db_path)
         self.vault = Vault(self.store, settings.master_keys)
+        self.personas = Personas(self.store)
         self.metrics = Metrics()
         self.bus = Bus(
             settings.kafka_bootstrap,

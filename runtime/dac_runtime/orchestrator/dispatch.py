@@ -35,7 +35,7 @@ from ..protocol import (
 )
 from ..records import ExecRequest
 from .intake import Pending
-from .leases import Active, Leases
+from .leases import Active, ActiveRuns, Leases
 from .vault import MissingCredential
 
 if TYPE_CHECKING:
@@ -51,7 +51,10 @@ class Dispatcher(Leases):
         self.orch = orch
         self.settings = orch.settings
         self.unconfirmed: dict[str, set[str]] = {}
-        self.active: dict[str, Active] = {}
+        # A freed slot is handed on once the current step is through (its terminal record out first).
+        self.active = ActiveRuns(
+            on_leave=lambda persona_id: asyncio.get_running_loop().call_soon(orch.intake.unpark, persona_id)
+        )
 
     # --- dispatch -------------------------------------------------------------------------------
 
@@ -70,12 +73,20 @@ class Dispatcher(Leases):
             log.debug("skipping duplicate request for %s (%s)", request.execution_id, row["status"])
             self.orch.intake.done(pending.tp, pending.offset)
             return
+        personas = self.orch.personas
+        persona = personas.get(request.persona_id)
+        if persona and persona.max_concurrent and self.active.by_persona[request.persona_id] >= persona.max_concurrent:
+            if row is None:  # visible (queued) while it waits its turn
+                self._insert(request)
+                await events.lifecycle(request, "queued")
+            self.orch.intake.park(pending)
+            return
         worker = self.orch.registry.take_idle()
         if worker is None:
             self.orch.intake.redeliver(pending, front=True)
             return
         try:
-            env = self.orch.vault.environment_for(request.credentials)
+            env = self.orch.vault.environment_for(personas.credentials_for(request.persona_id, request.credentials))
         except (MissingCredential, CryptoError) as exc:
             self.orch.registry.mark_idle(worker)
             if row is None:
@@ -98,8 +109,10 @@ class Dispatcher(Leases):
             prompt=request.prompt,
             env=env,
             config=ExecConfig(
-                timeout_ms=request.timeout_ms or s.default_timeout_ms,
-                max_output_bytes=request.max_output_bytes or s.default_max_output_bytes,
+                timeout_ms=request.timeout_ms or (persona and persona.timeout_ms) or s.default_timeout_ms,
+                max_output_bytes=request.max_output_bytes
+                or (persona and persona.max_output_bytes)
+                or s.default_max_output_bytes,
                 inactivity_timeout_ms=s.inactivity_timeout_ms,
             ),
             not_after=time.time() + s.accept_timeout_ms / 1000,

@@ -36,6 +36,8 @@ YIELD_EVERY_S = 0.002
 PAUSE_AFTER_S = 0.05
 #: Quiet this long, and the consumer polls the broker at the idle pace.
 IDLE_AFTER_S = 1.0
+#: Requests waiting for their persona's turn (``maxConcurrent``) held at most; beyond, fetching waits.
+PARK_MAX = 10_000
 
 
 @dataclass(eq=False)
@@ -82,6 +84,9 @@ class Intake:
         self.settings = orch.settings
         self.offsets = OffsetTracker()
         self._redeliver: collections.deque[Pending] = collections.deque()
+        self._parked: dict[str, collections.deque[Pending]] = {}
+        self._parked_count = 0
+        self._unparked = asyncio.Event()
         self.consumer: AIOKafkaConsumer | None = None
         self._committed: dict[TopicPartition, int] = {}
         self._commit_wanted: dict[TopicPartition, int] = {}
@@ -95,6 +100,26 @@ class Intake:
             self._redeliver.appendleft(pending)
         else:
             self._redeliver.append(pending)
+
+    def park(self, pending: Pending) -> None:
+        """Hold a request whose persona is at its ``maxConcurrent`` until one of its runs ends; the
+        others go on. Its offset stays uncommitted meanwhile, so a crash re-delivers it."""
+        self._parked.setdefault(pending.request.persona_id, collections.deque()).append(pending)
+        self._parked_count += 1
+
+    def unpark(self, persona_id: str) -> None:
+        """A run of ``persona_id`` ended: its oldest waiting request goes next."""
+        waiting = self._parked.get(persona_id)
+        if not waiting:
+            return
+        self.redeliver(waiting.popleft(), front=True)
+        self._parked_count -= 1
+        if not waiting:
+            del self._parked[persona_id]
+        self._unparked.set()
+
+    def parked(self) -> dict[str, int]:
+        return {persona_id: len(waiting) for persona_id, waiting in self._parked.items()}
 
     async def run(self, **client: Any) -> None:
         self.consumer = AIOKafkaConsumer(
@@ -152,8 +177,13 @@ class Intake:
         if self._redeliver:
             await self._dispatch(self._redeliver.popleft())
             return
+        if self._parked_count >= PARK_MAX:  # the rest of the backlog stays in Kafka
+            self._unparked.clear()
+            await self._unparked.wait()
+            return
         wanted = max(1, min(INTAKE_BATCH, registry.counts()["idle"]))
-        batch = await consumer.getmany(timeout_ms=200, max_records=wanted)
+        # While requests are parked, a run's end hands one back: come back for it soon.
+        batch = await consumer.getmany(timeout_ms=10 if self._parked else 200, max_records=wanted)
         self._pace_fetches(bool(batch))
         for tp, messages in batch.items():
             for message in messages:

@@ -9,6 +9,7 @@ takes it back from that worker only. Otherwise the lease expires and the executi
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from dataclasses import dataclass, field
@@ -44,13 +45,53 @@ class Active:
         return self.pending.request
 
 
+_MISSING: Any = object()
+
+
+class ActiveRuns(dict[str, Active]):
+    """Active executions by id, counted per persona as they come and go, so that a persona's
+    ``maxConcurrent`` is checked in O(1); ``on_leave(persona_id)`` is told each time one goes."""
+
+    def __init__(self, on_leave: Any = None) -> None:
+        super().__init__()
+        self.by_persona: collections.Counter[str] = collections.Counter()
+        self.on_leave = on_leave
+
+    def __setitem__(self, execution_id: str, active: Active) -> None:
+        old = self.get(execution_id)
+        super().__setitem__(execution_id, active)
+        self.by_persona[active.request.persona_id] += 1
+        if old is not None:
+            self._left(old)
+
+    def pop(self, execution_id: str, default: Any = _MISSING) -> Any:
+        active = super().pop(execution_id, _MISSING)
+        if active is _MISSING:
+            if default is _MISSING:
+                raise KeyError(execution_id)
+            return default
+        self._left(active)
+        return active
+
+    def __delitem__(self, execution_id: str) -> None:
+        self.pop(execution_id)
+
+    def _left(self, active: Active) -> None:
+        persona_id = active.request.persona_id
+        self.by_persona[persona_id] -= 1
+        if self.by_persona[persona_id] <= 0:
+            del self.by_persona[persona_id]
+        if self.on_leave is not None:
+            self.on_leave(persona_id)
+
+
 class Leases:
     """The dispatcher's half that deals with lost and returning workers (a mixin: it shares the
     dispatcher's table of active executions and its requeue and accept steps)."""
 
     orch: Orchestrator
     settings: Settings
-    active: dict[str, Active]
+    active: ActiveRuns
     #: worker id -> executions restored as ``dispatched`` to it (after a restart), until it says hello
     unconfirmed: dict[str, set[str]]
 

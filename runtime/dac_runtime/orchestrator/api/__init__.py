@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import executions, secrets, service, team, workers
+from . import executions, personas, secrets, service, team, workers
 from .common import ORCH_KEY, bearer_token, middleware
 
 __all__ = ["ORCH_KEY", "bearer_token", "middleware", "routes"]
@@ -21,6 +21,12 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/executions/{id}/stream", executions.stream_execution),
         web.post("/api/executions/{id}/cancel", executions.cancel_execution),
         web.get("/api/workers", workers.list_workers),
+        web.get("/api/personas", personas.list_personas),
+        web.get("/api/personas/{id}", personas.get_persona),
+        web.put("/api/personas/{id}", personas.put_persona),
+        web.delete("/api/personas/{id}", personas.delete_persona),
+        web.put("/api/personas/{id}/credentials/{name}", personas.assign_credential),
+        web.delete("/api/personas/{id}/credentials/{name}", personas.unassign_credential),
         web.get("/api/token", secrets.get_token),
         web.put("/api/token", secrets.put_token),
         web.delete("/api/token", secrets.delete_token),

@@ -56,6 +56,23 @@ async def decode_body(request: web.Request, kind: type[T], empty_ok: bool = Fals
         raise ApiError(400, "invalid_utf8", f"body is not valid UTF-8 at byte {exc.start}") from None
 
 
+def path_value(request: web.Request, key: str, kind: Any, what: str) -> Any:
+    """A URL path segment checked against ``kind``; 400 ``invalid_<key>`` saying ``what`` it must be."""
+    try:
+        return msgspec.convert(request.match_info[key], kind)
+    except msgspec.ValidationError:
+        raise ApiError(400, f"invalid_{key}", what) from None
+
+
+CREDENTIAL_NAMES = "credential names are environment variable names: [A-Z_][A-Z0-9_]*"
+
+
+def require_owner(request: web.Request) -> None:
+    """For the endpoints whose reads are open to every member but whose writes are the owner's."""
+    if request["api_key"]["role"] != "owner":
+        raise ApiError(403, "forbidden", "this needs an owner API key")
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)

@@ -8,7 +8,7 @@ import msgspec
 from aiohttp import web
 
 from ...records import CredentialName
-from .common import ORCH_KEY, ApiError, Body, decode_body
+from .common import CREDENTIAL_NAMES, ORCH_KEY, ApiError, Body, decode_body, path_value
 
 
 class SecretBody(Body):
@@ -35,13 +35,7 @@ async def delete_token(request: web.Request) -> web.Response:
 
 
 def _credential_name(request: web.Request) -> str:
-    name = request.match_info["name"]
-    try:
-        return msgspec.convert(name, CredentialName)
-    except msgspec.ValidationError:
-        raise ApiError(
-            400, "invalid_name", "credential names are environment variable names: [A-Z_][A-Z0-9_]*"
-        ) from None
+    return path_value(request, "name", CredentialName, CREDENTIAL_NAMES)
 
 
 async def put_credential(request: web.Request) -> web.Response:

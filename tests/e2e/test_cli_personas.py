@@ -1,0 +1,55 @@
+"""Personas through the CLI on a real embedded deployment: applied from a folder, shown, run with their
+credentials without naming them, and bad input refused with one clear line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.integration
+GITHUB_TOKEN = "ghp_personaCliValue0123456789"
+
+
+def test_personas_apply_list_run_and_remove(cli, tmp_path):
+    cli.ok("deploy", "--name", "cast", "--agent", "stand-in", "--workers", "1")
+    cli.ok("credentials", "set", "GITHUB_TOKEN", "--name", "cast", input=GITHUB_TOKEN)
+    folder = tmp_path / "personas"
+    folder.mkdir()
+    (folder / "reviewer.toml").write_text(
+        'id = "reviewer"\nname = "Code reviewer"\nmax-concurrent = 1\ncredentials = ["GITHUB_TOKEN"]\n'
+    )
+    (folder / "writer.yaml").write_text("id: writer\ntimeout-ms: 60000\n")
+    applied = cli.ok("personas", "apply", str(folder), "--name", "cast")
+    assert "2 persona(s) applied: reviewer, writer" in applied.stderr
+    listed = json.loads(cli.ok("personas", "list", "--name", "cast", "--json").stdout)
+    assert [(p["personaId"], p["maxConcurrent"], p["credentials"]) for p in listed] == [
+        ("reviewer", 1, ["GITHUB_TOKEN"]),
+        ("writer", None, []),
+    ]
+    ran = cli("exec", "--name", "cast", "--persona", "reviewer", "env:GITHUB_TOKEN")
+    assert ran.returncode == 0, ran.stderr
+    assert "GITHUB_TOKEN=[REDACTED]" in ran.stdout  # given by the persona, masked on the way out
+    bare = cli.ok("exec", "--name", "cast", "--persona", "writer", "env:GITHUB_TOKEN")
+    assert "GITHUB_TOKEN=[REDACTED]" not in bare.stdout
+    cli.ok("personas", "assign", "writer", "GITHUB_TOKEN", "--name", "cast")
+    shown = json.loads(cli.ok("personas", "show", "writer", "--name", "cast", "--json").stdout)
+    assert shown["credentials"] == ["GITHUB_TOKEN"]
+    cli.ok("personas", "remove", "reviewer", "--name", "cast")
+    assert [p["personaId"] for p in json.loads(cli.ok("personas", "list", "--name", "cast", "--json").stdout)] == [
+        "writer"
+    ]
+    for result in (applied, ran, bare):
+        assert GITHUB_TOKEN not in result.stdout + result.stderr
+
+    (folder / "broken.toml").write_text('id = "x"\nmax-concurrent = 0\n')
+    refused = cli("personas", "apply", str(folder), "--name", "cast")
+    assert refused.returncode == 2 and "broken.toml: max-concurrent: Expected `int` >= 1" in refused.stderr
+    for args, message in (
+        (("personas", "show", "../x"), "is not a persona id"),
+        (("personas", "assign", "writer", "lower"), "a credential name is an environment variable name"),
+        (("personas", "assign", "writer", "NOT_STORED"), "no credential NOT_STORED"),
+        (("personas", "show", "ghost"), "no persona 'ghost'"),
+    ):
+        result = cli(*args, "--name", "cast")
+        assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr, (args, result)
