@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import click
 
+from dac_runtime.orchestrator.claude_token import REVOKE_HINT
+
 from .cli_common import BadInput, err, friendly, json_option, name_option, out
 from .client import CREDENTIAL_NAME, Client
 
@@ -71,18 +73,44 @@ def token() -> None:
 @token.command(name="set")
 @name_option
 @from_env_option
+@click.option(
+    "--expires",
+    metavar="DATE",
+    help="When it stops working (YYYY-MM-DD or an ISO time, UTC); default for a setup token: a year from now.",
+)
 @friendly
-def token_set(name: str, from_env: str | None) -> None:
+def token_set(name: str, from_env: str | None, expires: str | None) -> None:
     """Store the Claude OAuth token, read from standard input or --from-env VAR.
 
     \b
     Example:
       dac-provision token set < token.txt
-      dac-provision token set --from-env CLAUDE_CODE_OAUTH_TOKEN
+      dac-provision token set --from-env CLAUDE_CODE_OAUTH_TOKEN --expires 2027-11-30
     """
+    expires_at = _parse_when(expires) if expires else None
     value = read_secret("Claude OAuth token", from_env)
-    with_client(name, lambda client: client.set_claude_token(value))
-    err.print(f"{name}: Claude token stored")
+    with_client(name, lambda client: client.set_claude_token(value, expires_at=expires_at))
+    state = with_client(name, lambda client: client.claude_token())
+    err.print(f"{name}: Claude token stored; {_life(state)}")
+
+
+def _parse_when(text: str) -> float:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadInput(f"--expires {text!r}: not a date (YYYY-MM-DD) or ISO time") from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _life(state: dict[str, Any]) -> str:
+    if not state.get("configured"):
+        return "not set"
+    if state.get("warning"):
+        return state["warning"]
+    if state.get("expiresAt") is None:
+        return "its expiry is unknown"
+    until = datetime.fromtimestamp(state["expiresAt"], UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"valid until {until}" + (" (estimated: assumed minted when stored)" if state["expiresEstimated"] else "")
 
 
 @token.command(name="status")
@@ -90,17 +118,17 @@ def token_set(name: str, from_env: str | None) -> None:
 @json_option
 @friendly
 def token_status(name: str, as_json: bool) -> None:
-    """Say whether a Claude token is stored (never what it is).
+    """Say whether a Claude token is stored and until when it is valid (never what it is).
 
     \b
     Example:
       dac-provision token status --json
     """
-    configured = with_client(name, lambda client: client.claude_token_configured())
+    state = with_client(name, lambda client: client.claude_token())
     if as_json:
-        out.print_json(json.dumps({"configured": configured}))
+        out.print_json(json.dumps(state))
     else:
-        out.print(f"{name}: Claude token {'stored' if configured else 'not set'}")
+        out.print(f"{name}: Claude token {'stored, ' + _life(state) if state['configured'] else 'not set'}")
 
 
 @token.command(name="clear")
@@ -114,7 +142,7 @@ def token_clear(name: str) -> None:
       dac-provision token clear --name prod
     """
     with_client(name, lambda client: client.clear_claude_token())
-    err.print(f"{name}: Claude token cleared")
+    err.print(f"{name}: Claude token cleared here; it still works until it expires, so {REVOKE_HINT}")
 
 
 # --- third-party credentials ---------------------------------------------------------------------

@@ -214,11 +214,24 @@ class Client:
 
     # --- secrets the orchestrator keeps in its vault ---------------------------------------------
 
-    async def set_claude_token(self, token: str) -> None:
-        await self._call("PUT", "/api/token", json={"token": token})
+    async def set_claude_token(
+        self, token: str, *, expires_at: float | None = None, minted_at: float | None = None
+    ) -> None:
+        """Store the token; give its expiry or mint time (Unix seconds) when known: a setup token lives
+        one year from its mint time, and without either it is assumed minted now."""
+        body: dict[str, Any] = {"token": token}
+        if expires_at is not None:
+            body["expiresAt"] = expires_at
+        if minted_at is not None:
+            body["mintedAt"] = minted_at
+        await self._call("PUT", "/api/token", json=body)
+
+    async def claude_token(self) -> dict[str, Any]:
+        """``configured``, and what is known of its life: ``expiresAt``, ``expired``, ``warning``..."""
+        return await self._call("GET", "/api/token")
 
     async def claude_token_configured(self) -> bool:
-        return bool((await self._call("GET", "/api/token"))["configured"])
+        return bool((await self.claude_token())["configured"])
 
     async def clear_claude_token(self) -> None:
         await self._call("DELETE", "/api/token")

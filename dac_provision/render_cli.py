@@ -74,6 +74,10 @@ def status_table(report: DeploymentStatus) -> Table:
     for worker in sorted(report.workers, key=lambda w: w["workerId"]):
         table.add_row(f"  {worker['workerId']}", worker["state"], worker["executionId"] or "")
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report.executions.items())) or "none yet"
-    table.caption = f"executions: {counts}" + "".join(f"\nproblem: {p}" for p in report.problems)
+    table.caption = (
+        f"executions: {counts}"
+        + "".join(f"\nproblem: {p}" for p in report.problems)
+        + "".join(f"\nwarning: {w}" for w in report.warnings)
+    )
     table.caption_justify = "left"
     return table

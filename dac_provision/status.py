@@ -43,6 +43,8 @@ class DeploymentStatus:
     problems: list[str] = field(default_factory=list)
     #: Records the orchestrator could not produce to Kafka: held (to be sent) and dropped, by topic.
     outbox: dict[str, Any] = field(default_factory=dict)
+    #: What needs the operator soon without anything being wrong yet (the Claude token's expiry).
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,6 +56,7 @@ class _View:
     counts: dict[str, int] = field(default_factory=dict)
     outbox: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 async def _orchestrator_view(url: str, api_key: str) -> _View:
@@ -69,6 +72,7 @@ async def _orchestrator_view(url: str, api_key: str) -> _View:
         return view
     view.problems += [f"orchestrator {part}: {why}" for part, why in health.get("down", {}).items()]
     view.outbox = health.get("outbox", {})
+    view.warnings = list(health.get("warnings", []))
     if view.outbox.get("held"):
         view.problems.append(f"kafka: {view.outbox['held']} record(s) held by the orchestrator, sent when it can")
     dropped = view.outbox.get("dropped") or {}
@@ -103,7 +107,7 @@ async def status_async(name: str = "default", store: StateStore | None = None) -
         state = "down"
     last = str(record.get("status", ""))
     return DeploymentStatus(
-        name, spec.provider, state, last, url, rows, view.workers, view.counts, problems, view.outbox
+        name, spec.provider, state, last, url, rows, view.workers, view.counts, problems, view.outbox, view.warnings
     )
 
 

@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
@@ -296,3 +297,30 @@ async def read_topic(bootstrap: str, topic: str, until, timeout: float = 30) -> 
     finally:
         await consumer.stop()
     return records
+
+
+_SPEC: Any = None
+
+
+async def checked(client: httpx.AsyncClient, method: str, path: str, template: str, body: object = None):
+    """Call the orchestrator's API and hold the response to its published OpenAPI document."""
+    global _SPEC
+    from importlib import resources
+
+    from openapi_core import OpenAPI
+    from openapi_core.testing import MockRequest, MockResponse
+
+    if _SPEC is None:
+        text = resources.files("dac_runtime.orchestrator").joinpath("openapi.json").read_text()
+        _SPEC = OpenAPI.from_dict(json.loads(text))
+    response = await client.request(method, path, json=body)
+    request = MockRequest(
+        str(client.base_url).rstrip("/"),
+        method.lower(),
+        path,
+        path_pattern=template,
+        headers={"Authorization": client.headers["Authorization"], "Content-Type": "application/json"},
+        data=json.dumps(body).encode() if body is not None else None,
+    )
+    _SPEC.validate_response(request, MockResponse(response.content, status_code=response.status_code))
+    return response

@@ -34,6 +34,7 @@ def test_token_and_credentials_reach_executions_and_never_come_back(cli):
     status = cli.ok("token", "status", "--name", "vault")
     listed = cli.ok("credentials", "list", "--name", "vault")
     assert "stored" in status.stdout and "GITHUB_TOKEN" in listed.stdout
+    assert "valid until" in status.stdout and "estimated" in status.stdout  # a setup token: a year from now
     ran = cli("exec", "--name", "vault", "-c", "GITHUB_TOKEN", "env:GITHUB_TOKEN env:CLAUDE_CODE_OAUTH_TOKEN")
     assert ran.returncode == 0, ran.stderr
     # The agent got both values (the worker redacted them on the way out, which shows they were there).
@@ -41,7 +42,8 @@ def test_token_and_credentials_reach_executions_and_never_come_back(cli):
     _no_secret_in(*stored, status, listed, ran)
 
     cli.ok("credentials", "remove", "GITHUB_TOKEN", "--name", "vault")
-    cli.ok("token", "clear", "--name", "vault")
+    cleared = cli.ok("token", "clear", "--name", "vault")
+    assert "Claude account's settings" in cleared.stderr  # where to revoke it: there is no API for that
     assert json.loads(cli.ok("token", "status", "--name", "vault", "--json").stdout) == {"configured": False}
     assert json.loads(cli.ok("credentials", "list", "--name", "vault", "--json").stdout) == []
     unknown = cli("exec", "--name", "vault", "-c", "GITHUB_TOKEN", "lines:1")
@@ -53,6 +55,7 @@ def test_bad_secret_input_is_refused_with_a_clear_line_and_stores_nothing(cli):
     cases = [
         (("token", "set"), {"input": "  \n"}, "empty"),
         (("credentials", "set", "github-token"), {"input": "x"}, "environment variable name"),
+        (("token", "set", "--expires", "next tuesday"), {"input": "t"}, "--expires 'next tuesday': not a date"),
         (("credentials", "set", "GH"), {"input": "", "env": {}}, "empty"),
         (("credentials", "set", "GH", "--from-env", "NOT_SET_ANYWHERE"), {}, "NOT_SET_ANYWHERE: that variable"),
         (("credentials", "remove", "../token"), {}, "environment variable name"),

@@ -4,33 +4,13 @@ executions, and ``maxConcurrent`` held by dispatch while other personas go on.""
 from __future__ import annotations
 
 import asyncio
-import json
-from importlib import resources
 
 import pytest
-from openapi_core import OpenAPI
-from openapi_core.testing import MockRequest, MockResponse
 
-from tests.harness import read_topic, submit, wait_terminal, wait_workers
+from tests.harness import checked, read_topic, submit, wait_terminal, wait_workers
 
 pytestmark = pytest.mark.integration
-SPEC = OpenAPI.from_dict(json.loads(resources.files("dac_runtime.orchestrator").joinpath("openapi.json").read_text()))
 SECRET = "ghp_" + "PersonaScoped" * 3
-
-
-async def checked(client, method: str, path: str, template: str, body: object = None):
-    """Call the API and hold the response to the published document."""
-    response = await client.request(method, path, json=body)
-    request = MockRequest(
-        str(client.base_url).rstrip("/"),
-        method.lower(),
-        path,
-        path_pattern=template,
-        headers={"Authorization": client.headers["Authorization"], "Content-Type": "application/json"},
-        data=json.dumps(body).encode() if body is not None else None,
-    )
-    SPEC.validate_response(request, MockResponse(response.content, status_code=response.status_code))
-    return response
 
 
 async def test_a_persona_gives_its_executions_its_credentials_and_defaults(system):

@@ -53,6 +53,7 @@ class Orchestrator:
         self.supervisor = Supervisor(self.metrics.task_restarts)
         self.metrics.watch(self.store.count_by_status, self.registry.counts, self.intake.lag)
         self.metrics.watch_gc()
+        self.metrics.watch_claude_token(lambda: (info := self.vault.claude_token_info()) and info.expires_at)
         if settings.owner_api_key:
             self.vault.adopt_api_key(settings.owner_api_key, "owner", "owner")
         if settings.worker_token:

@@ -34,6 +34,7 @@ from ..protocol import (
     Stdout,
 )
 from ..records import ExecRequest
+from .claude_token import TokenExpired
 from .intake import Pending
 from .leases import Active, ActiveRuns, Leases
 from .vault import MissingCredential
@@ -87,12 +88,15 @@ class Dispatcher(Leases):
             return
         try:
             env = self.orch.vault.environment_for(personas.credentials_for(request.persona_id, request.credentials))
-        except (MissingCredential, CryptoError) as exc:
+        except (MissingCredential, TokenExpired, CryptoError) as exc:
             self.orch.registry.mark_idle(worker)
             if row is None:
                 self._insert(request)
                 await events.lifecycle(request, "queued")
-            reason = f"unknown credential {exc}" if isinstance(exc, MissingCredential) else str(exc)
+            if isinstance(exc, MissingCredential):
+                reason = f"unknown credential {exc}"
+            else:
+                reason = f"claude_token_expired: {exc}" if isinstance(exc, TokenExpired) else str(exc)
             await events.finish(request, "failed", reason=reason, dead_letter=True)
             self.orch.intake.done(pending.tp, pending.offset)
             return

@@ -126,6 +126,16 @@ class Metrics:
             if late > self.loop_lag_max._value.get():
                 self.loop_lag_max.set(late)
 
+    def watch_claude_token(self, expires_at: Callable[[], float | None]) -> None:
+        """The stored Claude token's expiry (0 when none is stored or its expiry is unknown), for an
+        alert well before executions start being refused."""
+        gauge = Gauge(
+            "dac_claude_token_expires_at_seconds",
+            "When the stored Claude token expires (Unix time; 0: none stored, or unknown)",
+            registry=self.registry,
+        )
+        gauge.set_function(lambda: expires_at() or 0.0)
+
     def watch(
         self, executions: Callable[[], dict[str, int]], workers: Callable[[], dict[str, int]], lag: Callable[[], int]
     ) -> None:

@@ -11,13 +11,20 @@ import secrets
 import time
 from typing import Any
 
+import msgspec
+
 from ..crypto import Keyring, derive_key, hash_token, new_token
+from .claude_token import TokenExpired, TokenInfo
 from .store import Store
 
 CREDENTIAL_PREFIX = "credential:"
 CLAUDE_TOKEN = "claude:oauth-token"  # noqa: S105 - a row name, not a secret
+CLAUDE_TOKEN_INFO = "claude:oauth-token-info"  # noqa: S105 - its mint and expiry times
 CLAUDE_ENV = "CLAUDE_CODE_OAUTH_TOKEN"
 ROLES = ("owner", "member")
+
+
+_UNREAD: Any = object()
 
 
 class MissingCredential(Exception):
@@ -31,6 +38,7 @@ class Vault:
         self._hash_key = derive_key(master_keys[0], "token-hash")
         #: API key rows by token hash: every request authenticates, and keys change only through here
         self._keys: dict[str, dict[str, Any]] = {}
+        self._token_info: Any = _UNREAD
 
     # --- sealed values --------------------------------------------------------------------------
 
@@ -55,10 +63,28 @@ class Vault:
     def list_credentials(self) -> list[dict[str, Any]]:
         return self._store.list_sealed(CREDENTIAL_PREFIX)
 
-    def set_claude_token(self, token: str) -> None:
+    def set_claude_token(
+        self, token: str, expires_at: float | None = None, minted_at: float | None = None
+    ) -> TokenInfo:
+        info = TokenInfo.describe(token, expires_at, minted_at)
         self._seal(CLAUDE_TOKEN, token)
+        self._seal(CLAUDE_TOKEN_INFO, msgspec.json.encode(info).decode())
+        self._token_info = info
+        return info
+
+    def claude_token_info(self) -> TokenInfo | None:
+        """Mint and expiry times of the stored token (None without one); kept in memory, since every
+        dispatch asks."""
+        if self._token_info is _UNREAD:
+            raw = self._open(CLAUDE_TOKEN_INFO) if self.has_claude_token() else None
+            self._token_info = (
+                msgspec.json.decode(raw, type=TokenInfo) if raw else (TokenInfo() if self.has_claude_token() else None)
+            )
+        return self._token_info
 
     def delete_claude_token(self) -> bool:
+        self._token_info = None
+        self._store.delete_sealed(CLAUDE_TOKEN_INFO)
         return self._store.delete_sealed(CLAUDE_TOKEN)
 
     def has_claude_token(self) -> bool:
@@ -67,6 +93,9 @@ class Vault:
     def environment_for(self, credential_names: list[str]) -> dict[str, str]:
         """Decrypt what one execution needs into a fresh dict (the caller hands it off and drops it)."""
         env: dict[str, str] = {}
+        info = self.claude_token_info()
+        if info is not None and info.expired():
+            raise TokenExpired(info.warning() or "the Claude token expired")
         token = self._open(CLAUDE_TOKEN)
         if token:
             env[CLAUDE_ENV] = token

@@ -77,6 +77,9 @@ async def execute(request: web.Request) -> web.Response:
         metadata=body.metadata,
         submitted_at=time.time(),
     )
+    token = orch.vault.claude_token_info()
+    if token is not None and token.expired():
+        raise ApiError(409, "claude_token_expired", token.warning() or "the Claude token expired")
     retry_after = {"Retry-After": str(max(1, orch.settings.kafka_probe_ms // 1000))}
     down = orch.kafka.why_down()
     if down is not None:

@@ -27,6 +27,10 @@ async def healthz(request: web.Request) -> web.Response:
     }
     if down:
         body["down"] = down
+    token = orch.vault.claude_token_info()
+    warning = token.warning() if token is not None else None
+    if warning:
+        body["warnings"] = [warning]
     return web.json_response(body, status=503 if down else 200)
 
 
