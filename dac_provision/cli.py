@@ -22,6 +22,7 @@ from .cli_common import BadInput, err, friendly, json_option, name_option, out
 from .cli_follow import CANCELLED, stream_execution
 from .cli_personas import personas
 from .cli_secrets import credentials, team, token
+from .cli_usage import usage
 from .cli_workers import workers
 from .client import CREDENTIAL_NAME, Client
 from .render_cli import StepPrinter, status_table
@@ -328,3 +329,4 @@ main.add_command(token)
 main.add_command(credentials)
 main.add_command(team)
 main.add_command(personas)
+main.add_command(usage)

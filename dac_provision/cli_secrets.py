@@ -231,12 +231,12 @@ def credentials_remove(name: str, key: str) -> None:
 
 @click.group()
 def team() -> None:
-    """API keys for the people and services that call the orchestrator. A member may run executions;
-    an owner may also manage secrets and the team.
+    """API keys for the people and services that call the orchestrator. A viewer reads status and
+    executions; a contributor also runs them and sees the credentials' names; an owner does everything.
 
     \b
     Example:
-      dac-provision team add ci-bot --role member
+      dac-provision team add ci-bot --role contributor
       dac-provision team list
     """
 
@@ -244,14 +244,16 @@ def team() -> None:
 @team.command(name="add")
 @name_option
 @click.argument("member")
-@click.option("--role", type=click.Choice(["member", "owner"]), default="member", show_default=True)
+@click.option(
+    "--role", type=click.Choice(["contributor", "viewer", "owner", "member"]), default="contributor", show_default=True
+)
 @friendly
 def team_add(name: str, member: str, role: str) -> None:
     """Create an API key for MEMBER and print it once, on standard output (it is not stored in the clear).
 
     \b
     Example:
-      KEY=$(dac-provision team add ci-bot --role member)
+      KEY=$(dac-provision team add ci-bot --role contributor)
     """
     created = with_client(name, lambda client: client.add_member(member, role))
     err.print(f"{name}: {created['name']} ({created['role']}) added as {created['id']}; its API key:")

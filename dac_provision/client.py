@@ -266,13 +266,25 @@ class Client:
         path = f"/api/personas/{_persona(persona_id)}/credentials/{_credential(name)}"
         return await self._call("PUT" if assigned else "DELETE", path)
 
+    async def usage(
+        self, group_by: str = "member", start: str | float | None = None, end: str | float | None = None
+    ) -> dict[str, Any]:
+        """Executions, attempts, time, tokens and cost of executions that ended in [start, end) (Unix
+        seconds or ISO dates), per ``member``, ``persona`` or ``day``, and in total."""
+        params: dict[str, Any] = {"groupBy": group_by}
+        if start is not None:
+            params["from"] = start
+        if end is not None:
+            params["to"] = end
+        return await self._call("GET", "/api/usage", params=params)
+
     # --- who may call the orchestrator ----------------------------------------------------------
 
     async def team(self) -> list[dict[str, Any]]:
         """Every API key's id, name, role and creation time (never the key)."""
         return (await self._call("GET", "/api/team"))["members"]
 
-    async def add_member(self, name: str, role: str = "member") -> dict[str, Any]:
+    async def add_member(self, name: str, role: str = "contributor") -> dict[str, Any]:
         """A new API key for ``name``; the answer's ``apiKey`` is the only time the key is shown."""
         return await self._call("POST", "/api/team", json={"name": name, "role": role})
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from dac_provision.providers.local import tansu_binary
@@ -279,6 +279,16 @@ async def wait_status(client: httpx.AsyncClient, execution_id: str, status: str,
             return
         await asyncio.sleep(0.05)
     raise TimeoutError(f"{execution_id} never reached {status}")
+
+
+async def produce_request(orch: Orchestrator, body: dict) -> None:
+    """Put an execution request straight on the exec topic, as a host application on Kafka does."""
+    producer = AIOKafkaProducer(bootstrap_servers=orch.bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(orch.topics.exec, json.dumps(body).encode(), key=body["personaId"].encode())
+    finally:
+        await producer.stop()
 
 
 async def read_topic(bootstrap: str, topic: str, until, timeout: float = 30) -> list[dict]:

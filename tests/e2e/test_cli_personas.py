@@ -32,6 +32,12 @@ def test_personas_apply_list_run_and_remove(cli, tmp_path):
     assert "GITHUB_TOKEN=[REDACTED]" in ran.stdout  # given by the persona, masked on the way out
     bare = cli.ok("exec", "--name", "cast", "--persona", "writer", "env:GITHUB_TOKEN")
     assert "GITHUB_TOKEN=[REDACTED]" not in bare.stdout
+    by_persona = json.loads(cli.ok("usage", "--by", "persona", "--name", "cast", "--json").stdout)
+    assert {g["key"]: g["executions"] for g in by_persona["groups"]} == {"reviewer": 1, "writer": 1}
+    sheet = cli.ok("usage", "--name", "cast", "--csv").stdout.splitlines()
+    assert sheet[0].startswith("key,name,executions,attempts") and sheet[1].split(",")[1] == "owner"
+    table = cli.ok("usage", "--by", "persona", "--name", "cast").stdout
+    assert table.splitlines()[0].split()[:2] == ["persona", "executions"] and "total" in table
     cli.ok("personas", "assign", "writer", "GITHUB_TOKEN", "--name", "cast")
     shown = json.loads(cli.ok("personas", "show", "writer", "--name", "cast", "--json").stdout)
     assert shown["credentials"] == ["GITHUB_TOKEN"]

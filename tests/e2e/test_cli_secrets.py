@@ -78,7 +78,7 @@ def test_team_keys_are_shown_once_limited_by_role_and_revocable(cli, monkeypatch
     assert key.startswith("dac") and key not in added.stderr
     members = json.loads(cli.ok("team", "list", "--name", "crew", "--json").stdout)
     bot = next(m for m in members if m["name"] == "ci-bot")
-    assert bot["role"] == "member" and key not in json.dumps(members)
+    assert bot["role"] == "contributor" and key not in json.dumps(members)
     monkeypatch.setenv("DAC_STATE_DIR", str(cli.state_dir))
     url = connect("crew").url
 
@@ -90,10 +90,12 @@ def test_team_keys_are_shown_once_limited_by_role_and_revocable(cli, monkeypatch
                 assert refused.value.status == 401
                 return
             result = await (await client.execute("p", "lines:2")).wait()
-            assert result.status == "completed"  # a member may run executions...
-            with pytest.raises(ClientError) as refused:
-                await client.credentials()  # ...but not read what the vault holds
-            assert refused.value.status == 403
+            assert result.status == "completed"  # a contributor may run executions...
+            assert await client.credentials() == []  # ...and see the credentials' names...
+            for forbidden in (client.set_credential("GH", "x"), client.team()):
+                with pytest.raises(ClientError) as refused:
+                    await forbidden  # ...but not change the vault or see the team
+                assert refused.value.status == 403
 
     asyncio.run(as_bot(expect_revoked=False))
     cli.ok("team", "remove", bot["id"], "--name", "crew")

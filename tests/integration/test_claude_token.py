@@ -3,14 +3,12 @@ the gauge), and executions refused once it has expired, through the API and from
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from tests.harness import checked, submit, wait_terminal, wait_workers
+from tests.harness import checked, produce_request, submit, wait_terminal, wait_workers
 
 pytestmark = pytest.mark.integration
 SETUP_TOKEN = "sk-ant-oat01-" + "LifeOfAToken" * 4
@@ -51,13 +49,7 @@ async def test_expiry_is_tracked_warned_and_enforced(system):
         assert refused.status_code == 409 and refused.json()["error"] == "claude_token_expired"
         assert "expired at" in refused.json()["message"] and SETUP_TOKEN not in refused.text
 
-        producer = AIOKafkaProducer(bootstrap_servers=orch.bootstrap)
-        await producer.start()
-        try:
-            body = {"executionId": "from-kafka-1", "personaId": "p", "prompt": "lines:1"}
-            await producer.send_and_wait(orch.topics.exec, json.dumps(body).encode(), key=b"p")
-        finally:
-            await producer.stop()
+        await produce_request(orch, {"executionId": "from-kafka-1", "personaId": "p", "prompt": "lines:1"})
         failed = await wait_terminal(client, "from-kafka-1")
         assert failed["status"] == "failed" and failed["reason"].startswith("claude_token_expired: ")
 

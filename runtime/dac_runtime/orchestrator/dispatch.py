@@ -14,6 +14,7 @@ dead-lettered; bad requests and unknown credentials -> terminal, dead-lettered a
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -86,8 +87,9 @@ class Dispatcher(Leases):
         if worker is None:
             self.orch.intake.redeliver(pending, front=True)
             return
+        given = personas.credentials_for(request.persona_id, request.credentials)
         try:
-            env = self.orch.vault.environment_for(personas.credentials_for(request.persona_id, request.credentials))
+            env = self.orch.vault.environment_for(given)
         except (MissingCredential, TokenExpired, CryptoError) as exc:
             self.orch.registry.mark_idle(worker)
             if row is None:
@@ -105,7 +107,12 @@ class Dispatcher(Leases):
         worker.execution_id = request.execution_id
         if row is None:
             self._insert(request)
-        store.update_execution(request.execution_id, status="dispatched", worker_id=worker.worker_id)
+        store.update_execution(
+            request.execution_id,
+            status="dispatched",
+            worker_id=worker.worker_id,
+            given_credentials=json.dumps(given) if given else None,  # names only, for who-used-what
+        )
         s = self.settings
         assign = Assign(
             execution_id=request.execution_id,

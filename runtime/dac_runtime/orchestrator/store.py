@@ -78,8 +78,13 @@ CREATE TABLE IF NOT EXISTS worker_tokens (
 
 EXECUTION_COLUMNS = (
     "id, persona_id, status, attempt, generation, worker_id, request, exit_code, duration_ms, usage, reason, "
-    "created_at, updated_at"
+    "created_at, updated_at, submitted_by, submitter, given_credentials"
 )
+#: Columns added after the first release, with their types (added to an older database at open).
+LATER_COLUMNS = {
+    "executions": {"submitted_by": "TEXT", "submitter": "TEXT", "given_credentials": "TEXT"},
+    "worker_tokens": {"issued_by": "TEXT"},
+}
 
 
 class Store:
@@ -99,9 +104,11 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(worker_tokens)")}
-        if "issued_by" not in columns:  # a database from before credentials recorded their token
-            self.db.execute("ALTER TABLE worker_tokens ADD COLUMN issued_by TEXT")
+        for table, added in LATER_COLUMNS.items():
+            columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for column, kind in added.items():
+                if column not in columns:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self.commit()
@@ -131,14 +138,22 @@ class Store:
     # --- executions -----------------------------------------------------------------------------
 
     def insert_execution(
-        self, execution_id: str, persona_id: str, request: bytes, attempt: int, generation: int
+        self,
+        execution_id: str,
+        persona_id: str,
+        request: bytes,
+        attempt: int,
+        generation: int,
+        submitted_by: str | None = None,
+        submitter: str | None = None,
     ) -> bool:
-        """Insert a queued execution; False when the id already exists (idempotent submit)."""
+        """Insert a queued execution; False when the id already exists (idempotent submit).
+        ``submitted_by``/``submitter``: the API key's id and name (None when it came straight from Kafka)."""
         now = time.time()
         cursor = self._write(
             "INSERT OR IGNORE INTO executions (id, persona_id, status, attempt, generation, request, created_at,"
-            " updated_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
-            (execution_id, persona_id, attempt, generation, request, now, now),
+            " updated_at, submitted_by, submitter) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+            (execution_id, persona_id, attempt, generation, request, now, now, submitted_by, submitter),
         )
         return cursor.rowcount == 1
 

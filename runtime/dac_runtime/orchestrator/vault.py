@@ -21,7 +21,6 @@ CREDENTIAL_PREFIX = "credential:"
 CLAUDE_TOKEN = "claude:oauth-token"  # noqa: S105 - a row name, not a secret
 CLAUDE_TOKEN_INFO = "claude:oauth-token-info"  # noqa: S105 - its mint and expiry times
 CLAUDE_ENV = "CLAUDE_CODE_OAUTH_TOKEN"
-ROLES = ("owner", "member")
 
 
 _UNREAD: Any = object()

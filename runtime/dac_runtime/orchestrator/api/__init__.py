@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import executions, personas, secrets, service, team, workers
+from . import executions, personas, secrets, service, team, usage, workers
 from .common import ORCH_KEY, bearer_token, middleware
 
 __all__ = ["ORCH_KEY", "bearer_token", "middleware", "routes"]
@@ -21,6 +21,7 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/executions/{id}/stream", executions.stream_execution),
         web.post("/api/executions/{id}/cancel", executions.cancel_execution),
         web.get("/api/workers", workers.list_workers),
+        web.get("/api/usage", usage.get_usage),
         web.get("/api/personas", personas.list_personas),
         web.get("/api/personas/{id}", personas.get_persona),
         web.put("/api/personas/{id}", personas.put_persona),

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 from aiohttp import web
 
+from .access import allowed, role_of
+
 if TYPE_CHECKING:
     from ..app import Orchestrator
 
 T = TypeVar("T")
 ORCH_KEY: web.AppKey[Orchestrator] = web.AppKey("orchestrator")
 PUBLIC = {"/healthz", "/metrics", "/openapi.json", "/ws/worker"}
-OWNER_ONLY = ("/api/token", "/api/credentials", "/api/team", "/api/worker-tokens")
 
 
 class Body(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
@@ -67,12 +68,6 @@ def path_value(request: web.Request, key: str, kind: Any, what: str) -> Any:
 CREDENTIAL_NAMES = "credential names are environment variable names: [A-Z_][A-Z0-9_]*"
 
 
-def require_owner(request: web.Request) -> None:
-    """For the endpoints whose reads are open to every member but whose writes are the owner's."""
-    if request["api_key"]["role"] != "owner":
-        raise ApiError(403, "forbidden", "this needs an owner API key")
-
-
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -89,8 +84,11 @@ async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
             if key is None:
                 orch.metrics.auth_failures.labels("api").inc()
                 raise ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer dac_...)")
-            if request.path.startswith(OWNER_ONLY) and key["role"] != "owner":
-                raise ApiError(403, "forbidden", "this endpoint needs an owner API key")
+            resource = request.match_info.route.resource
+            if resource is not None and not allowed(key["role"], request.method, resource.canonical):
+                raise ApiError(
+                    403, "forbidden", f"a {role_of(key['role'])} key may not {request.method} {request.path}"
+                )
             request["api_key"] = key
         return await handler(request)
     except ApiError as exc:

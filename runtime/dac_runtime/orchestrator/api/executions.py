@@ -46,6 +46,8 @@ def _execution_view(row: dict[str, Any]) -> dict[str, Any]:
         "createdAt": row["created_at"],
         "updatedAt": row["updated_at"],
         "metadata": request.get("metadata", {}),
+        "submittedBy": {"id": row["submitted_by"], "name": row["submitter"]} if row["submitted_by"] else None,
+        "credentials": json.loads(row["given_credentials"]) if row["given_credentials"] else [],
     }
 
 
@@ -84,7 +86,10 @@ async def execute(request: web.Request) -> web.Response:
     down = orch.kafka.why_down()
     if down is not None:
         raise ApiError(503, "kafka_unavailable", f"could not queue the request: {down}", retry_after)
-    orch.store.insert_execution(execution_id, body.persona_id, msgspec.json.encode(exec_request), 1, 0)
+    key = request["api_key"]
+    orch.store.insert_execution(
+        execution_id, body.persona_id, msgspec.json.encode(exec_request), 1, 0, key["id"], key["name"]
+    )
     try:
         await asyncio.wait_for(orch.bus.request(exec_request), timeout=orch.settings.submit_timeout_ms / 1000)
     except Exception as exc:

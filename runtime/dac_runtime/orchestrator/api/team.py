@@ -7,13 +7,13 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from ..vault import ROLES
+from .access import ALIASES, ROLES
 from .common import ORCH_KEY, ApiError, Body, decode_body
 
 
 class MemberBody(Body):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    role: str = "member"
+    role: str = "contributor"
 
 
 async def list_team(request: web.Request) -> web.Response:
@@ -22,8 +22,9 @@ async def list_team(request: web.Request) -> web.Response:
 
 async def add_member(request: web.Request) -> web.Response:
     body = await decode_body(request, MemberBody)
-    if body.role not in ROLES:
+    if body.role not in ROLES and body.role not in ALIASES:
         raise ApiError(400, "invalid_body", f"role must be one of {', '.join(ROLES)}")
+    body.role = ALIASES.get(body.role, body.role)
     key_id, key = request.app[ORCH_KEY].vault.create_api_key(body.name, body.role)
     return web.json_response({"id": key_id, "name": body.name, "role": body.role, "apiKey": key}, status=201)
 

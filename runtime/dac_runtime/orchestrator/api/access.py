@@ -1,0 +1,52 @@
+"""Who may call what: every route's roles in one table, checked by the auth middleware.
+
+Roles: ``owner`` (everything), ``contributor`` (run and cancel executions, see the team's credential
+names, read the rest) and ``viewer`` (read status, executions, workers and personas). Keys made when
+the only roles were owner and ``member`` keep working: a member is a contributor. A route missing from
+the table is the owner's alone, so a new endpoint is never open by accident (a test holds the table to
+the routes).
+"""
+
+from __future__ import annotations
+
+ROLES = ("owner", "contributor", "viewer")
+ALIASES = {"member": "contributor"}
+EVERYONE = frozenset(ROLES)
+RUNNERS = frozenset({"owner", "contributor"})
+OWNERS = frozenset({"owner"})
+
+POLICY: dict[tuple[str, str], frozenset[str]] = {
+    ("POST", "/api/execute"): RUNNERS,
+    ("GET", "/api/executions"): EVERYONE,
+    ("GET", "/api/executions/{id}"): EVERYONE,
+    ("GET", "/api/executions/{id}/stream"): EVERYONE,
+    ("POST", "/api/executions/{id}/cancel"): RUNNERS,
+    ("GET", "/api/workers"): EVERYONE,
+    ("GET", "/api/usage"): EVERYONE,
+    ("GET", "/api/personas"): EVERYONE,
+    ("GET", "/api/personas/{id}"): EVERYONE,
+    ("PUT", "/api/personas/{id}"): OWNERS,
+    ("DELETE", "/api/personas/{id}"): OWNERS,
+    ("PUT", "/api/personas/{id}/credentials/{name}"): OWNERS,
+    ("DELETE", "/api/personas/{id}/credentials/{name}"): OWNERS,
+    ("GET", "/api/token"): EVERYONE,
+    ("PUT", "/api/token"): OWNERS,
+    ("DELETE", "/api/token"): OWNERS,
+    ("GET", "/api/credentials"): RUNNERS,
+    ("PUT", "/api/credentials/{name}"): OWNERS,
+    ("DELETE", "/api/credentials/{name}"): OWNERS,
+    ("POST", "/api/worker-tokens"): OWNERS,
+    ("GET", "/api/team"): OWNERS,
+    ("POST", "/api/team"): OWNERS,
+    ("DELETE", "/api/team/{id}"): OWNERS,
+}
+
+
+def role_of(stored: str) -> str:
+    return ALIASES.get(stored, stored)
+
+
+def allowed(stored_role: str, method: str, route: str) -> bool:
+    """May a key of ``stored_role`` call ``method route`` (the route's template, not the path)?"""
+    method = "GET" if method == "HEAD" else method
+    return role_of(stored_role) in POLICY.get((method, route), OWNERS)
