@@ -90,6 +90,7 @@ class Orchestrator:
         outage, produce the queued executions again: a broker that lost its log (restarted without
         persistent storage) lost their requests with it, and duplicates are skipped at dispatch."""
         interval = self.settings.kafka_probe_ms / 1000
+        requeue_due = False
         while True:
             was_up = self.kafka.up
             up = await self.kafka.check()
@@ -102,10 +103,13 @@ class Orchestrator:
                     log.warning("sending held records failed, will retry: %s", type(exc).__name__)
             if up and not was_up:
                 self.intake.forget_positions()
+                requeue_due = True
+            if up and requeue_due:  # until it has worked: a failed attempt must not lose them
                 try:
-                    await self._requeue_stored()
-                except KafkaError as exc:
-                    log.warning("re-queueing stored executions failed: %s", type(exc).__name__)
+                    await asyncio.wait_for(self._requeue_stored(), timeout=max(interval, 5.0))
+                    requeue_due = False
+                except (KafkaError, TimeoutError) as exc:
+                    log.warning("re-queueing stored executions failed, will retry: %s", type(exc).__name__)
             await asyncio.sleep(interval)
 
     async def _requeue_stored(self) -> None:
