@@ -23,22 +23,24 @@ from typing import Annotated, Any
 
 import msgspec
 
+from dac_runtime.orchestrator.personas import Description, Name
+from dac_runtime.protocol import Id
+from dac_runtime.records import CredentialName
+
 from .spec import SpecError
 
-PersonaId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
-Credential = Annotated[str, msgspec.Meta(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 SUFFIXES = (".toml", ".yaml", ".yml")
 
 
 class PersonaFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="kebab"):
-    id: PersonaId
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
-    description: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+    id: Id
+    name: Name | None = None
+    description: Description = ""
     timeout_ms: Positive | None = None
     max_output_bytes: Positive | None = None
     max_concurrent: Positive | None = None
-    credentials: list[Credential] = []
+    credentials: list[CredentialName] = []
 
     def body(self) -> dict[str, Any]:
         """The API's body for ``PUT /api/personas/{id}``."""

@@ -53,10 +53,7 @@ class Dispatcher(Leases):
         self.orch = orch
         self.settings = orch.settings
         self.unconfirmed: dict[str, set[str]] = {}
-        # A freed slot is handed on once the current step is through (its terminal record out first).
-        self.active = ActiveRuns(
-            on_leave=lambda persona_id: asyncio.get_running_loop().call_soon(orch.intake.unpark, persona_id)
-        )
+        self.active = ActiveRuns(on_leave=lambda persona_id: orch.intake.unpark(persona_id))
 
     # --- dispatch -------------------------------------------------------------------------------
 
@@ -97,8 +94,10 @@ class Dispatcher(Leases):
                 await events.lifecycle(request, "queued")
             if isinstance(exc, MissingCredential):
                 reason = f"unknown credential {exc}"
+            elif isinstance(exc, TokenExpired):
+                reason = f"claude_token_expired: {exc}"
             else:
-                reason = f"claude_token_expired: {exc}" if isinstance(exc, TokenExpired) else str(exc)
+                reason = str(exc)
             await events.finish(request, "failed", reason=reason, dead_letter=True)
             self.orch.intake.done(pending.tp, pending.offset)
             return

@@ -108,7 +108,12 @@ class Intake:
         self._parked_count += 1
 
     def unpark(self, persona_id: str) -> None:
-        """A run of ``persona_id`` ended: its oldest waiting request goes next."""
+        """A run of ``persona_id`` ended: its oldest waiting request goes next, once the current step
+        is through (so the ended run's terminal record goes out first)."""
+        if persona_id in self._parked:
+            asyncio.get_running_loop().call_soon(self._hand_back, persona_id)
+
+    def _hand_back(self, persona_id: str) -> None:
         waiting = self._parked.get(persona_id)
         if not waiting:
             return

@@ -28,10 +28,15 @@ CREATE TABLE IF NOT EXISTS personas (
 """
 
 
+#: The limits of a persona's fields, shared by its API body and the deploy tool's persona files.
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Description = Annotated[str, msgspec.Meta(max_length=4000)]
+
+
 class Persona(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
     persona_id: Id
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    description: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+    name: Name
+    description: Description = ""
     timeout_ms: PositiveInt | None = None
     max_output_bytes: PositiveInt | None = None
     #: Executions of this persona allowed to hold a worker at once; None: no limit of its own.
@@ -87,7 +92,3 @@ class Personas:
         """What an execution is given: what its request names, then its persona's, once each."""
         persona = self._by_id.get(persona_id)
         return list(dict.fromkeys([*requested, *(persona.credentials if persona else [])]))
-
-    def limit(self, persona_id: str) -> int | None:
-        persona = self._by_id.get(persona_id)
-        return persona.max_concurrent if persona else None

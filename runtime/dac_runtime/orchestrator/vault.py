@@ -89,12 +89,16 @@ class Vault:
     def has_claude_token(self) -> bool:
         return self._store.get_sealed(CLAUDE_TOKEN) is not None
 
-    def environment_for(self, credential_names: list[str]) -> dict[str, str]:
-        """Decrypt what one execution needs into a fresh dict (the caller hands it off and drops it)."""
-        env: dict[str, str] = {}
+    def require_live_claude_token(self) -> None:
+        """Raise :class:`TokenExpired` when the stored Claude token no longer works (none stored is fine)."""
         info = self.claude_token_info()
         if info is not None and info.expired():
             raise TokenExpired(info.warning() or "the Claude token expired")
+
+    def environment_for(self, credential_names: list[str]) -> dict[str, str]:
+        """Decrypt what one execution needs into a fresh dict (the caller hands it off and drops it)."""
+        env: dict[str, str] = {}
+        self.require_live_claude_token()
         token = self._open(CLAUDE_TOKEN)
         if token:
             env[CLAUDE_ENV] = token

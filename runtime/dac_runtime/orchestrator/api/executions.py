@@ -14,6 +14,7 @@ from aiohttp import web
 
 from ...protocol import TERMINAL_STATUSES, Id, PositiveInt
 from ...records import CredentialName, ExecRequest, Status, prompt_problem
+from ..claude_token import TokenExpired
 from .common import ORCH_KEY, ApiError, Body, decode_body
 
 if TYPE_CHECKING:
@@ -79,9 +80,10 @@ async def execute(request: web.Request) -> web.Response:
         metadata=body.metadata,
         submitted_at=time.time(),
     )
-    token = orch.vault.claude_token_info()
-    if token is not None and token.expired():
-        raise ApiError(409, "claude_token_expired", token.warning() or "the Claude token expired")
+    try:
+        orch.vault.require_live_claude_token()
+    except TokenExpired as exc:
+        raise ApiError(409, "claude_token_expired", str(exc)) from None
     retry_after = {"Retry-After": str(max(1, orch.settings.kafka_probe_ms // 1000))}
     down = orch.kafka.why_down()
     if down is not None:

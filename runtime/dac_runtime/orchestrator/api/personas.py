@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from aiohttp import web
 
 from ...protocol import Id, PositiveInt
 from ...records import CredentialName
-from ..personas import Persona
+from ..personas import Description, Name, Persona
 from .common import CREDENTIAL_NAMES, ORCH_KEY, ApiError, Body, decode_body, path_value
 
 
 class PersonaBody(Body):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
-    description: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+    name: Name | None = None
+    description: Description = ""
     timeout_ms: PositiveInt | None = None
     max_output_bytes: PositiveInt | None = None
     max_concurrent: PositiveInt | None = None
