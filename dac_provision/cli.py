@@ -21,7 +21,8 @@ from . import engine
 from .cli_common import BadInput, err, friendly, json_option, name_option, out
 from .cli_follow import CANCELLED, stream_execution
 from .cli_personas import personas
-from .cli_secrets import credentials, team, token
+from .cli_secrets import credentials, token
+from .cli_team import join, leave_command, team
 from .cli_usage import usage
 from .cli_workers import workers
 from .client import CREDENTIAL_NAME, Client
@@ -328,5 +329,7 @@ main.add_command(workers)
 main.add_command(token)
 main.add_command(credentials)
 main.add_command(team)
+main.add_command(join)
+main.add_command(leave_command)
 main.add_command(personas)
 main.add_command(usage)

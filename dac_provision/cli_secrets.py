@@ -1,5 +1,4 @@
-"""``dac-provision token``, ``credentials`` and ``team``: what the orchestrator's vault holds, and who
-may call it.
+"""``dac-provision token`` and ``credentials``: what the orchestrator's vault holds.
 
 A secret value never travels as a command-line argument, where any user of the machine could read it in
 the process list and the shell would keep it in its history: it is read from standard input (piped,
@@ -156,30 +155,54 @@ def credential_name(value: str) -> str:
 
 @click.group()
 def credentials() -> None:
-    """Third-party credentials, given to every execution as environment variables.
+    """Third-party credentials that members contribute and assign to personas; each reaches an
+    execution as an environment variable. Values go in and never come back out.
 
     \b
     Example:
-      gh auth token | dac-provision credentials set GITHUB_TOKEN
+      gh auth token | dac-provision credentials set GITHUB_TOKEN --service github
+      dac-provision personas assign reviewer GITHUB_TOKEN
       dac-provision credentials list
     """
+
+
+def _metadata(pairs: tuple[str, ...]) -> dict[str, str]:
+    metadata: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise BadInput(f"--meta {pair!r}: use KEY=VALUE (non-secret facts: account, scopes)")
+        metadata[key] = value
+    return metadata
 
 
 @credentials.command(name="set")
 @name_option
 @click.argument("key")
 @from_env_option
+@click.option("--service", default="", help="What it is for (github, openai...), shown to the team.")
+@click.option("--meta", multiple=True, metavar="KEY=VALUE", help="A non-secret fact the team may see (repeatable).")
+@click.option(
+    "--expires", metavar="DATE", help="When it stops working (YYYY-MM-DD): listed as expiring 30 days before."
+)
 @friendly
-def credentials_set(name: str, key: str, from_env: str | None) -> None:
-    """Store credential KEY, its value read from standard input or --from-env VAR.
+def credentials_set(
+    name: str, key: str, from_env: str | None, service: str, meta: tuple[str, ...], expires: str | None
+) -> None:
+    """Contribute credential KEY (or replace your own), its value read from standard input or --from-env VAR.
 
     \b
     Example:
-      gh auth token | dac-provision credentials set GITHUB_TOKEN
+      gh auth token | dac-provision credentials set GITHUB_TOKEN --service github --meta account=alice
     """
     key = credential_name(key)
+    metadata = _metadata(meta)
+    expires_at = _parse_when(expires) if expires else None
     value = read_secret(key, from_env)
-    with_client(name, lambda client: client.set_credential(key, value))
+    with_client(
+        name,
+        lambda client: client.set_credential(key, value, service=service, metadata=metadata, expires_at=expires_at),
+    )
     err.print(f"{name}: {key} stored")
 
 
@@ -188,7 +211,8 @@ def credentials_set(name: str, key: str, from_env: str | None) -> None:
 @json_option
 @friendly
 def credentials_list(name: str, as_json: bool) -> None:
-    """The stored credentials' names (their values never leave the orchestrator this way).
+    """Your credentials and the team's: contributor, service, personas, last use and status (healthy,
+    expiring, expired, unassigned, flagged, owner_revoked). Never a value.
 
     \b
     Example:
@@ -197,17 +221,29 @@ def credentials_list(name: str, as_json: bool) -> None:
     stored = with_client(name, lambda client: client.credentials())
     if as_json:
         out.print_json(json.dumps(stored))
-    elif not stored:
+        return
+    if not stored:
         out.print(f"{name}: no credentials")
-    else:
-        for item in stored:
-            out.print(_describe(item))
+    for title, mine in (("Mine", True), ("Team", False)):
+        group = [c for c in stored if c["mine"] is mine]
+        if group:
+            out.print(f"{title}:")
+            for item in group:
+                out.print("  " + _describe(item))
 
 
 def _describe(item: dict[str, Any]) -> str:
-    updated = item.get("updatedAt")
-    when = datetime.fromtimestamp(updated, UTC).strftime("%Y-%m-%d %H:%M UTC") if updated else "?"
-    return f"{item['name']}  updated {when}"
+    used = _stamp(item["lastUsedAt"]) if item.get("lastUsedAt") else "never"
+    personas = ",".join(item["personas"]) or "-"
+    line = (
+        f"{item['name']:<24} {item['status']:<13} {item['service'] or '-':<10} by {item['contributor']['name']}"
+        f"  personas {personas}  last used {used}"
+    )
+    return line + (f"  ({item['note']})" if item.get("note") else "")
+
+
+def _stamp(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @credentials.command(name="remove")
@@ -215,80 +251,29 @@ def _describe(item: dict[str, Any]) -> str:
 @click.argument("key")
 @friendly
 def credentials_remove(name: str, key: str) -> None:
-    """Delete credential KEY.
+    """Revoke credential KEY: your own is deleted; an owner revoking someone else's wipes the value and
+    leaves it listed as owner_revoked, so its contributor sees what happened.
 
     \b
     Example:
       dac-provision credentials remove GITHUB_TOKEN
     """
     key = credential_name(key)
-    with_client(name, lambda client: client.delete_credential(key))
-    err.print(f"{name}: {key} removed")
+    outcome = with_client(name, lambda client: client.delete_credential(key))
+    err.print(f"{name}: {key} " + ("revoked (listed as owner_revoked)" if outcome == "owner_revoked" else "removed"))
 
 
-# --- who may call the orchestrator ---------------------------------------------------------------
-
-
-@click.group()
-def team() -> None:
-    """API keys for the people and services that call the orchestrator. A viewer reads status and
-    executions; a contributor also runs them and sees the credentials' names; an owner does everything.
-
-    \b
-    Example:
-      dac-provision team add ci-bot --role contributor
-      dac-provision team list
-    """
-
-
-@team.command(name="add")
+@credentials.command(name="adopt")
 @name_option
-@click.argument("member")
-@click.option(
-    "--role", type=click.Choice(["contributor", "viewer", "owner", "member"]), default="contributor", show_default=True
-)
+@click.argument("key")
 @friendly
-def team_add(name: str, member: str, role: str) -> None:
-    """Create an API key for MEMBER and print it once, on standard output (it is not stored in the clear).
+def credentials_adopt(name: str, key: str) -> None:
+    """(Owner) take over credential KEY, flagged because its contributor left; executions get it again.
 
     \b
     Example:
-      KEY=$(dac-provision team add ci-bot --role contributor)
+      dac-provision credentials adopt GITHUB_TOKEN
     """
-    created = with_client(name, lambda client: client.add_member(member, role))
-    err.print(f"{name}: {created['name']} ({created['role']}) added as {created['id']}; its API key:")
-    click.echo(created["apiKey"])
-
-
-@team.command(name="list")
-@name_option
-@json_option
-@friendly
-def team_list(name: str, as_json: bool) -> None:
-    """The API keys' ids, names and roles.
-
-    \b
-    Example:
-      dac-provision team list
-    """
-    members = with_client(name, lambda client: client.team())
-    if as_json:
-        out.print_json(json.dumps(members))
-        return
-    for member in members:
-        out.print(f"{member['id']}  {member['role']:<6}  {member['name']}")
-
-
-@team.command(name="remove")
-@name_option
-@click.argument("member_id")
-@friendly
-def team_remove(name: str, member_id: str) -> None:
-    """Revoke the API key MEMBER_ID (from `team list`); calls made with it fail from now on.
-
-    \b
-    Example:
-      dac-provision team remove key_3f9a0c1d2e4b
-    """
-    with_client(name, lambda client: client.remove_member(member_id))
-    err.print(f"{name}: {member_id} revoked")
+    key = credential_name(key)
+    with_client(name, lambda client: client.adopt_credential(key))
+    err.print(f"{name}: {key} adopted")

@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from dac_runtime.orchestrator.invites import connect_string
+
 TERMINAL = frozenset({"completed", "failed", "cancelled", "timed_out"})
 #: Credentials reach executions as environment variables, so their names are environment variable names.
 CREDENTIAL_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
@@ -236,13 +238,33 @@ class Client:
     async def clear_claude_token(self) -> None:
         await self._call("DELETE", "/api/token")
 
-    async def set_credential(self, name: str, value: str) -> None:
-        await self._call("PUT", f"/api/credentials/{_credential(name)}", json={"value": value})
+    async def set_credential(
+        self,
+        name: str,
+        value: str,
+        *,
+        service: str = "",
+        metadata: dict[str, str] | None = None,
+        expires_at: float | None = None,
+    ) -> None:
+        """Contribute (or replace your own) credential ``name``; ``service`` and ``metadata`` are shown
+        to the team, the value never is."""
+        body: dict[str, Any] = {"value": value, "service": service, "metadata": metadata or {}}
+        if expires_at is not None:
+            body["expiresAt"] = expires_at
+        await self._call("PUT", f"/api/credentials/{_credential(name)}", json=body)
 
-    async def delete_credential(self, name: str) -> None:
-        await self._call("DELETE", f"/api/credentials/{_credential(name)}")
+    async def delete_credential(self, name: str) -> str:
+        """Revoke ``name``: ``deleted``, or ``owner_revoked`` when an owner revoked someone else's."""
+        body = await self._call("DELETE", f"/api/credentials/{_credential(name)}")
+        return body["status"] if body else "deleted"
+
+    async def adopt_credential(self, name: str) -> None:
+        """(Owner) take over a credential flagged because its contributor was removed."""
+        await self._call("POST", f"/api/credentials/{_credential(name)}/adopt")
 
     async def credentials(self) -> list[dict[str, Any]]:
+        """Every credential: contributor, ``mine``, service, metadata, times, personas, ``status``."""
         return (await self._call("GET", "/api/credentials"))["credentials"]
 
     # --- personas ---------------------------------------------------------------------------------
@@ -288,10 +310,26 @@ class Client:
         """A new API key for ``name``; the answer's ``apiKey`` is the only time the key is shown."""
         return await self._call("POST", "/api/team", json={"name": name, "role": role})
 
-    async def remove_member(self, member_id: str) -> None:
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", member_id):
-            raise ClientError(f"{member_id!r} is not a member id (see the ids team() lists)")
-        await self._call("DELETE", f"/api/team/{member_id}")
+    async def remove_member(self, member_id: str) -> int:
+        """Revoke a member's key now; how many credentials they contributed are flagged as a result."""
+        body = await self._call("DELETE", f"/api/team/{_id(member_id, 'member')}")
+        return int(body["flaggedCredentials"]) if body else 0
+
+    async def invite(self, role: str = "contributor", name: str | None = None, expires_in: int = 7 * 86400) -> dict:
+        """A single-use invite; its ``connectString`` (this client's URL and the one-time code) is
+        what the new member passes to :func:`dac_provision.join`, shown only in this answer."""
+        body: dict[str, Any] = {"role": role, "expiresIn": expires_in}
+        if name:
+            body["name"] = name
+        created = await self._call("POST", "/api/invites", json=body)
+        created["connectString"] = connect_string(self.url, created["code"])
+        return created
+
+    async def invites(self) -> list[dict[str, Any]]:
+        return (await self._call("GET", "/api/invites"))["invites"]
+
+    async def withdraw_invite(self, invite_id: str) -> None:
+        await self._call("DELETE", f"/api/invites/{_id(invite_id, 'invite')}")
 
     async def create_worker_token(self, uses: int = 1, ttl_seconds: int = 24 * 3600) -> str:
         """A registration token for new worker machines: good for ``uses`` first hellos within its life."""
@@ -304,6 +342,12 @@ def _persona(persona_id: str) -> str:
     if not PERSONA_ID.fullmatch(persona_id):
         raise ClientError(f"{persona_id!r} is not a persona id: a letter or digit, then letters, digits, . _ : or -")
     return persona_id
+
+
+def _id(value: str, what: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
+        raise ClientError(f"{value!r} is not a valid {what} id (see the ids the list shows)")
+    return value
 
 
 def _credential(name: str) -> str:

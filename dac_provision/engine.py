@@ -19,6 +19,7 @@ from typing import Any, Literal
 from dac_runtime.crypto import new_token
 
 from .client import Client
+from .membership import membership, memberships
 from .plan import Desired, levels, plan
 from .providers.base import Context, LoggedError, Provider, ProviderError, Resource
 from .providers.cloud import CloudProvider
@@ -205,7 +206,7 @@ def deploy(spec: DeploySpec, on_progress: OnProgress | None = None, store: State
 def spec_of(store: StateStore, name: str) -> DeploySpec:
     record = store.deployment(name)
     if record is None:
-        known = ", ".join(store.deployments()) or "none"
+        known = ", ".join(store.deployments() + memberships(store)) or "none"
         raise DeployError(f"no deployment named {name!r} (known: {known})")
     return load_spec(record["spec"])
 
@@ -213,6 +214,8 @@ def spec_of(store: StateStore, name: str) -> DeploySpec:
 def connect(name: str = "default", store: StateStore | None = None) -> Deployment:
     """The recorded deployment ``name``, for a :class:`~dac_provision.client.Client`; no I/O beyond the store."""
     store = store or StateStore()
+    if store.deployment(name) is None and (joined := membership(store, name)) is not None:
+        return Deployment(name, "joined", joined.url, joined.api_key, store.root)
     spec = spec_of(store, name)
     ctx = context_for(store, spec)
     url = provider_for(spec.provider).endpoint(ctx)
@@ -279,6 +282,8 @@ async def worker_log_async(
     """The last ``lines`` of one worker's own log: its log file locally, its journal over SSH in the cloud.
     ``worker`` is the plan's name (``worker-2``) or the machine's (``dac-prod-worker-2``)."""
     store = store or StateStore()
+    if store.deployment(name) is None and (joined := membership(store, name)) is not None:
+        return Deployment(name, "joined", joined.url, joined.api_key, store.root)
     spec = spec_of(store, name)
     ctx = context_for(store, spec)
     workers = [r for r in ctx.resources.values() if r.kind == "worker"]

@@ -91,13 +91,18 @@ def test_team_keys_are_shown_once_limited_by_role_and_revocable(cli, monkeypatch
                 return
             result = await (await client.execute("p", "lines:2")).wait()
             assert result.status == "completed"  # a contributor may run executions...
-            assert await client.credentials() == []  # ...and see the credentials' names...
-            for forbidden in (client.set_credential("GH", "x"), client.team()):
+            assert await client.credentials() == []  # ...see the credentials' names...
+            await client.set_credential("BOT_TOKEN", "bot-value", service="ci")  # ...contribute its own...
+            assert [(c["name"], c["mine"]) for c in await client.credentials()] == [("BOT_TOKEN", True)]
+            for forbidden in (client.adopt_credential("BOT_TOKEN"), client.team()):
                 with pytest.raises(ClientError) as refused:
-                    await forbidden  # ...but not change the vault or see the team
+                    await forbidden  # ...but not take over credentials or see the team
                 assert refused.value.status == 403
 
     asyncio.run(as_bot(expect_revoked=False))
-    cli.ok("team", "remove", bot["id"], "--name", "crew")
+    removed = cli.ok("team", "remove", bot["id"], "--name", "crew")
+    assert "1 credential(s) they contributed flagged" in removed.stderr
     asyncio.run(as_bot(expect_revoked=True))
+    listed = cli.ok("credentials", "list", "--name", "crew").stdout
+    assert "Team:" in listed and "BOT_TOKEN" in listed and "flagged" in listed and "ci-bot" in listed
     assert "ci-bot" not in cli.ok("team", "list", "--name", "crew").stdout

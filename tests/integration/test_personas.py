@@ -18,7 +18,7 @@ async def test_a_persona_gives_its_executions_its_credentials_and_defaults(syste
     await wait_workers(orch, 1)
     one = "/api/personas/{id}"
     async with orch.client() as client:
-        assert (await client.put("/api/credentials/GITHUB_TOKEN", json={"value": SECRET})).status_code == 204
+        assert (await client.put("/api/credentials/GITHUB_TOKEN", json={"value": SECRET})).status_code == 201
         created = await checked(client, "PUT", "/api/personas/reviewer", one, {"timeoutMs": 1500})
         assert created.status_code == 201 and created.json()["name"] == "reviewer"
         missing = await checked(client, "PUT", "/api/personas/reviewer/credentials/NOPE", one + "/credentials/{name}")

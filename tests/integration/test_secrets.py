@@ -30,7 +30,7 @@ async def test_secrets_stay_secret(system):
     await wait_workers(orch, 1)
     async with orch.client() as client:
         assert (await client.put("/api/token", json={"token": CLAUDE_TOKEN})).status_code == 204
-        assert (await client.put("/api/credentials/GITHUB_TOKEN", json={"value": GITHUB_TOKEN})).status_code == 204
+        assert (await client.put("/api/credentials/GITHUB_TOKEN", json={"value": GITHUB_TOKEN})).status_code == 201
         listed = (await client.get("/api/credentials")).text + (await client.get("/api/token")).text
         assert GITHUB_TOKEN not in listed and CLAUDE_TOKEN not in listed and "GITHUB_TOKEN" in listed
         r = await client.post(
@@ -79,7 +79,7 @@ async def test_values_with_quotes_backslashes_newlines_and_non_ascii_are_redacte
     await wait_workers(orch, 1)
     directives = "env:TRICKY env64:TRICKY envurl:TRICKY"
     async with orch.client() as client:
-        assert (await client.put("/api/credentials/TRICKY", json={"value": TRICKY})).status_code == 204
+        assert (await client.put("/api/credentials/TRICKY", json={"value": TRICKY})).status_code == 201
         ids = []
         for mode in ("", "node", "plain"):  # JSON with \\u escapes, JSON with raw UTF-8, plain text
             r = await client.post(

@@ -14,7 +14,7 @@ async def test_usage_counts_each_execution_once_and_retries_as_attempts(system):
     orch, _ = system(workers=2, DAC_RETRY_BACKOFF_MS="0")
     await wait_workers(orch, 2)
     async with orch.client() as owner:
-        assert (await owner.put("/api/credentials/GITHUB_TOKEN", json={"value": "ghp_usage"})).status_code == 204
+        assert (await owner.put("/api/credentials/GITHUB_TOKEN", json={"value": "ghp_usage"})).status_code == 201
         assert (await owner.put("/api/personas/alpha", json={"credentials": ["GITHUB_TOKEN"]})).status_code == 201
         dev = (await owner.post("/api/team", json={"name": "dana", "role": "contributor"})).json()
         as_dev = {"Authorization": f"Bearer {dev['apiKey']}"}

@@ -14,10 +14,12 @@ from ..records import ExecRequest
 from .api import ORCH_KEY, middleware, routes
 from .bus import Bus
 from .config import Settings
+from .credentials import Credentials
 from .dispatch import Dispatcher
 from .events import Events
 from .gc_tuning import keep_collections_short
 from .intake import Intake
+from .invites import Invites
 from .kafka_health import KafkaHealth
 from .metrics import Metrics
 from .personas import Personas
@@ -34,7 +36,11 @@ class Orchestrator:
         self.settings = settings
         self.store = Store(settings.db_path)
         self.vault = Vault(self.store, settings.master_keys)
+        if len(settings.master_keys) > 1 and (resealed := self.vault.reseal()):
+            log.info("re-sealed %d secret(s) under the current master key", resealed)
         self.personas = Personas(self.store)
+        self.credentials = Credentials(self.store, self.vault)
+        self.invites = Invites(self.store, self.vault)
         self.metrics = Metrics()
         self.bus = Bus(
             settings.kafka_bootstrap,

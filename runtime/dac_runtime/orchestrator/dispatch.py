@@ -36,6 +36,7 @@ from ..protocol import (
 )
 from ..records import ExecRequest
 from .claude_token import TokenExpired
+from .credentials import Unavailable
 from .intake import Pending
 from .leases import Active, ActiveRuns, Leases
 from .vault import MissingCredential
@@ -86,8 +87,9 @@ class Dispatcher(Leases):
             return
         given = personas.credentials_for(request.persona_id, request.credentials)
         try:
+            self.orch.credentials.check_usable(given)
             env = self.orch.vault.environment_for(given)
-        except (MissingCredential, TokenExpired, CryptoError) as exc:
+        except (MissingCredential, Unavailable, TokenExpired, CryptoError) as exc:
             self.orch.registry.mark_idle(worker)
             if row is None:
                 self._insert(request)
@@ -101,6 +103,7 @@ class Dispatcher(Leases):
             await events.finish(request, "failed", reason=reason, dead_letter=True)
             self.orch.intake.done(pending.tp, pending.offset)
             return
+        self.orch.credentials.touch(given)
         active = Active(pending, worker)
         self.active[request.execution_id] = active
         worker.execution_id = request.execution_id

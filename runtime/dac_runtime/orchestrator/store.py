@@ -258,6 +258,13 @@ class Store:
         rows = self.db.execute("SELECT id, name, role, created_at FROM api_keys ORDER BY created_at")
         return [{"id": r[0], "name": r[1], "role": r[2], "createdAt": r[3]} for r in rows]
 
+    def rehash(self, table: str, old: str, new: str) -> None:
+        """Move a token's row to its hash under the current key (after a master-key rotation)."""
+        if table not in ("api_keys", "worker_tokens"):
+            raise ValueError(table)
+        self._write(f"UPDATE {table} SET hash = ? WHERE hash = ?", (new, old))  # noqa: S608
+        self.commit()
+
     def delete_api_key(self, key_id: str) -> bool:
         deleted = self.db.execute("DELETE FROM api_keys WHERE id = ?", (key_id,)).rowcount == 1
         self.commit()

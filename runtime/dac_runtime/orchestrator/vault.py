@@ -3,6 +3,10 @@
 Sealed values are bound (AES-GCM associated data) to their row name, so a blob moved to another
 name does not decrypt. Tokens are stored as HMAC-SHA256 under a key derived from the master key,
 so a copy of the database alone lets nobody authenticate.
+
+Rotation (a new ``DAC_MASTER_KEY``, the old one in ``DAC_PREVIOUS_MASTER_KEYS``): at start every
+sealed value is re-sealed under the new key, and a token hashed under an old key is re-hashed the
+first time it is presented; once every key and worker has called in, the old key can be dropped.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ class Vault:
     def __init__(self, store: Store, master_keys: list[bytes]) -> None:
         self._store = store
         self._ring = Keyring([derive_key(k, "vault") for k in master_keys])
-        self._hash_key = derive_key(master_keys[0], "token-hash")
+        self._hash_keys = [derive_key(k, "token-hash") for k in master_keys]
         #: API key rows by token hash: every request authenticates, and keys change only through here
         self._keys: dict[str, dict[str, Any]] = {}
         self._token_info: Any = _UNREAD
@@ -52,6 +56,16 @@ class Vault:
         if self._ring.needs_rewrap(blob):
             self._seal(name, value)
         return value
+
+    def reseal(self) -> int:
+        """Re-seal every value sealed under an older master key with the current one; how many."""
+        count = 0
+        for row in self._store.list_sealed(""):
+            blob = self._store.get_sealed(row["name"])
+            if blob is not None and self._ring.needs_rewrap(blob):
+                self._seal(row["name"], self._ring.decrypt(blob, row["name"].encode()).decode())
+                count += 1
+        return count
 
     def set_credential(self, name: str, value: str) -> None:
         self._seal(CREDENTIAL_PREFIX + name, value)
@@ -112,7 +126,17 @@ class Vault:
     # --- API keys -------------------------------------------------------------------------------
 
     def hash(self, token: str) -> str:
-        return hash_token(self._hash_key, token)
+        return hash_token(self._hash_keys[0], token)
+
+    def _rehashed(self, table: str, token: str, lookup: Any) -> Any:
+        """The row of a token hashed under a previous master key, re-hashed under the current one."""
+        for old_key in self._hash_keys[1:]:
+            old = hash_token(old_key, token)
+            row = lookup(old)
+            if row is not None:
+                self._store.rehash(table, old, self.hash(token))
+                return {**row, "hash": self.hash(token)} if "hash" in row else row
+        return None
 
     def create_api_key(self, name: str, role: str) -> tuple[str, str]:
         key = new_token("dac_")
@@ -130,7 +154,7 @@ class Vault:
         digest = self.hash(key)
         row = self._keys.get(digest)
         if row is None:
-            row = self._store.api_key_by_hash(digest)
+            row = self._store.api_key_by_hash(digest) or self._rehashed("api_keys", key, self._store.api_key_by_hash)
             if row is not None and len(self._keys) < 10_000:
                 self._keys[digest] = row
         return row
@@ -155,7 +179,8 @@ class Vault:
 
     def check_worker_token(self, token: str) -> dict[str, Any] | None:
         """The token's row if it may connect now (known, unexpired, uses left), else None."""
-        row = self._store.worker_token(self.hash(token))
+        lookup = self._store.worker_token
+        row = lookup(self.hash(token)) or self._rehashed("worker_tokens", token, lookup)
         if row is None or (row["expires_at"] is not None and row["expires_at"] < time.time()):
             return None
         if row["kind"] == "registration" and row["uses_left"] is not None and row["uses_left"] <= 0:

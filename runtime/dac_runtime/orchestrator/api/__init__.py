@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import executions, personas, secrets, service, team, usage, workers
+from . import credentials, executions, personas, service, team, token, usage, workers
 from .common import ORCH_KEY, bearer_token, middleware
 
 __all__ = ["ORCH_KEY", "bearer_token", "middleware", "routes"]
@@ -28,16 +28,21 @@ def routes() -> list[web.RouteDef]:
         web.delete("/api/personas/{id}", personas.delete_persona),
         web.put("/api/personas/{id}/credentials/{name}", personas.assign_credential),
         web.delete("/api/personas/{id}/credentials/{name}", personas.unassign_credential),
-        web.get("/api/token", secrets.get_token),
-        web.put("/api/token", secrets.put_token),
-        web.delete("/api/token", secrets.delete_token),
-        web.get("/api/credentials", secrets.list_credentials),
-        web.put("/api/credentials/{name}", secrets.put_credential),
-        web.delete("/api/credentials/{name}", secrets.delete_credential),
+        web.get("/api/token", token.get_token),
+        web.put("/api/token", token.put_token),
+        web.delete("/api/token", token.delete_token),
+        web.get("/api/credentials", credentials.list_credentials),
+        web.put("/api/credentials/{name}", credentials.put_credential),
+        web.delete("/api/credentials/{name}", credentials.delete_credential),
+        web.post("/api/credentials/{name}/adopt", credentials.adopt_credential),
         web.post("/api/worker-tokens", workers.create_worker_token),
         web.get("/api/team", team.list_team),
         web.post("/api/team", team.add_member),
         web.delete("/api/team/{id}", team.remove_member),
+        web.get("/api/invites", team.list_invites),
+        web.post("/api/invites", team.create_invite),
+        web.delete("/api/invites/{id}", team.withdraw_invite),
+        web.post("/api/join", team.join),
         web.get("/bundle/{name}", workers.get_bundle),
         web.get("/healthz", service.healthz),
         web.get("/metrics", service.metrics),

@@ -1,7 +1,8 @@
 """Who may call what: every route's roles in one table, checked by the auth middleware.
 
-Roles: ``owner`` (everything), ``contributor`` (run and cancel executions, see the team's credential
-names, read the rest) and ``viewer`` (read status, executions, workers and personas). Keys made when
+Roles: ``owner`` (everything), ``contributor`` (run and cancel executions, contribute credentials and
+manage their own, assign their own to personas, see the team's credential names, read the rest) and
+``viewer`` (read status, executions, workers and personas). Keys made when
 the only roles were owner and ``member`` keep working: a member is a contributor. A route missing from
 the table is the owner's alone, so a new endpoint is never open by accident (a test holds the table to
 the routes).
@@ -27,18 +28,23 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/personas/{id}"): EVERYONE,
     ("PUT", "/api/personas/{id}"): OWNERS,
     ("DELETE", "/api/personas/{id}"): OWNERS,
-    ("PUT", "/api/personas/{id}/credentials/{name}"): OWNERS,
-    ("DELETE", "/api/personas/{id}/credentials/{name}"): OWNERS,
+    # a contributor only their own credentials (checked by the handler: the credential's contributor)
+    ("PUT", "/api/personas/{id}/credentials/{name}"): RUNNERS,
+    ("DELETE", "/api/personas/{id}/credentials/{name}"): RUNNERS,
     ("GET", "/api/token"): EVERYONE,
     ("PUT", "/api/token"): OWNERS,
     ("DELETE", "/api/token"): OWNERS,
     ("GET", "/api/credentials"): RUNNERS,
-    ("PUT", "/api/credentials/{name}"): OWNERS,
-    ("DELETE", "/api/credentials/{name}"): OWNERS,
+    ("PUT", "/api/credentials/{name}"): RUNNERS,  # a contributor: new names and their own
+    ("DELETE", "/api/credentials/{name}"): RUNNERS,  # a contributor: their own
+    ("POST", "/api/credentials/{name}/adopt"): OWNERS,
     ("POST", "/api/worker-tokens"): OWNERS,
     ("GET", "/api/team"): OWNERS,
     ("POST", "/api/team"): OWNERS,
     ("DELETE", "/api/team/{id}"): OWNERS,
+    ("GET", "/api/invites"): OWNERS,
+    ("POST", "/api/invites"): OWNERS,
+    ("DELETE", "/api/invites/{id}"): OWNERS,
 }
 
 

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 ORCH_KEY: web.AppKey[Orchestrator] = web.AppKey("orchestrator")
-PUBLIC = {"/healthz", "/metrics", "/openapi.json", "/ws/worker"}
+#: Paths called without an API key: probes, the spec, workers (their own tokens), joining (an invite code)
+PUBLIC = {"/healthz", "/metrics", "/openapi.json", "/ws/worker", "/api/join"}
 
 
 class Body(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):

@@ -1,4 +1,5 @@
-"""Personas: list and read (every member), define, remove and assign credentials (owners)."""
+"""Personas: list and read (every member), define and remove (owners); a credential is assigned by its
+contributor or an owner."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from aiohttp import web
 from ...protocol import Id, PositiveInt
 from ...records import CredentialName
 from ..personas import Description, Name, Persona
-from .common import CREDENTIAL_NAMES, ORCH_KEY, ApiError, Body, decode_body, path_value
+from .common import ORCH_KEY, ApiError, Body, decode_body, path_value
+from .credentials import credential_name, require_own
 
 
 class PersonaBody(Body):
@@ -70,21 +72,18 @@ async def delete_persona(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _credential(request: web.Request) -> str:
-    return path_value(request, "name", CredentialName, CREDENTIAL_NAMES)
-
-
 async def assign_credential(request: web.Request) -> web.Response:
-    persona, name = _persona_or_404(request), _credential(request)
+    persona, name = _persona_or_404(request), credential_name(request)
     orch = request.app[ORCH_KEY]
-    if name not in {c["name"] for c in orch.vault.list_credentials()}:
-        raise ApiError(404, "no_credential", f"no credential {name} to assign (set it first)")
+    require_own(request, name)
     return web.json_response(_view(request, orch.personas.assign(persona.persona_id, name, True)))
 
 
 async def unassign_credential(request: web.Request) -> web.Response:
-    persona, name = _persona_or_404(request), _credential(request)
+    persona, name = _persona_or_404(request), credential_name(request)
     if name not in persona.credentials:
         raise ApiError(404, "not_assigned", f"{name} is not assigned to {persona.persona_id}")
+    if request.app[ORCH_KEY].credentials.get(name) is not None:
+        require_own(request, name)
     orch = request.app[ORCH_KEY]
     return web.json_response(_view(request, orch.personas.assign(persona.persona_id, name, False)))

@@ -1,4 +1,5 @@
-"""The team: API keys by member and role (only an owner manages them)."""
+"""The team: members (API keys by role) and invites. Owners manage both; joining is the one call made
+without a key, since the invite's one-time code is what proves the caller was invited."""
 
 from __future__ import annotations
 
@@ -7,13 +8,36 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
+from ..invites import InviteError, connect_string
 from .access import ALIASES, ROLES
 from .common import ORCH_KEY, ApiError, Body, decode_body
 
+MemberName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+MAX_INVITE_TTL_S = 90 * 86400
+
 
 class MemberBody(Body):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    name: MemberName
     role: str = "contributor"
+
+
+class InviteBody(Body):
+    role: str = "contributor"
+    #: Who it is for (shown in the team list); the member may give their own name when joining
+    name: MemberName | None = None
+    #: Seconds until it can no longer be redeemed (default 7 days, at most 90)
+    expires_in: Annotated[int, msgspec.Meta(gt=0, le=MAX_INVITE_TTL_S)] = 7 * 86400
+
+
+class JoinBody(Body):
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    name: MemberName | None = None
+
+
+def _role(role: str) -> str:
+    if role not in ROLES and role not in ALIASES:
+        raise ApiError(400, "invalid_body", f"role must be one of {', '.join(ROLES)}")
+    return ALIASES.get(role, role)
 
 
 async def list_team(request: web.Request) -> web.Response:
@@ -22,17 +46,61 @@ async def list_team(request: web.Request) -> web.Response:
 
 async def add_member(request: web.Request) -> web.Response:
     body = await decode_body(request, MemberBody)
-    if body.role not in ROLES and body.role not in ALIASES:
-        raise ApiError(400, "invalid_body", f"role must be one of {', '.join(ROLES)}")
-    body.role = ALIASES.get(body.role, body.role)
-    key_id, key = request.app[ORCH_KEY].vault.create_api_key(body.name, body.role)
-    return web.json_response({"id": key_id, "name": body.name, "role": body.role, "apiKey": key}, status=201)
+    role = _role(body.role)
+    key_id, key = request.app[ORCH_KEY].vault.create_api_key(body.name, role)
+    return web.json_response({"id": key_id, "name": body.name, "role": role, "apiKey": key}, status=201)
 
 
 async def remove_member(request: web.Request) -> web.Response:
+    """Revoke a member's key (it fails from the next request on) and flag what they contributed."""
     member_id = request.match_info["id"]
     if member_id == request["api_key"]["id"]:
         raise ApiError(409, "self_removal", "an owner cannot revoke the key it is using")
-    if not request.app[ORCH_KEY].vault.revoke_api_key(member_id):
+    orch = request.app[ORCH_KEY]
+    member = next((m for m in orch.store.list_api_keys() if m["id"] == member_id), None)
+    if member is None or not orch.vault.revoke_api_key(member_id):
         raise ApiError(404, "not_found", f"no member {member_id}")
+    why = f"its contributor {member['name']} was removed from the team by {request['api_key']['name']}"
+    flagged = orch.credentials.flag_contributor(member_id, why)
+    return web.json_response({"id": member_id, "flaggedCredentials": flagged})
+
+
+def _origin(request: web.Request) -> str:
+    """The URL this orchestrator was reached at (behind a TLS-terminating proxy, as the client saw it)."""
+    scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+    return f"{scheme}://{request.host}"
+
+
+async def create_invite(request: web.Request) -> web.Response:
+    body = await decode_body(request, InviteBody, empty_ok=True)
+    invite, code = request.app[ORCH_KEY].invites.create(
+        _role(body.role), request["api_key"]["id"], body.name, body.expires_in
+    )
+    created = {**invite, "code": code, "connectString": connect_string(_origin(request), code)}
+    return web.json_response(created, status=201)
+
+
+async def list_invites(request: web.Request) -> web.Response:
+    return web.json_response({"invites": request.app[ORCH_KEY].invites.all()})
+
+
+async def withdraw_invite(request: web.Request) -> web.Response:
+    invites = request.app[ORCH_KEY].invites
+    invite_id = request.match_info["id"]
+    if invites.get(invite_id) is None:
+        raise ApiError(404, "not_found", f"no invite {invite_id}")
+    if not invites.revoke(invite_id):
+        raise ApiError(409, "not_open", f"invite {invite_id} was already used or withdrawn")
     return web.Response(status=204)
+
+
+async def join(request: web.Request) -> web.Response:
+    """Redeem an invite's code for a new API key, shown this once."""
+    orch = request.app[ORCH_KEY]
+    body = await decode_body(request, JoinBody)
+    try:
+        member = orch.invites.redeem(body.code, body.name)
+    except InviteError as exc:
+        orch.metrics.auth_failures.labels("join").inc()
+        raise ApiError(403, "invite_refused", str(exc)) from None
+    return web.json_response(member, status=201)

@@ -1,4 +1,4 @@
-"""The Claude token and the credentials: written here, never read back (names and times only)."""
+"""The Claude token: stored here, never read back (only what is known of its life)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,8 @@ from typing import Annotated, Any
 import msgspec
 from aiohttp import web
 
-from ...records import CredentialName
 from ..vault import Vault
-from .common import CREDENTIAL_NAMES, ORCH_KEY, ApiError, Body, decode_body, path_value
-
-
-class SecretBody(Body):
-    value: Annotated[str, msgspec.Meta(min_length=1, max_length=65_536)]
+from .common import ORCH_KEY, Body, decode_body
 
 
 class TokenBody(Body):
@@ -50,26 +45,4 @@ async def get_token(request: web.Request) -> web.Response:
 
 async def delete_token(request: web.Request) -> web.Response:
     request.app[ORCH_KEY].vault.delete_claude_token()
-    return web.Response(status=204)
-
-
-def _credential_name(request: web.Request) -> str:
-    return path_value(request, "name", CredentialName, CREDENTIAL_NAMES)
-
-
-async def put_credential(request: web.Request) -> web.Response:
-    name = _credential_name(request)
-    body = await decode_body(request, SecretBody)
-    request.app[ORCH_KEY].vault.set_credential(name, body.value)
-    return web.Response(status=204)
-
-
-async def list_credentials(request: web.Request) -> web.Response:
-    return web.json_response({"credentials": request.app[ORCH_KEY].vault.list_credentials()})
-
-
-async def delete_credential(request: web.Request) -> web.Response:
-    name = _credential_name(request)
-    if not request.app[ORCH_KEY].vault.delete_credential(name):
-        raise ApiError(404, "not_found", f"no credential {name}")
     return web.Response(status=204)
