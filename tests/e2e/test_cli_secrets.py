@@ -106,3 +106,28 @@ def test_team_keys_are_shown_once_limited_by_role_and_revocable(cli, monkeypatch
     listed = cli.ok("credentials", "list", "--name", "crew").stdout
     assert "Team:" in listed and "BOT_TOKEN" in listed and "flagged" in listed and "ci-bot" in listed
     assert "ci-bot" not in cli.ok("team", "list", "--name", "crew").stdout
+
+
+def test_an_invited_member_joins_from_the_cli_and_works_under_their_own_name(cli):
+    cli.ok("deploy", "--name", "home", "--agent", "stand-in", "--workers", "1")
+    invited = cli.ok("team", "invite", "--for", "dana", "--expires", "1h", "--name", "home")
+    connect_string = invited.stdout.strip()
+    assert connect_string.startswith("daci1.") and "dacinv_" not in invited.stderr
+    bad = cli("team", "invite", "--expires", "100d", "--name", "home")
+    assert bad.returncode == 2 and "at most 90 days" in bad.stderr
+    joined = cli.ok("join", "-", "--name", "team", input=connect_string + "\n")  # stdin keeps it out of ps
+    assert "as dana (contributor)" in joined.stderr and "dac_" not in joined.stdout + joined.stderr
+    again = cli("join", connect_string, "--name", "other")
+    assert again.returncode == 1 and "already used" in again.stderr
+    cli.ok(
+        "credentials", "set", "DANA_KEY", "--service", "openai", "--meta", "org=acme", "--name", "team", input="dk\n"
+    )
+    mine = cli.ok("credentials", "list", "--name", "team").stdout
+    assert mine.startswith("Mine:") and "DANA_KEY" in mine and "unassigned" in mine and "openai" in mine
+    theirs = cli.ok("credentials", "list", "--name", "home").stdout
+    assert theirs.startswith("Team:") and "by dana" in theirs
+    invites = cli.ok("team", "invites", "--name", "home").stdout
+    assert "used" in invites and "dana" in invites
+    cli.ok("leave", "--name", "team")
+    gone = cli("credentials", "list", "--name", "team")
+    assert gone.returncode == 2 and "no deployment named 'team'" in gone.stderr
