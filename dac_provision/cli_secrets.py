@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from dac_runtime.orchestrator.claude_token import REVOKE_HINT
+from dac_runtime.setup_token import SetupToken, SetupTokenError
 
 from .cli_common import BadInput, err, friendly, json_option, name_option, out
 from .client import CREDENTIAL_NAME, Client
@@ -63,7 +65,7 @@ def token() -> None:
 
     \b
     Example:
-      claude setup-token   # prints a long-lived token
+      dac-provision token connect   # sign in in the browser; or paste one:
       dac-provision token set < token.txt
       dac-provision token status
     """
@@ -110,6 +112,57 @@ def _life(state: dict[str, Any]) -> str:
         return "its expiry is unknown"
     until = datetime.fromtimestamp(state["expiresAt"], UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"valid until {until}" + (" (estimated: assumed minted when stored)" if state["expiresEstimated"] else "")
+
+
+@token.command(name="connect")
+@name_option
+@click.option("--here", is_flag=True, help="Run claude setup-token on this machine instead of on a worker.")
+@click.option("--claude", "claude_bin", default="claude", show_default=True, help="The claude CLI to run with --here.")
+@friendly
+def token_connect(name: str, here: bool, claude_bin: str) -> None:
+    """Connect the team's Claude subscription: Claude Code's own `claude setup-token` runs in a terminal
+    (on a worker of the deployment, or here with --here) and prints a URL; sign in there and paste the
+    code the page shows. The token it makes is stored sealed, valid for a year.
+
+    \b
+    Example:
+      dac-provision token connect
+      dac-provision token connect --here --name prod
+    """
+    if here:
+        minted = time.time()
+        value = asyncio.run(_setup_token_here([claude_bin, "setup-token"]))
+        with_client(name, lambda client: client.set_claude_token(value, minted_at=minted))
+        state = with_client(name, lambda client: client.claude_token())
+    else:
+        started = with_client(name, lambda client: client.connect_claude())
+        _show_url(started["url"], f"(claude setup-token runs on worker {started['worker']})")
+        code = _read_code()
+        state = with_client(name, lambda client: client.finish_claude(started["session"], code))
+    err.print(f"{name}: Claude subscription connected; {_life(state)}")
+
+
+def _show_url(url: str, where: str) -> None:
+    err.print(f"Open this URL, sign in, and paste the code the page shows {where}:")
+    err.print(url, soft_wrap=True, markup=False)
+
+
+def _read_code() -> str:
+    if sys.stdin.isatty():
+        return click.prompt("Code", default="", show_default=False).strip()
+    return sys.stdin.readline().strip()
+
+
+async def _setup_token_here(command: list[str]) -> str:
+    login = SetupToken(command)
+    try:
+        _show_url(await login.start(), "(claude setup-token runs here)")
+        code = await asyncio.get_running_loop().run_in_executor(None, _read_code)
+        return await login.finish(code)
+    except SetupTokenError as exc:
+        raise BadInput(str(exc)) from None
+    finally:
+        await login.close()
 
 
 @token.command(name="status")

@@ -235,6 +235,14 @@ class Client:
     async def claude_token_configured(self) -> bool:
         return bool((await self.claude_token())["configured"])
 
+    async def connect_claude(self) -> dict[str, Any]:
+        """Start connecting the Claude subscription on a worker: ``session`` and the ``url`` to open."""
+        return await self._call("POST", "/api/oauth/authorize")
+
+    async def finish_claude(self, session: str, code: str) -> dict[str, Any]:
+        """Finish it with the ``code#state`` the browser showed; what is known of the token's life."""
+        return await self._call("POST", "/api/oauth/callback", json={"session": session, "code": code})
+
     async def clear_claude_token(self) -> None:
         await self._call("DELETE", "/api/token")
 

@@ -188,8 +188,57 @@ class Error(_Frame, tag="error"):
     message: str
 
 
-WorkerFrame = Hello | Ready | Accepted | Rejected | Stdout | Stderr | Event | Complete | Heartbeat
-OrchestratorFrame = Ack | Assign | Cancel | Received | Shutdown | Error
+# --- connecting the Claude subscription: ``claude setup-token`` driven on a worker (capability
+# ``setup-token``). The orchestrator starts a login, the worker answers with the URL the CLI printed,
+# the orchestrator passes on the code the user pasted (its state already checked), the worker answers
+# with the token or why there is none. ``login_end`` abandons a login.
+
+LoginText = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+
+
+class LoginStart(_Frame, tag="login_start"):
+    session: Id
+
+
+class LoginCode(_Frame, tag="login_code"):
+    session: Id
+    code: LoginText
+
+
+class LoginEnd(_Frame, tag="login_end"):
+    session: Id
+
+
+class LoginUrl(_Frame, tag="login_url"):
+    session: Id
+    url: LoginText
+
+
+class LoginToken(_Frame, tag="login_token"):
+    session: Id
+    token: LoginText
+
+
+class LoginFailed(_Frame, tag="login_failed"):
+    session: Id
+    reason: Annotated[str, msgspec.Meta(max_length=1000)]
+
+
+WorkerFrame = (
+    Hello
+    | Ready
+    | Accepted
+    | Rejected
+    | Stdout
+    | Stderr
+    | Event
+    | Complete
+    | Heartbeat
+    | LoginUrl
+    | LoginToken
+    | LoginFailed
+)
+OrchestratorFrame = Ack | Assign | Cancel | Received | Shutdown | Error | LoginStart | LoginCode | LoginEnd
 
 _encoder = msgspec.json.Encoder()
 _worker_decoder = msgspec.json.Decoder(WorkerFrame)

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from dac_provision.client import Client, ClientError
 from dac_provision.engine import connect
+from tests.harness import ROOT
 
 pytestmark = pytest.mark.integration
 
 CLAUDE_TOKEN = "sk-ant-oat01-cli-test-token-6c1d2e"
 GITHUB_TOKEN = "ghp_cliTestValue0123456789abcdef"
+FAKES = str(ROOT / "tests" / "fakes")  # a `claude` that behaves as the real one does in a terminal
 
 
 def _no_secret_in(*results) -> None:
@@ -131,3 +137,45 @@ def test_an_invited_member_joins_from_the_cli_and_works_under_their_own_name(cli
     cli.ok("leave", "--name", "team")
     gone = cli("credentials", "list", "--name", "team")
     assert gone.returncode == 2 and "no deployment named 'team'" in gone.stderr
+
+
+def _connect(cli, *args: str, path: str) -> tuple[str, str]:
+    """Run `token connect` as a person would: read the URL it prints, paste the code the sign-in page
+    would show (the URL's state after a code), return what it said."""
+    env = dict(os.environ, DAC_STATE_DIR=str(cli.state_dir), PATH=path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dac_provision", "token", "connect", *args],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen = []
+    try:
+        for line in proc.stderr:  # the URL comes on a line of its own
+            seen.append(line)
+            if line.startswith("https://"):
+                state = parse_qs(urlsplit(line.strip()).query)["state"][0]
+                proc.stdin.write(f"the-code#{state}\n")
+                proc.stdin.flush()
+                break
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, "".join(seen) + err
+    return "".join(seen) + err, out
+
+
+def test_token_connect_signs_in_through_a_worker_or_here(cli):
+    path = f"{FAKES}:{os.environ['PATH']}"
+    cli.ok("deploy", "--name", "sub", "--agent", "stand-in", "--workers", "1", env={"PATH": path})
+    said, out = _connect(cli, "--name", "sub", path=path)
+    assert "runs on worker" in said and "Claude subscription connected; valid until" in said
+    assert "sk-ant-oat01-" not in said + out and "estimated" not in said
+    said, out = _connect(cli, "--here", "--name", "sub", path=path)
+    assert "runs here" in said and "connected; valid until" in said and "sk-ant-oat01-" not in said + out
+    ran = cli.ok("exec", "--name", "sub", "env:CLAUDE_CODE_OAUTH_TOKEN")
+    assert "CLAUDE_CODE_OAUTH_TOKEN=[REDACTED]" in ran.stdout
+    missing = cli("token", "connect", "--here", "--claude", "no-such-claude", "--name", "sub")
+    assert missing.returncode == 2 and "no-such-claude is not installed here" in missing.stderr

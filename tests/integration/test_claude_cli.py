@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -53,6 +54,14 @@ async def test_real_claude_cli_fails_cleanly_without_its_api(system, claude_bin,
         await client.put("/api/token", json={"token": token})
         r = await client.post("/api/execute", json={"personaId": "p", "prompt": "say hello", "timeoutMs": 120_000})
         final = await wait_terminal(client, r.json()["executionId"], timeout=150)
+        # The same worker connects a subscription with this CLI: `claude setup-token` in a pty on it
+        # prints Claude Code's own authorization URL, which the API relays.
+        login = await client.post("/api/oauth/authorize")
+        assert login.status_code == 201, login.text
+        url = urlsplit(login.json()["url"])
+        query = parse_qs(url.query)
+        assert (url.scheme, url.path.endswith("/oauth/authorize")) == ("https", True), url
+        assert query["scope"] == ["user:inference"] and query["state"][0] and query["code_challenge_method"] == ["S256"]
     assert final["status"] == "failed", final
     output = await read_topic(
         orch.bootstrap, orch.topics.output, lambda recs: any('"result"' in x["chunk"] for x in recs)

@@ -21,6 +21,7 @@ from .gc_tuning import keep_collections_short
 from .intake import Intake
 from .invites import Invites
 from .kafka_health import KafkaHealth
+from .logins import Logins
 from .metrics import Metrics
 from .personas import Personas
 from .store import Store
@@ -54,6 +55,7 @@ class Orchestrator:
         self.kafka = KafkaHealth(self.bus.probe, probe_s, max(probe_s, 2.0), self.bus.describe)
         self.events = Events(self)
         self.registry = WorkerRegistry(self)
+        self.logins = Logins(self.registry, self.vault)
         self.dispatcher = Dispatcher(self)
         self.intake = Intake(self)
         self.supervisor = Supervisor(self.metrics.task_restarts)

@@ -29,6 +29,7 @@ class WorkerConn:
     __slots__ = (
         "_pool",
         "_state",
+        "capabilities",
         "connected_at",
         "execution_id",
         "last_seen",
@@ -51,6 +52,8 @@ class WorkerConn:
         self.superseded = False
         #: Executions this worker was told to forget; their replayed frames are dropped without a warning.
         self.released: set[str] = set()
+        #: What the worker said it can do in its hello (``setup-token``: it can run a Claude login).
+        self.capabilities: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return f"WorkerConn({self.worker_id!r}, {self._state})"

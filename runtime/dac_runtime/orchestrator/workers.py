@@ -22,6 +22,9 @@ from ..protocol import (
     Error,
     Heartbeat,
     Hello,
+    LoginFailed,
+    LoginToken,
+    LoginUrl,
     ProtocolError,
     Ready,
     Resume,
@@ -182,6 +185,7 @@ class WorkerRegistry:
             old.superseded = True
             asyncio.get_running_loop().create_task(old.ws.close(code=4002, message=b"superseded"))
         conn = WorkerConn(hello.worker_id, hello.version, ws)
+        conn.capabilities = frozenset(hello.capabilities)
         self.pool.add(conn)
         return conn
 
@@ -204,6 +208,9 @@ class WorkerRegistry:
             if isinstance(frame, Ready):
                 if conn.execution_id is None:
                     self.mark_idle(conn)
+                continue
+            if isinstance(frame, LoginUrl | LoginToken | LoginFailed):
+                self.orch.logins.on_frame(conn, frame)
                 continue
             if isinstance(frame, Hello):
                 await self._frame_error(conn, ProtocolError("duplicate_hello", "hello was already received"))

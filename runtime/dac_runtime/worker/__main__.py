@@ -14,6 +14,9 @@ Environment:
     DAC_AGENT_PASSTHROUGH     comma-separated names of worker variables to pass to the agent
                               (e.g. CLAUDE_CODE_MAX_RETRIES); nothing else is inherited
     DAC_EXIT_AFTER_JOB        true: run one execution then exit (burst workers)
+    DAC_SETUP_TOKEN_COMMAND   how to run ``claude setup-token`` here, for connecting the Claude
+                              subscription from the orchestrator (default: the agent's claude, or
+                              the claude on PATH; without one this worker offers no logins)
     DAC_LOG_LEVEL             INFO by default
 """
 
@@ -30,6 +33,7 @@ from pathlib import Path
 from ..agent import DEFAULT_COMMAND, command_problems
 from ..envconfig import ConfigError, EnvReader
 from .connection import Worker, WorkerSettings, new_worker_id
+from .login import login_command
 
 
 def load_settings(reader: EnvReader) -> WorkerSettings:
@@ -50,6 +54,7 @@ def load_settings(reader: EnvReader) -> WorkerSettings:
         work_root=work_root,
         credential_file=Path(credential) if credential else None,
         exit_after_job=reader.bool("DAC_EXIT_AFTER_JOB"),
+        login_command=login_command(command, reader.argv("DAC_SETUP_TOKEN_COMMAND", []) or None),
         passthrough=tuple(n.strip() for n in (reader.str("DAC_AGENT_PASSTHROUGH") or "").split(",") if n.strip()),
     )
     reader.problems.extend(f"DAC_AGENT_COMMAND: {p}" for p in command_problems(command))

@@ -35,6 +35,9 @@ from ..protocol import (
     Event,
     Heartbeat,
     Hello,
+    LoginCode,
+    LoginEnd,
+    LoginStart,
     ProtocolError,
     Ready,
     Received,
@@ -48,6 +51,7 @@ from ..protocol import (
 )
 from .executor import Run
 from .journal import Journal
+from .login import Logins
 from .sweep import sweep_runs
 
 log = logging.getLogger("dac.worker")
@@ -64,6 +68,8 @@ class WorkerSettings:
     exit_after_job: bool = False
     #: Names of worker environment variables the operator chose to pass to the agent.
     passthrough: tuple[str, ...] = ()
+    #: ``claude setup-token`` here, for connecting the Claude subscription; None: no logins offered.
+    login_command: list[str] | None = None
     backoff_base: float = 1.0
     backoff_cap: float = 30.0
 
@@ -87,6 +93,7 @@ class Worker:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._heartbeat_interval = 15.0
         self.connected = asyncio.Event()
+        self.logins = Logins(settings.login_command, self._queue_now)
         if settings.credential_file and settings.credential_file.exists():
             stored = settings.credential_file.read_text().strip()
             if stored:
@@ -116,6 +123,7 @@ class Worker:
                     await asyncio.wait_for(self._done.wait(), timeout=delay)
         if self._run_task:
             await self._run_task
+        await self.logins.close()
 
     def request_stop(self) -> None:
         """First call drains; a second call cancels the running execution."""
@@ -143,7 +151,8 @@ class Worker:
                 worker_id=self.s.worker_id,
                 version=__version__,
                 protocol=PROTOCOL_VERSION,
-                capabilities=["stream-json", "persona-events", "resume"],
+                capabilities=["stream-json", "persona-events", "resume"]
+                + (["setup-token"] if self.s.login_command else []),
                 active_execution_id=run.execution_id if run else None,
                 last_seq=run.last_seq if run else None,
                 resumes=self.journal.resumes(run.execution_id if run else None),
@@ -227,6 +236,8 @@ class Worker:
                 self.request_stop()
                 if self._run is not None:
                     asyncio.get_running_loop().call_later(frame.grace_period_ms / 1000, self._cancel_run)
+            elif isinstance(frame, LoginStart | LoginCode | LoginEnd):
+                self.logins.handle(frame)
             elif isinstance(frame, Error):
                 log.warning("orchestrator error: %s: %s", frame.code, frame.message)
             if self._done.is_set():

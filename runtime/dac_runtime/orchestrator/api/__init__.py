@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import credentials, executions, personas, service, team, token, usage, workers
+from . import credentials, executions, oauth, personas, service, team, token, usage, workers
 from .common import ORCH_KEY, bearer_token, middleware
 
 __all__ = ["ORCH_KEY", "bearer_token", "middleware", "routes"]
@@ -31,6 +31,8 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/token", token.get_token),
         web.put("/api/token", token.put_token),
         web.delete("/api/token", token.delete_token),
+        web.post("/api/oauth/authorize", oauth.authorize),
+        web.post("/api/oauth/callback", oauth.callback),
         web.get("/api/credentials", credentials.list_credentials),
         web.put("/api/credentials/{name}", credentials.put_credential),
         web.delete("/api/credentials/{name}", credentials.delete_credential),

@@ -34,6 +34,8 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/token"): EVERYONE,
     ("PUT", "/api/token"): OWNERS,
     ("DELETE", "/api/token"): OWNERS,
+    ("POST", "/api/oauth/authorize"): OWNERS,
+    ("POST", "/api/oauth/callback"): OWNERS,
     ("GET", "/api/credentials"): RUNNERS,
     ("PUT", "/api/credentials/{name}"): RUNNERS,  # a contributor: new names and their own
     ("DELETE", "/api/credentials/{name}"): RUNNERS,  # a contributor: their own
