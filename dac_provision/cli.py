@@ -57,6 +57,9 @@ def main(debug: bool) -> None:
 @click.option("--workers", "-w", type=int, help="Number of workers.")
 @click.option("--agent", help="Agent command: 'claude', 'stand-in', or a command line with {prompt}.")
 @click.option("--file", "-f", "spec_file", type=click.Path(dir_okay=False, path_type=Path), help="Spec file.")
+@click.option(
+    "--personas", type=click.Path(exists=True, path_type=Path), help="Persona file or folder to apply at deploy."
+)
 @json_option
 @friendly
 def deploy(
@@ -66,6 +69,7 @@ def deploy(
     workers: int | None,
     agent: str | None,
     spec_file: Path | None,
+    personas: Path | None,
     as_json: bool,
 ) -> None:
     """Create the deployment, or bring it back to its spec (heals what died; safe to repeat).
@@ -74,8 +78,10 @@ def deploy(
     Example:
       dac-provision deploy --agent stand-in --workers 3
       dac-provision deploy -f deploy.toml
+      dac-provision deploy --personas personas/
     """
     overrides: dict[str, Any] = {"provider": provider, "workers": workers, "agent_command": agent}
+    overrides["personas"] = str(personas.resolve()) if personas else None
     if stack is not None:
         overrides["pulumi"] = {"stack": stack}
     if spec_file is not None:

@@ -18,8 +18,9 @@ from typing import Any, Literal
 
 from dac_runtime.crypto import new_token
 
-from .client import Client
+from .client import Client, ClientError
 from .membership import membership, memberships
+from .persona_files import load_persona_files
 from .plan import Desired, levels, plan
 from .providers.base import Context, LoggedError, Provider, ProviderError, Resource
 from .providers.cloud import CloudProvider
@@ -177,7 +178,7 @@ async def deploy_async(
             raise DeployError("; ".join(problems))
         wanted = {d.name for d in desired}
         extra = [r for r in ctx.resources.values() if r.name not in wanted]
-        run = _Run(len(desired) + len(extra) + 1, on_progress)
+        run = _Run(len(desired) + len(extra) + 1 + bool(spec.personas), on_progress)
         store.put_deployment(spec.name, spec.provider, spec.to_dict(), "deploying")
         try:
             await _converge(store, ctx, provider, run, desired)
@@ -190,12 +191,36 @@ async def deploy_async(
                 run.emit(step, "ready", "failed", str(exc), exc.log_path)
                 raise
             run.emit(step, "ready", "done")
+            if spec.personas:
+                step = run.next()
+                run.emit(step, "personas", "start", spec.personas)
+                run.emit(step, "personas", "done", await _sync_personas(spec, provider.endpoint(ctx) or "", ctx))
         except ProviderError as exc:
             store.set_status(spec.name, "failed")
             raise DeployError(str(exc), exc.log_path) from None
         store.set_status(spec.name, "running")
         url = provider.endpoint(ctx) or ""
         return Deployment(spec.name, spec.provider, url, ctx.secrets.owner_api_key, ctx.directory)
+
+
+async def _sync_personas(spec: DeploySpec, url: str, ctx: Context) -> str:
+    """Apply the spec's persona files (checked when the spec was loaded); with ``personas-prune``,
+    remove the personas no file defines."""
+    files = load_persona_files(spec.personas or "")
+    try:
+        async with Client(url, ctx.secrets.owner_api_key) as client:
+            for persona in files:
+                await client.set_persona(persona.id, **persona.body())
+            pruned = []
+            if spec.personas_prune:
+                keep = {f.id for f in files}
+                for existing in await client.personas():
+                    if existing["personaId"] not in keep:
+                        await client.remove_persona(existing["personaId"])
+                        pruned.append(existing["personaId"])
+    except ClientError as exc:
+        raise ProviderError(f"applying the persona files: {exc}") from None
+    return f"{len(files)} applied" + (f", {len(pruned)} removed ({', '.join(pruned)})" if pruned else "")
 
 
 def deploy(spec: DeploySpec, on_progress: OnProgress | None = None, store: StateStore | None = None) -> Deployment:

@@ -50,6 +50,8 @@ class StepPrinter:
             return
         style = STYLE.get(event.state, "")
         line = f"{counter:>8} {event.name:<14} [{style}]{WORDS.get(event.state, event.state)}[/] {event.elapsed:5.1f}s"
+        if event.state == "done" and event.detail:
+            line += f"  {event.detail}"
         if event.state == "failed":
             line += f"\n         {event.detail}"
             if event.log_path:

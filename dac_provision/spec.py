@@ -110,6 +110,10 @@ class DeploySpec(_Section):
     fly: FlySpec = msgspec.field(default_factory=FlySpec)
     digitalocean: DigitalOceanSpec = msgspec.field(default_factory=DigitalOceanSpec)
     pulumi: PulumiSpec = msgspec.field(default_factory=PulumiSpec)
+    #: A persona file or a folder of them, applied at every deploy (relative to the spec file).
+    personas: str | None = None
+    #: With ``personas``: also remove the deployment's personas that no file defines.
+    personas_prune: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return msgspec.to_builtins(self)
@@ -131,6 +135,15 @@ def _cross_checks(spec: DeploySpec) -> list[str]:
         problems.append("kafka.sasl-mechanism: only meaningful with security-protocol SASL_PLAINTEXT or SASL_SSL")
     if kafka.ca_file and not Path(kafka.ca_file).expanduser().is_file():
         problems.append(f"kafka.ca-file: {kafka.ca_file} is not a readable file")
+    if spec.personas:
+        from .persona_files import load_persona_files  # persona files report through SpecError
+
+        try:
+            load_persona_files(Path(spec.personas).expanduser())
+        except SpecError as exc:
+            problems.extend(f"personas: {p}" for p in exc.problems)
+    elif spec.personas_prune:
+        problems.append("personas-prune: only meaningful with personas (the files to keep)")
     return problems
 
 
@@ -195,4 +208,6 @@ def load_spec_file(path: str | Path, **overrides: Any) -> DeploySpec:
         raise SpecError([f"not valid {path.suffix.lstrip('.').upper()}: {exc}"], str(path)) from None
     if not isinstance(data, dict):
         raise SpecError(["the top level must be a table of options"], str(path))
+    if isinstance(data.get("personas"), str):  # beside the spec file, wherever deploy runs from
+        data["personas"] = str((path.parent / Path(data["personas"]).expanduser()).resolve())
     return load_spec(data, source=str(path), **overrides)

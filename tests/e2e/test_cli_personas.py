@@ -59,3 +59,28 @@ def test_personas_apply_list_run_and_remove(cli, tmp_path):
     ):
         result = cli(*args, "--name", "cast")
         assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr, (args, result)
+
+
+def test_deploy_syncs_the_persona_files_of_its_spec(cli, tmp_path):
+    folder = tmp_path / "team" / "personas"
+    folder.mkdir(parents=True)
+    (folder / "triage.toml").write_text('id = "triage"\nmax-concurrent = 3\n')
+    (folder / "broken.yaml").write_text("id: broken\nmax-concurent: 2\n")
+    refused = cli("deploy", "--name", "synced", "--agent", "stand-in", "--workers", "1", "--personas", str(folder))
+    assert (
+        refused.returncode == 2 and "personas:" in refused.stderr and "did you mean 'max-concurrent'" in refused.stderr
+    )
+    assert cli.footprint("synced") == ([], [])  # refused before anything was started
+    (folder / "broken.yaml").write_text("id: writer\n")
+    deployed = cli.ok("deploy", "--name", "synced", "--agent", "stand-in", "--workers", "1", "--personas", str(folder))
+    assert "2 applied" in deployed.stderr
+    cli.ok("personas", "set", "manual", "--name", "synced")
+    spec = tmp_path / "team" / "deploy.toml"  # the folder named relative to the spec file
+    spec.write_text(
+        'name = "synced"\nagent-command = "stand-in"\nworkers = 1\npersonas = "personas"\npersonas-prune = true\n'
+    )
+    (folder / "triage.toml").write_text('id = "triage"\nmax-concurrent = 1\n')
+    synced = cli.ok("deploy", "-f", str(spec))
+    assert "2 applied, 1 removed (manual)" in synced.stderr
+    listed = json.loads(cli.ok("personas", "list", "--name", "synced", "--json").stdout)
+    assert [(p["personaId"], p["maxConcurrent"]) for p in listed] == [("triage", 1), ("writer", None)]
