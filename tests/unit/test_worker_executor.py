@@ -130,13 +130,14 @@ async def test_cancel_term_then_kill(tmp_path):
 async def test_environment_is_minimal_and_secrets_redacted(echo_command, tmp_path, monkeypatch):
     monkeypatch.setenv("WORKER_ONLY_VAR", "leak-me-please")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "should-not-pass")
+    monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "would-take-precedence")  # over CLAUDE_CODE_OAUTH_TOKEN
     script = "import os, json; print(json.dumps(dict(os.environ))); print(os.environ['CLAUDE_CODE_OAUTH_TOKEN'])"
     assign = make_assign("x", env={"CLAUDE_CODE_OAUTH_TOKEN": SECRET})
     complete, frames = await run(assign, [sys.executable, "-c", script], tmp_path)
     assert complete.status == "completed"
     out = text_of(frames)
     assert SECRET not in out and MASK in out
-    assert "WORKER_ONLY_VAR" not in out and "ANTHROPIC_API_KEY" not in out
+    assert "WORKER_ONLY_VAR" not in out and "ANTHROPIC_API_KEY" not in out and "ANTHROPIC_AUTH_TOKEN" not in out
     assert assign.env == {}  # dropped after the run
 
 
