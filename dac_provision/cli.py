@@ -19,6 +19,7 @@ import click
 
 from . import engine
 from .cli_common import BadInput, err, friendly, json_option, name_option, out
+from .cli_dlq import dlq
 from .cli_follow import CANCELLED, stream_execution
 from .cli_personas import personas
 from .cli_secrets import credentials, token
@@ -339,3 +340,4 @@ main.add_command(join)
 main.add_command(leave_command)
 main.add_command(personas)
 main.add_command(usage)
+main.add_command(dlq)

@@ -275,6 +275,20 @@ class Client:
         """Every credential: contributor, ``mine``, service, metadata, times, personas, ``status``."""
         return (await self._call("GET", "/api/credentials"))["credentials"]
 
+    # --- dead letters ----------------------------------------------------------------------------
+
+    async def dead_letters(self, state: str | None = None, limit: int = 100) -> dict[str, Any]:
+        """``deadLetters`` (newest first: why, when, state) and ``counts`` by state."""
+        params: dict[str, Any] = {"limit": limit} | ({"state": state} if state else {})
+        return await self._call("GET", "/api/dead-letters", params=params)
+
+    async def retry_dead_letters(self, ids: list[str]) -> list[dict[str, Any]]:
+        """Run each again as a new execution; each answer names its ``executionId``."""
+        return (await self._call("POST", "/api/dead-letters/retry", json={"ids": ids}))["deadLetters"]
+
+    async def discard_dead_letters(self, ids: list[str]) -> list[dict[str, Any]]:
+        return (await self._call("POST", "/api/dead-letters/discard", json={"ids": ids}))["deadLetters"]
+
     # --- personas ---------------------------------------------------------------------------------
 
     async def personas(self) -> list[dict[str, Any]]:

@@ -54,18 +54,24 @@ def demo(keep: bool) -> int:
     return code
 
 
-def ensure_cloud_init() -> None:
-    """The user-data tests run the real ``cloud-init schema``; install Debian's package when we can."""
-    if shutil.which("cloud-init") or not shutil.which("apt-get") or os.geteuid() != 0:
+#: Debian packages the tests drive for real, by the command each provides: the user-data tests run
+#: ``cloud-init schema``, the alert-rule tests ``promtool``, the console tests a headless ``chromium``.
+SYSTEM_TOOLS = {"cloud-init": "cloud-init", "promtool": "prometheus", "chromium": "chromium"}
+
+
+def ensure_system_tools() -> None:
+    """Install Debian's packages for the tools that are missing, when we can (root and apt-get)."""
+    missing = [package for command, package in SYSTEM_TOOLS.items() if not shutil.which(command)]
+    if not missing or not shutil.which("apt-get") or os.geteuid() != 0:
         return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "cloud-init"], check=False, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=False, env=env)
 
 
 def test(extra: list[str]) -> int:
     ensure_env()
-    ensure_cloud_init()
+    ensure_system_tools()
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")

@@ -11,10 +11,12 @@ from aiohttp import web
 from aiokafka.errors import KafkaError
 
 from ..records import ExecRequest
+from .alarms import Alarms
 from .api import ORCH_KEY, middleware, routes
 from .bus import Bus
 from .config import Settings
 from .credentials import Credentials
+from .dead_letters import DeadLetters
 from .dispatch import Dispatcher
 from .events import Events
 from .gc_tuning import keep_collections_short
@@ -25,6 +27,7 @@ from .logins import Logins
 from .metrics import Metrics
 from .personas import Personas
 from .store import Store
+from .submit import Submitter
 from .supervisor import Supervisor
 from .vault import Vault
 from .workers import WorkerRegistry
@@ -54,12 +57,21 @@ class Orchestrator:
         probe_s = settings.kafka_probe_ms / 1000
         self.kafka = KafkaHealth(self.bus.probe, probe_s, max(probe_s, 2.0), self.bus.describe)
         self.events = Events(self)
+        self.dead_letters = DeadLetters(self.store)
+        self.submitter = Submitter(settings, self.store, self.vault, self.kafka, self.bus, self.events)
         self.registry = WorkerRegistry(self)
         self.logins = Logins(self.registry, self.vault)
         self.dispatcher = Dispatcher(self)
         self.intake = Intake(self)
         self.supervisor = Supervisor(self.metrics.task_restarts)
-        self.metrics.watch(self.store.count_by_status, self.registry.counts, self.intake.lag)
+        self.alarms = Alarms(
+            self.registry.counts,
+            self.intake.lag,
+            self.intake.oldest_wait,
+            self.vault.claude_token_info,
+            self.kafka.why_down,
+        )
+        self.metrics.watch(self.store.count_by_status, self.registry.counts, self.intake.lag, self.intake.oldest_wait)
         self.metrics.watch_gc()
         self.metrics.watch_claude_token(lambda: (info := self.vault.claude_token_info()) and info.expires_at)
         if settings.owner_api_key:

@@ -111,10 +111,12 @@ class Events:
             reason=reason,
         )
         self.orch.metrics.finished.labels(status).inc()
+        self.orch.alarms.finished(status)
         await self.lifecycle(request, status, exit_code=exit_code, duration_ms=duration_ms, usage=usage, reason=reason)
         if dead_letter:
             attempts = request.attempt
             dead = DeadLetter(error=reason or status, attempts=attempts, timestamp=time.time(), request=request)
+            self.orch.dead_letters.add(dead)
             await self.orch.bus.dead_letter(dead, request.execution_id)
         self._publish(request.execution_id, None)
 

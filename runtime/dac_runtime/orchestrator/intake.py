@@ -23,6 +23,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from ..protocol import ProtocolError
 from ..records import DeadLetter, ExecRequest, decode_request
+from .backlog import Backlog
 
 if TYPE_CHECKING:
     from .app import Orchestrator
@@ -93,6 +94,7 @@ class Intake:
         self._commit_needed = asyncio.Event()
         self._lag = 0
         self._last_record = time.monotonic()
+        self.backlog = Backlog(self.settings.kafka_bootstrap, self.settings.kafka_client())
 
     def redeliver(self, pending: Pending, *, front: bool = False) -> None:
         """Hand a request back for another dispatch (no idle worker after all, or its worker failed it)."""
@@ -252,6 +254,7 @@ class Intake:
         self.orch.metrics.dead_letters.labels(reason.split(":", 1)[0]).inc()
         text = raw.decode("utf-8", errors="replace") if raw is not None else None
         dead = DeadLetter(error=reason, attempts=0, timestamp=time.time(), raw=text, request=request)
+        self.orch.dead_letters.add(dead)
         await self.orch.bus.dead_letter(dead, key.decode("utf-8", errors="replace") if key else None)
         self.done(tp, offset)
 
@@ -294,23 +297,34 @@ class Intake:
     def lag(self) -> int:
         return self._lag
 
+    def oldest_wait(self) -> float:
+        """Seconds the oldest request not yet finished with has waited since it was produced."""
+        return self.backlog.age()
+
     async def measure_lag(self, interval: float = 2.0) -> None:
         """Requests on the exec topic not yet accepted by a worker. Measured from the broker's end
         offsets, since a paused consumer (backpressure) has no fetch metadata to go on."""
-        while True:
-            await asyncio.sleep(interval)
-            consumer = self.consumer
-            if consumer is None or not consumer.assignment():
-                continue
-            try:
-                partitions = list(consumer.assignment())
-                ends = await consumer.end_offsets(partitions)
-                total = 0
-                for tp in partitions:
-                    position = self.offsets.position(tp) if tp in self.offsets.partitions() else None
-                    if position is None:
-                        position = await consumer.committed(tp) or 0
-                    total += max(0, ends.get(tp, 0) - position)
-                self._lag = total
-            except KafkaError as exc:
-                log.debug("lag measurement failed: %s", type(exc).__name__)
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                consumer = self.consumer
+                if consumer is None or not consumer.assignment():
+                    continue
+                try:
+                    partitions = list(consumer.assignment())
+                    ends = await consumer.end_offsets(partitions)
+                    total = 0
+                    waiting = {}
+                    for tp in partitions:
+                        position = self.offsets.position(tp) if tp in self.offsets.partitions() else None
+                        if position is None:
+                            position = await consumer.committed(tp) or 0
+                        total += max(0, ends.get(tp, 0) - position)
+                        if ends.get(tp, 0) > position:
+                            waiting[tp] = position
+                    self._lag = total
+                    await self.backlog.measure(waiting)
+                except KafkaError as exc:
+                    log.debug("lag measurement failed: %s", type(exc).__name__)
+        finally:
+            await self.backlog.close()

@@ -20,8 +20,9 @@ class _StateCollector(Collector):
         executions: Callable[[], dict[str, int]],
         workers: Callable[[], dict[str, int]],
         lag: Callable[[], int],
+        oldest: Callable[[], float],
     ) -> None:
-        self._executions, self._workers, self._lag = executions, workers, lag
+        self._executions, self._workers, self._lag, self._oldest = executions, workers, lag, oldest
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         by_status = GaugeMetricFamily("dac_executions", "Executions in the store by status", labels=["status"])
@@ -34,6 +35,11 @@ class _StateCollector(Collector):
         yield by_state
         yield GaugeMetricFamily(
             "dac_kafka_consumer_lag", "Exec requests not yet accepted by a worker", value=self._lag()
+        )
+        yield GaugeMetricFamily(
+            "dac_oldest_waiting_request_age_seconds",
+            "How long the oldest request not yet accepted (or parked) has waited since it was produced; 0: none",
+            value=self._oldest(),
         )
 
 
@@ -137,9 +143,13 @@ class Metrics:
         gauge.set_function(lambda: expires_at() or 0.0)
 
     def watch(
-        self, executions: Callable[[], dict[str, int]], workers: Callable[[], dict[str, int]], lag: Callable[[], int]
+        self,
+        executions: Callable[[], dict[str, int]],
+        workers: Callable[[], dict[str, int]],
+        lag: Callable[[], int],
+        oldest: Callable[[], float],
     ) -> None:
-        self.registry.register(_StateCollector(executions, workers, lag))
+        self.registry.register(_StateCollector(executions, workers, lag, oldest))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

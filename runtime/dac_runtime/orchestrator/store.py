@@ -78,11 +78,11 @@ CREATE TABLE IF NOT EXISTS worker_tokens (
 
 EXECUTION_COLUMNS = (
     "id, persona_id, status, attempt, generation, worker_id, request, exit_code, duration_ms, usage, reason, "
-    "created_at, updated_at, submitted_by, submitter, given_credentials"
+    "created_at, updated_at, submitted_by, submitter, given_credentials, retry_of"
 )
 #: Columns added after the first release, with their types (added to an older database at open).
 LATER_COLUMNS = {
-    "executions": {"submitted_by": "TEXT", "submitter": "TEXT", "given_credentials": "TEXT"},
+    "executions": {"submitted_by": "TEXT", "submitter": "TEXT", "given_credentials": "TEXT", "retry_of": "TEXT"},
     "worker_tokens": {"issued_by": "TEXT"},
 }
 

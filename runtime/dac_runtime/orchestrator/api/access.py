@@ -44,6 +44,9 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/team"): OWNERS,
     ("POST", "/api/team"): OWNERS,
     ("DELETE", "/api/team/{id}"): OWNERS,
+    ("GET", "/api/dead-letters"): RUNNERS,
+    ("POST", "/api/dead-letters/retry"): RUNNERS,  # a retry is an execution, which runners may start
+    ("POST", "/api/dead-letters/discard"): OWNERS,
     ("GET", "/api/invites"): OWNERS,
     ("POST", "/api/invites"): OWNERS,
     ("DELETE", "/api/invites/{id}"): OWNERS,

@@ -66,6 +66,24 @@ def path_value(request: web.Request, key: str, kind: Any, what: str) -> Any:
         raise ApiError(400, f"invalid_{key}", what) from None
 
 
+def query_choice(request: web.Request, key: str, choices: tuple[str, ...]) -> str | None:
+    """An optional query parameter that must be one of ``choices``; 400 saying which otherwise."""
+    value = request.query.get(key)
+    if value is not None and value not in choices:
+        raise ApiError(400, "bad_request", f"{key} must be one of {', '.join(choices)}")
+    return value
+
+
+def query_limit(request: web.Request, default: int) -> int:
+    try:
+        limit = int(request.query.get("limit", str(default)))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 1000:
+        raise ApiError(400, "bad_request", "limit must be an integer from 1 to 1000")
+    return limit
+
+
 CREDENTIAL_NAMES = "credential names are environment variable names: [A-Z_][A-Z0-9_]*"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import typing
@@ -13,9 +12,9 @@ import msgspec
 from aiohttp import web
 
 from ...protocol import TERMINAL_STATUSES, Id, PositiveInt
-from ...records import CredentialName, ExecRequest, Status, prompt_problem
-from ..claude_token import TokenExpired
-from .common import ORCH_KEY, ApiError, Body, decode_body
+from ...records import CredentialName, ExecRequest, Status
+from ..submit import Refused
+from .common import ORCH_KEY, ApiError, Body, decode_body, query_choice, query_limit
 
 if TYPE_CHECKING:
     from ..app import Orchestrator
@@ -49,6 +48,7 @@ def _execution_view(row: dict[str, Any]) -> dict[str, Any]:
         "metadata": request.get("metadata", {}),
         "submittedBy": {"id": row["submitted_by"], "name": row["submitter"]} if row["submitted_by"] else None,
         "credentials": json.loads(row["given_credentials"]) if row["given_credentials"] else [],
+        "retryOf": row["retry_of"],
     }
 
 
@@ -62,9 +62,6 @@ def _row_or_404(orch: Orchestrator, execution_id: str) -> dict[str, Any]:
 async def execute(request: web.Request) -> web.Response:
     orch = request.app[ORCH_KEY]
     body = await decode_body(request, ExecuteBody)
-    problem = prompt_problem(body.prompt)
-    if problem is not None:
-        raise ApiError(400, "invalid_prompt", problem)
     execution_id = body.execution_id or uuid.uuid4().hex
     existing = orch.store.get_execution(execution_id)
     if existing is not None:
@@ -81,42 +78,17 @@ async def execute(request: web.Request) -> web.Response:
         submitted_at=time.time(),
     )
     try:
-        orch.vault.require_live_claude_token()
-    except TokenExpired as exc:
-        raise ApiError(409, "claude_token_expired", str(exc)) from None
-    retry_after = {"Retry-After": str(max(1, orch.settings.kafka_probe_ms // 1000))}
-    down = orch.kafka.why_down()
-    if down is not None:
-        raise ApiError(503, "kafka_unavailable", f"could not queue the request: {down}", retry_after)
-    key = request["api_key"]
-    orch.store.insert_execution(
-        execution_id, body.persona_id, msgspec.json.encode(exec_request), 1, 0, key["id"], key["name"]
-    )
-    try:
-        await asyncio.wait_for(orch.bus.request(exec_request), timeout=orch.settings.submit_timeout_ms / 1000)
-    except Exception as exc:
-        # Not known to be stored, so not accepted. The record may still reach the broker later and
-        # run: a client that retries with the same executionId is safe either way.
-        orch.store.delete_execution(execution_id)
-        why = "no answer in time" if isinstance(exc, TimeoutError) else type(exc).__name__
-        raise ApiError(503, "kafka_unavailable", f"could not queue the request: {why}", retry_after) from None
-    await orch.events.lifecycle(exec_request, "queued")
+        await orch.submitter.submit(exec_request, request["api_key"])
+    except Refused as exc:
+        raise ApiError(exc.status, exc.code, exc.message, exc.headers) from None
     return web.json_response({"executionId": execution_id, "status": "queued"}, status=202)
 
 
 async def list_executions(request: web.Request) -> web.Response:
     """Newest first, optionally one status; ``counts`` covers every execution the store holds."""
     orch = request.app[ORCH_KEY]
-    status = request.query.get("status")
-    statuses = typing.get_args(Status)
-    if status is not None and status not in statuses:
-        raise ApiError(400, "bad_request", f"status must be one of {', '.join(statuses)}")
-    try:
-        limit = int(request.query.get("limit", "50"))
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= 1000:
-        raise ApiError(400, "bad_request", "limit must be an integer from 1 to 1000")
+    status = query_choice(request, "status", typing.get_args(Status))
+    limit = query_limit(request, 50)
     rows = orch.store.recent_executions(status, limit)
     body = {"executions": [_execution_view(r) for r in rows], "counts": orch.store.count_by_status()}
     return web.json_response(body)

@@ -27,10 +27,10 @@ async def healthz(request: web.Request) -> web.Response:
     }
     if down:
         body["down"] = down
-    token = orch.vault.claude_token_info()
-    warning = token.warning() if token is not None else None
-    if warning:
-        body["warnings"] = [warning]
+    alarms = orch.alarms.current()
+    if alarms:  # the alert rules' conditions, for whoever has no Prometheus
+        body["warnings"] = [a.message for a in alarms]
+        body["alarms"] = [a.to_dict() for a in alarms]
     return web.json_response(body, status=503 if down else 200)
 
 

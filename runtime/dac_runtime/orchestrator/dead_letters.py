@@ -1,0 +1,114 @@
+"""Dead letters an operator can act on: every record the orchestrator sends to the dead-letter topic is
+also indexed here, with why and when, so that it can be listed, retried or discarded.
+
+The topic stays the record of what failed (a consumer of it sees every dead letter, acted on or not);
+this table is the operator's worklist over it. A retry submits the request again as a **new**
+execution (a new id, linked both ways): the failed execution keeps its terminal status, because a
+final status that changed later would be a lie to whoever consumed it. A record that never parsed
+cannot be retried, only discarded; its raw text is kept for a human to read.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+import msgspec
+
+from ..records import DeadLetter
+from .store import Store
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id TEXT PRIMARY KEY,
+    execution_id TEXT,
+    persona_id TEXT,
+    error TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    record BLOB NOT NULL,
+    state TEXT NOT NULL DEFAULT 'open',
+    resolved_by TEXT,
+    resolved_at REAL,
+    retried_as TEXT
+);
+CREATE INDEX IF NOT EXISTS dead_letters_created ON dead_letters(created_at);
+"""
+STATES = ("open", "retried", "discarded")
+RAW_SHOWN = 2000
+
+
+class DeadLetters:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        store.db.executescript(SCHEMA)
+
+    def add(self, record: DeadLetter) -> str:
+        """Index one dead letter as it is produced; its id."""
+        letter_id = "dl_" + secrets.token_hex(8)
+        request = record.request
+        self._store.db.execute(
+            "INSERT INTO dead_letters (id, execution_id, persona_id, error, attempts, created_at, record)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                letter_id,
+                request.execution_id if request else None,
+                request.persona_id if request else None,
+                record.error,
+                record.attempts,
+                record.timestamp,
+                msgspec.json.encode(record),
+            ),
+        )
+        return letter_id
+
+    def get(self, letter_id: str) -> dict[str, Any] | None:
+        row = self._store.db.execute("SELECT * FROM dead_letters WHERE id = ?", (letter_id,)).fetchone()
+        return dict(row) if row else None
+
+    def record(self, row: dict[str, Any]) -> DeadLetter:
+        return msgspec.json.decode(row["record"], type=DeadLetter)
+
+    def page(self, state: str | None, limit: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """Newest first (one state, or all), and how many there are in each state."""
+        where, params = ("WHERE state = ?", (state, limit)) if state else ("", (limit,))
+        rows = self._store.db.execute(
+            f"SELECT * FROM dead_letters {where} ORDER BY created_at DESC LIMIT ?",  # noqa: S608 - fixed text
+            params,
+        ).fetchall()
+        counts = dict.fromkeys(STATES, 0)
+        counts.update(dict(self._store.db.execute("SELECT state, COUNT(*) FROM dead_letters GROUP BY state")))
+        return [view(dict(r)) for r in rows], counts
+
+    def resolve(self, letter_id: str, state: str, by: str, retried_as: str | None = None) -> bool:
+        """Mark an open dead letter retried or discarded (once: False when it was not open)."""
+        cursor = self._store.db.execute(
+            "UPDATE dead_letters SET state = ?, resolved_by = ?, resolved_at = ?, retried_as = ?"
+            " WHERE id = ? AND state = 'open'",
+            (state, by, time.time(), retried_as, letter_id),
+        )
+        self._store.commit()  # confirmed to a caller right after: durable first
+        return cursor.rowcount == 1
+
+
+def view(row: dict[str, Any]) -> dict[str, Any]:
+    record = json.loads(row["record"])
+    request = record.get("request")
+    raw = record.get("raw")
+    return {
+        "id": row["id"],
+        "executionId": row["execution_id"],
+        "personaId": row["persona_id"],
+        "error": row["error"],
+        "attempts": row["attempts"],
+        "createdAt": row["created_at"],
+        "state": row["state"],
+        "resolvedBy": row["resolved_by"],
+        "resolvedAt": row["resolved_at"],
+        "retriedAs": row["retried_as"],
+        "retryable": request is not None,
+        "prompt": request["prompt"][:RAW_SHOWN] if request else None,
+        "raw": raw[:RAW_SHOWN] if raw else None,
+    }
