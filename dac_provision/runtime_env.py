@@ -109,8 +109,11 @@ def agent_command_line(spec: DeploySpec) -> str:
     return " ".join(part if part in {"{prompt}", "{python}"} else shlex.quote(part) for part in spec.agent_command)
 
 
-def worker_env(spec: DeploySpec, *, url: str, token: str, worker_id: str, credential_file: str) -> dict[str, str]:
+def worker_env(
+    spec: DeploySpec, *, url: str, token: str, worker_id: str, credential_file: str, place: str = "local"
+) -> dict[str, str]:
     env = {
+        "DAC_WORKER_PLACE": place,
         "DAC_ORCHESTRATOR_URL": url,
         "DAC_WORKER_TOKEN": token,
         "DAC_WORKER_ID": worker_id,

@@ -30,6 +30,7 @@ def burst_config(ctx: Context, url: str, token: str, wheel: tuple[str, str, byte
         "DAC_ORCHESTRATOR_URL": websocket_url(url),
         "DAC_WORKER_TOKEN": token,
         "DAC_WORKER_ID": "{hostname}",  # the machine's id
+        "DAC_WORKER_PLACE": "fly",
         "DAC_AGENT_COMMAND": agent_command_line(spec),
         "DAC_EXIT_AFTER_JOB": "true",
         "DAC_WORK_DIR": "/tmp",  # noqa: S108 - the machine's own, gone with it

@@ -62,6 +62,8 @@ class Hello(_Frame, tag="hello"):
     version: str
     protocol: int
     capabilities: list[str] = []
+    #: Where it runs, as its deployment says (``local``, ``droplet``, ``fly``, ``pod``): shown to operators.
+    place: Annotated[str, msgspec.Meta(max_length=32)] | None = None
     #: Set by a reconnecting worker that is still running an execution, so the orchestrator
     #: re-attaches it instead of failing it (kept for orchestrators that predate ``resumes``).
     active_execution_id: Id | None = None

@@ -167,6 +167,7 @@ class DacCluster(pulumi.ComponentResource):
         worker_values = {
             "DAC_ORCHESTRATOR_URL": f"ws://orchestrator.{ns}.svc:{PORT}/ws/worker",
             "DAC_WORKER_ID": "{hostname}",  # the pod's name
+            "DAC_WORKER_PLACE": "pod",
             "DAC_AGENT_COMMAND": agent_command_line(spec),
             "DAC_CREDENTIAL_FILE": "/var/lib/dac/credential",
             "DAC_WORK_DIR": "/work",

@@ -29,10 +29,12 @@ class WorkerConn:
     __slots__ = (
         "_pool",
         "_state",
+        "busy_since",
         "capabilities",
         "connected_at",
         "execution_id",
         "last_seen",
+        "place",
         "released",
         "superseded",
         "version",
@@ -54,6 +56,9 @@ class WorkerConn:
         self.released: set[str] = set()
         #: What the worker said it can do in its hello (``setup-token``: it can run a Claude login).
         self.capabilities: frozenset[str] = frozenset()
+        self.place: str | None = None
+        #: When it took its current execution (Unix time), for how long it has run
+        self.busy_since: float | None = None
 
     def __repr__(self) -> str:
         return f"WorkerConn({self.worker_id!r}, {self._state})"
@@ -65,6 +70,10 @@ class WorkerConn:
     @state.setter
     def state(self, new: WorkerState) -> None:
         old, self._state = self._state, new
+        if new == "executing" and old != new:
+            self.busy_since = time.time()
+        elif new != "executing":
+            self.busy_since = None
         if self._pool is not None and old != new:
             self._pool._moved(self, old, new)
 
@@ -82,6 +91,8 @@ class WorkerConn:
             "executionId": self.execution_id,
             "version": self.version,
             "connectedAt": self.connected_at,
+            "place": self.place,
+            "busySince": self.busy_since,
             "lastSeenSecondsAgo": round(time.monotonic() - self.last_seen, 3),
         }
 

@@ -186,6 +186,7 @@ class WorkerRegistry:
             asyncio.get_running_loop().create_task(old.ws.close(code=4002, message=b"superseded"))
         conn = WorkerConn(hello.worker_id, hello.version, ws)
         conn.capabilities = frozenset(hello.capabilities)
+        conn.place = hello.place
         self.pool.add(conn)
         return conn
 

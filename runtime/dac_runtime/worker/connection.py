@@ -70,6 +70,8 @@ class WorkerSettings:
     passthrough: tuple[str, ...] = ()
     #: ``claude setup-token`` here, for connecting the Claude subscription; None: no logins offered.
     login_command: list[str] | None = None
+    #: Where this worker runs (DAC_WORKER_PLACE), told to the orchestrator in hello.
+    place: str | None = None
     backoff_base: float = 1.0
     backoff_cap: float = 30.0
 
@@ -153,6 +155,7 @@ class Worker:
                 protocol=PROTOCOL_VERSION,
                 capabilities=["stream-json", "persona-events", "resume"]
                 + (["setup-token"] if self.s.login_command else []),
+                place=self.s.place,
                 active_execution_id=run.execution_id if run else None,
                 last_seq=run.last_seq if run else None,
                 resumes=self.journal.resumes(run.execution_id if run else None),
