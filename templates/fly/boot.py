@@ -41,7 +41,7 @@ def main() -> int:
         python = os.path.join(venv, "bin", "python")
         if not os.path.exists(python):
             subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-            extra = "[orchestrator]" if role == "orchestrator" else ""  # its event loop (uvloop)
+            extra = "[orchestrator]" if role == "orchestrator" else ""  # its event loop (uvloop), the console
             subprocess.run([python, "-m", "pip", "install", "--quiet", wheel + extra], check=True)
         os.execv(python, [python, "-m", f"dac_runtime.{role}"])  # noqa: S606 - a fixed argv, no shell
     sys.path.insert(0, wheel)

@@ -142,6 +142,13 @@ class Orchestrator:
         app = web.Application(middlewares=[middleware], client_max_size=self.settings.max_body_bytes)
         app[ORCH_KEY] = self
         app.add_routes(routes())
+        try:
+            from . import console  # jinja2 comes with the orchestrator extra
+        except ImportError as exc:
+            log.warning("the console is off: %s (install dac-runtime[orchestrator])", exc)
+        else:
+            app[console.SESSIONS_KEY] = console.Sessions(self.store, self.vault)
+            app.add_routes(console.routes())
         app.router.add_get("/ws/worker", self.registry.handle)
         app.cleanup_ctx.append(self._lifespan)
         app.on_shutdown.append(self._close_workers)

@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import secrets
 import time
+import uuid
 from typing import Any
 
 import msgspec
 
 from ..records import DeadLetter
 from .store import Store
+from .submit import Refused, Submitter
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -91,6 +93,34 @@ class DeadLetters:
         )
         self._store.commit()  # confirmed to a caller right after: durable first
         return cursor.rowcount == 1
+
+    def open_letter(self, letter_id: str) -> dict[str, Any]:
+        """The dead letter's row when it is open; :class:`Refused` (404, 409) otherwise."""
+        row = self.get(letter_id)
+        if row is None:
+            raise Refused(404, "not_found", f"no dead letter {letter_id}")
+        if row["state"] != "open":
+            raise Refused(409, "not_open", f"{letter_id} was already {row['state']}")
+        return row
+
+    async def retry(self, letter_id: str, submitter: Submitter, by: dict[str, Any]) -> str:
+        """Submit the dead letter's request again as a new execution on behalf of ``by``; its id."""
+        original = self.record(self.open_letter(letter_id)).request
+        if original is None:
+            raise Refused(409, "not_retryable", f"{letter_id} never parsed as a request: it can only be discarded")
+        again = msgspec.structs.replace(
+            original, execution_id=uuid.uuid4().hex, attempt=1, generation=0, submitted_at=time.time()
+        )
+        await submitter.submit(again, by, retry_of=original.execution_id)
+        self.resolve(letter_id, "retried", by["name"], again.execution_id)
+        return again.execution_id
+
+    def discard(self, letter_ids: list[str], by: dict[str, Any]) -> None:
+        """Close these open dead letters, all or none (:class:`Refused` naming the first that is not)."""
+        for letter_id in letter_ids:
+            self.open_letter(letter_id)
+        for letter_id in letter_ids:
+            self.resolve(letter_id, "discarded", by["name"])
 
 
 def view(row: dict[str, Any]) -> dict[str, Any]:

@@ -97,7 +97,8 @@ class ApiError(Exception):
 async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     orch = request.app[ORCH_KEY]
     try:
-        if request.path not in PUBLIC and not request.path.startswith("/bundle/"):
+        # The console signs its pages in with a session of its own (console/sessions.py).
+        if request.path not in PUBLIC and not request.path.startswith(("/bundle/", "/console")):
             token = bearer_token(request)
             key = orch.vault.authenticate(token) if token else None
             if key is None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
-import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from aiohttp import web
@@ -29,43 +27,24 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     return web.json_response({"deadLetters": letters, "counts": counts})
 
 
-def _open_letter(request: web.Request, letter_id: str) -> dict[str, Any]:
-    row = request.app[ORCH_KEY].dead_letters.get(letter_id)
-    if row is None:
-        raise ApiError(404, "not_found", f"no dead letter {letter_id}")
-    if row["state"] != "open":
-        raise ApiError(409, "not_open", f"{letter_id} was already {row['state']}")
-    return row
-
-
-async def _retry_one(request: web.Request, letter_id: str) -> dict[str, Any]:
-    orch = request.app[ORCH_KEY]
-    row = _open_letter(request, letter_id)
-    original = orch.dead_letters.record(row).request
-    if original is None:
-        raise ApiError(409, "not_retryable", f"{letter_id} never parsed as a request: it can only be discarded")
-    again = msgspec.structs.replace(
-        original, execution_id=uuid.uuid4().hex, attempt=1, generation=0, submitted_at=time.time()
-    )
-    try:
-        await orch.submitter.submit(again, request["api_key"], retry_of=original.execution_id)
-    except Refused as exc:
-        raise ApiError(exc.status, exc.code, exc.message, exc.headers) from None
-    orch.dead_letters.resolve(letter_id, "retried", request["api_key"]["name"], again.execution_id)
-    return {"id": letter_id, "state": "retried", "executionId": again.execution_id}
-
-
 async def retry(request: web.Request) -> web.Response:
     """Each id in turn; one that cannot be retried stops there, with those before it retried."""
     body = await decode_body(request, LettersBody)
-    return web.json_response({"deadLetters": [await _retry_one(request, i) for i in body.ids]})
+    orch = request.app[ORCH_KEY]
+    done = []
+    for letter_id in body.ids:
+        try:
+            new_id = await orch.dead_letters.retry(letter_id, orch.submitter, request["api_key"])
+        except Refused as exc:
+            raise ApiError(exc.status, exc.code, exc.message, exc.headers) from None
+        done.append({"id": letter_id, "state": "retried", "executionId": new_id})
+    return web.json_response({"deadLetters": done})
 
 
 async def discard(request: web.Request) -> web.Response:
     body = await decode_body(request, LettersBody)
-    letters = request.app[ORCH_KEY].dead_letters
-    for letter_id in body.ids:  # all checked before any is changed
-        _open_letter(request, letter_id)
-    for letter_id in body.ids:
-        letters.resolve(letter_id, "discarded", request["api_key"]["name"])
+    try:
+        request.app[ORCH_KEY].dead_letters.discard(body.ids, request["api_key"])
+    except Refused as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
     return web.json_response({"deadLetters": [{"id": i, "state": "discarded"} for i in body.ids]})

@@ -9,6 +9,8 @@ import msgspec
 from aiohttp import web
 
 from ..invites import InviteError, connect_string
+from ..members import CannotRemove
+from ..members import remove_member as remove_member_now
 from .access import ALIASES, ROLES
 from .common import ORCH_KEY, ApiError, Body, decode_body
 
@@ -53,19 +55,16 @@ async def add_member(request: web.Request) -> web.Response:
 
 async def remove_member(request: web.Request) -> web.Response:
     """Revoke a member's key (it fails from the next request on) and flag what they contributed."""
-    member_id = request.match_info["id"]
-    if member_id == request["api_key"]["id"]:
-        raise ApiError(409, "self_removal", "an owner cannot revoke the key it is using")
     orch = request.app[ORCH_KEY]
-    member = next((m for m in orch.store.list_api_keys() if m["id"] == member_id), None)
-    if member is None or not orch.vault.revoke_api_key(member_id):
-        raise ApiError(404, "not_found", f"no member {member_id}")
-    why = f"its contributor {member['name']} was removed from the team by {request['api_key']['name']}"
-    flagged = orch.credentials.flag_contributor(member_id, why)
+    member_id = request.match_info["id"]
+    try:
+        flagged = remove_member_now(orch.store, orch.vault, orch.credentials, member_id, request["api_key"])
+    except CannotRemove as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
     return web.json_response({"id": member_id, "flaggedCredentials": flagged})
 
 
-def _origin(request: web.Request) -> str:
+def origin(request: web.Request) -> str:
     """The URL this orchestrator was reached at (behind a TLS-terminating proxy, as the client saw it)."""
     scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
     return f"{scheme}://{request.host}"
@@ -76,7 +75,7 @@ async def create_invite(request: web.Request) -> web.Response:
     invite, code = request.app[ORCH_KEY].invites.create(
         _role(body.role), request["api_key"]["id"], body.name, body.expires_in
     )
-    created = {**invite, "code": code, "connectString": connect_string(_origin(request), code)}
+    created = {**invite, "code": code, "connectString": connect_string(origin(request), code)}
     return web.json_response(created, status=201)
 
 
