@@ -37,3 +37,7 @@ def test_dlq_list_retry_and_discard(cli):
     assert again.returncode == 1 and "already retried" in again.stderr and "Traceback" not in again.stderr
     bad = cli("dlq", "discard", "../etc", "--name", "letters")
     assert bad.returncode == 1 and "ids" in bad.stderr
+    # With no worker left, status says so (the alert rule's condition, without Prometheus).
+    cli.ok("workers", "remove", "1", "--name", "letters")
+    status = cli("status", "--name", "letters")
+    assert "warning: no worker is connected: every execution waits" in " ".join(status.stdout.split())
