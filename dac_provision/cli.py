@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from . import engine
+from .cli_autoscale import autoscale
 from .cli_common import BadInput, err, friendly, json_option, name_option, out
 from .cli_dlq import dlq
 from .cli_follow import CANCELLED, stream_execution
@@ -341,3 +342,4 @@ main.add_command(leave_command)
 main.add_command(personas)
 main.add_command(usage)
 main.add_command(dlq)
+main.add_command(autoscale)

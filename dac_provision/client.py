@@ -275,6 +275,23 @@ class Client:
         """Every credential: contributor, ``mine``, service, metadata, times, personas, ``status``."""
         return (await self._call("GET", "/api/credentials"))["credentials"]
 
+    # --- capacity ---------------------------------------------------------------------------------
+
+    async def capacity(self) -> dict[str, Any]:
+        """Demand signals: workers by state, idle since when, waiting requests, the oldest's age."""
+        return await self._call("GET", "/api/capacity")
+
+    async def take_scaling_lease(self, holder: str, ttl_seconds: float = 30.0) -> dict[str, Any]:
+        return await self._call("PUT", "/api/capacity/lease", json={"holder": holder, "ttlSeconds": ttl_seconds})
+
+    async def release_scaling_lease(self, holder: str) -> None:
+        await self._call("DELETE", "/api/capacity/lease", json={"holder": holder})
+
+    async def worker_time(self, start: str | float | None = None, end: str | float | None = None) -> dict[str, Any]:
+        """Connected worker-seconds by where workers ran, in [start, end)."""
+        params = {k: v for k, v in (("from", start), ("to", end)) if v is not None}
+        return await self._call("GET", "/api/worker-time", params=params)
+
     # --- dead letters ----------------------------------------------------------------------------
 
     async def dead_letters(self, state: str | None = None, limit: int = 100) -> dict[str, Any]:

@@ -91,6 +91,23 @@ class DigitalOceanSpec(_Section):
     install_claude: bool = True
 
 
+class ScalingSpec(_Section):
+    """What ``dac-provision autoscale`` may do: the pool follows the queue within these bounds."""
+
+    min_workers: Annotated[int, msgspec.Meta(ge=0, le=500)] = 0
+    max_workers: Annotated[int, msgspec.Meta(ge=0, le=500)] = 10
+    #: Scale up once a request has waited this long (or at once when the backlog exceeds idle workers).
+    scale_up_after_s: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 30.0
+    #: A worker idle this long (beyond keep-warm) is removed.
+    scale_down_after_s: Annotated[float, msgspec.Meta(ge=1, le=86400)] = 600.0
+    #: After an action, the same direction waits this long (the other direction is never held back).
+    cooldown_s: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 60.0
+    #: Idle workers kept on top of demand, so a burst's first requests start at once.
+    keep_warm: Annotated[int, msgspec.Meta(ge=0, le=500)] = 0
+    #: How often the controller reads the orchestrator's signals.
+    interval_s: Annotated[float, msgspec.Meta(ge=0.1, le=300)] = 5.0
+
+
 class PulumiSpec(_Section):
     #: The Pulumi stack ``provider = "pulumi"`` drives (default: the deployment's name).
     stack: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._/-]{1,100}$")] | None = None
@@ -110,6 +127,7 @@ class DeploySpec(_Section):
     fly: FlySpec = msgspec.field(default_factory=FlySpec)
     digitalocean: DigitalOceanSpec = msgspec.field(default_factory=DigitalOceanSpec)
     pulumi: PulumiSpec = msgspec.field(default_factory=PulumiSpec)
+    scaling: ScalingSpec = msgspec.field(default_factory=ScalingSpec)
     #: A persona file or a folder of them, applied at every deploy (relative to the spec file).
     personas: str | None = None
     #: With ``personas``: also remove the deployment's personas that no file defines.
@@ -135,6 +153,11 @@ def _cross_checks(spec: DeploySpec) -> list[str]:
         problems.append("kafka.sasl-mechanism: only meaningful with security-protocol SASL_PLAINTEXT or SASL_SSL")
     if kafka.ca_file and not Path(kafka.ca_file).expanduser().is_file():
         problems.append(f"kafka.ca-file: {kafka.ca_file} is not a readable file")
+    scaling = spec.scaling
+    if scaling.min_workers > scaling.max_workers:
+        problems.append(f"scaling.min-workers: {scaling.min_workers} is above max-workers {scaling.max_workers}")
+    if scaling.keep_warm > scaling.max_workers:
+        problems.append(f"scaling.keep-warm: {scaling.keep_warm} is above max-workers {scaling.max_workers}")
     if spec.personas:
         from .persona_files import load_persona_files  # persona files report through SpecError
 

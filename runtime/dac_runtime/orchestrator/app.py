@@ -14,6 +14,7 @@ from ..records import ExecRequest
 from .alarms import Alarms
 from .api import ORCH_KEY, middleware, routes
 from .bus import Bus
+from .capacity import Capacity
 from .config import Settings
 from .credentials import Credentials
 from .dead_letters import DeadLetters
@@ -64,6 +65,9 @@ class Orchestrator:
         self.dispatcher = Dispatcher(self)
         self.intake = Intake(self)
         self.supervisor = Supervisor(self.metrics.task_restarts)
+        self.capacity = Capacity(
+            self.store, self.registry.pool, self.intake.lag, self.intake.oldest_wait, self.intake.parked
+        )
         self.alarms = Alarms(
             self.registry.counts,
             self.intake.lag,

@@ -33,10 +33,12 @@ class WorkerConn:
         "capabilities",
         "connected_at",
         "execution_id",
+        "idle_since",
         "last_seen",
         "place",
         "released",
         "superseded",
+        "time_row",
         "version",
         "worker_id",
         "ws",
@@ -59,6 +61,10 @@ class WorkerConn:
         self.place: str | None = None
         #: When it took its current execution (Unix time), for how long it has run
         self.busy_since: float | None = None
+        #: When it last became idle (Unix time): a scaler removes workers idle for long
+        self.idle_since: float | None = None
+        #: Its row in the worker-time table (what a cost report sums)
+        self.time_row = 0
 
     def __repr__(self) -> str:
         return f"WorkerConn({self.worker_id!r}, {self._state})"
@@ -70,10 +76,10 @@ class WorkerConn:
     @state.setter
     def state(self, new: WorkerState) -> None:
         old, self._state = self._state, new
-        if new == "executing" and old != new:
-            self.busy_since = time.time()
-        elif new != "executing":
-            self.busy_since = None
+        if old != new:
+            now = time.time()
+            self.busy_since = now if new == "executing" else None
+            self.idle_since = now if new == "idle" else None
         if self._pool is not None and old != new:
             self._pool._moved(self, old, new)
 
@@ -93,6 +99,7 @@ class WorkerConn:
             "connectedAt": self.connected_at,
             "place": self.place,
             "busySince": self.busy_since,
+            "idleSince": self.idle_since,
             "lastSeenSecondsAgo": round(time.monotonic() - self.last_seen, 3),
         }
 

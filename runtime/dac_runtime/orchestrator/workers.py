@@ -120,6 +120,7 @@ class WorkerRegistry:
         try:
             await self._serve(conn)
         finally:
+            self.orch.capacity.closed(conn.time_row)
             if not conn.superseded:
                 # A worker that closed its socket normally with nothing running has left for good
                 # (drained, scaled down); keeping it listed as offline would only clutter the pool.
@@ -187,6 +188,7 @@ class WorkerRegistry:
         conn = WorkerConn(hello.worker_id, hello.version, ws)
         conn.capabilities = frozenset(hello.capabilities)
         conn.place = hello.place
+        conn.time_row = self.orch.capacity.opened(conn.worker_id, conn.place)
         self.pool.add(conn)
         return conn
 

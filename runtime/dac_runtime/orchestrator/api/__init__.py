@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import credentials, dead_letters, executions, oauth, personas, service, team, token, usage, workers
+from . import capacity, credentials, dead_letters, executions, oauth, personas, service, team, token, usage, workers
 from .common import ORCH_KEY, bearer_token, middleware
 
 __all__ = ["ORCH_KEY", "bearer_token", "middleware", "routes"]
@@ -45,6 +45,10 @@ def routes() -> list[web.RouteDef]:
         web.post("/api/invites", team.create_invite),
         web.delete("/api/invites/{id}", team.withdraw_invite),
         web.post("/api/join", team.join),
+        web.get("/api/capacity", capacity.get_capacity),
+        web.put("/api/capacity/lease", capacity.take_lease),
+        web.delete("/api/capacity/lease", capacity.release_lease),
+        web.get("/api/worker-time", capacity.get_worker_time),
         web.get("/api/dead-letters", dead_letters.list_dead_letters),
         web.post("/api/dead-letters/retry", dead_letters.retry),
         web.post("/api/dead-letters/discard", dead_letters.discard),

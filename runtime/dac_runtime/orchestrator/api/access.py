@@ -44,6 +44,10 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/team"): OWNERS,
     ("POST", "/api/team"): OWNERS,
     ("DELETE", "/api/team/{id}"): OWNERS,
+    ("GET", "/api/capacity"): OWNERS,  # a scaling controller runs with an owner's key
+    ("PUT", "/api/capacity/lease"): OWNERS,
+    ("DELETE", "/api/capacity/lease"): OWNERS,
+    ("GET", "/api/worker-time"): OWNERS,
     ("GET", "/api/dead-letters"): RUNNERS,
     ("POST", "/api/dead-letters/retry"): RUNNERS,  # a retry is an execution, which runners may start
     ("POST", "/api/dead-letters/discard"): OWNERS,

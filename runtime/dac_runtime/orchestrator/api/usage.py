@@ -11,7 +11,7 @@ from ..usage import GROUPS, usage
 from .common import ORCH_KEY, ApiError
 
 
-def _when(text: str | None, default: float, name: str) -> float:
+def query_when(text: str | None, default: float, name: str) -> float:
     """Unix seconds, or an ISO date/time (UTC unless it says otherwise)."""
     if text is None:
         return default
@@ -32,8 +32,8 @@ async def get_usage(request: web.Request) -> web.Response:
     group_by = query.get("groupBy", "member")
     if group_by not in GROUPS:
         raise ApiError(400, "bad_request", f"groupBy must be one of {', '.join(GROUPS)}")
-    end = _when(query.get("to"), time.time() + 1, "to")
-    start = _when(query.get("from"), 0.0, "from")
+    end = query_when(query.get("to"), time.time() + 1, "to")
+    start = query_when(query.get("from"), 0.0, "from")
     if start >= end:
         raise ApiError(400, "bad_request", "from must be before to")
     body = usage(request.app[ORCH_KEY].store, start, end, group_by)

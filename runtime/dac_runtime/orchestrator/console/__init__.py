@@ -8,7 +8,7 @@ One module per job: ``sessions`` (cookie and CSRF), ``guard`` (role checks, rend
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import resources
 
 from aiohttp import web
 
@@ -16,7 +16,20 @@ from . import actions, live, pages
 from .guard import SESSIONS_KEY
 from .sessions import Sessions
 
-STATIC = Path(__file__).parent / "static"
+#: The console's own files, read through importlib so that they are served when the runtime runs
+#: straight from its wheel (a zip), as Fly machines run it.
+STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
+_loaded: dict[str, bytes] = {}
+
+
+async def static(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in STATIC:
+        raise web.HTTPNotFound()
+    if name not in _loaded:
+        _loaded[name] = resources.files(__package__).joinpath("static", name).read_bytes()
+    return web.Response(body=_loaded[name], content_type=STATIC[name], headers={"Cache-Control": "max-age=300"})
+
 
 __all__ = ["SESSIONS_KEY", "Sessions", "routes"]
 
@@ -40,5 +53,5 @@ def routes() -> list[web.AbstractRouteDef]:
         web.post("/console/dead-letters", actions.dead_letters),
         web.get("/console/live/workers", live.workers),
         web.get("/console/live/executions/{id}", live.execution),
-        web.static("/console/static", STATIC),
+        web.get("/console/static/{name}", static),
     ]

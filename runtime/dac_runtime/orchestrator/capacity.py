@@ -1,0 +1,114 @@
+"""What a scaling controller reads and holds: the demand signals, a lease so that one controller
+acts at a time, and the worker time that a cost report sums.
+
+The controller runs elsewhere (beside the CLI, or as its own machine) and drives the providers; the
+orchestrator only reports and arbitrates. The lease lives in memory: after an orchestrator restart
+the controller that was acting takes it again at its next tick, and a second one still finds it held.
+Worker time is recorded per connection (opened at hello, closed at disconnect), by where the worker
+runs, so it survives restarts and counts what ran, not what was asked for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .pool import Pool
+    from .store import Store
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS worker_time (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    worker_id TEXT NOT NULL,
+    place TEXT NOT NULL,
+    opened_at REAL NOT NULL,
+    closed_at REAL
+);
+CREATE INDEX IF NOT EXISTS worker_time_closed ON worker_time(closed_at);
+"""
+MAX_LEASE_S = 600.0
+
+
+@dataclass
+class Lease:
+    holder: str
+    expires_at: float
+
+
+class Capacity:
+    def __init__(
+        self,
+        store: Store,
+        pool: Pool,
+        waiting: Callable[[], int],
+        oldest_wait: Callable[[], float],
+        parked: Callable[[], dict[str, int]],
+    ) -> None:
+        self._store, self._pool = store, pool
+        self._waiting, self._oldest, self._parked = waiting, oldest_wait, parked
+        self._lease: Lease | None = None
+        store.db.executescript(SCHEMA)
+        # Connections open when the last process ended were closed by that end (or its crash).
+        store.db.execute("UPDATE worker_time SET closed_at = opened_at WHERE closed_at IS NULL")
+        store.commit()
+
+    # --- signals ----------------------------------------------------------------------------------
+
+    def signals(self) -> dict[str, Any]:
+        now = time.time()
+        workers = [w.describe() for w in self._pool.workers.values()]
+        return {
+            "now": now,
+            "workers": self._pool.counts(),
+            "idleSince": {w["workerId"]: w["idleSince"] for w in workers if w["state"] == "idle"},
+            "waiting": self._waiting(),
+            "oldestWaitSeconds": round(self._oldest(), 3),
+            "waitingByPersona": self._parked(),
+            "lease": {"holder": self._lease.holder, "expiresAt": self._lease.expires_at} if self._live() else None,
+        }
+
+    # --- the lease --------------------------------------------------------------------------------
+
+    def _live(self) -> bool:
+        return self._lease is not None and self._lease.expires_at > time.time()
+
+    def take(self, holder: str, ttl_s: float) -> Lease | None:
+        """Take or renew the lease for ``holder``; None while another holds it."""
+        if self._live() and self._lease is not None and self._lease.holder != holder:
+            return None
+        self._lease = Lease(holder, time.time() + min(ttl_s, MAX_LEASE_S))
+        return self._lease
+
+    def release(self, holder: str) -> bool:
+        if self._lease is not None and self._lease.holder == holder:
+            self._lease = None
+            return True
+        return False
+
+    def held_by(self) -> str | None:
+        return self._lease.holder if self._live() and self._lease else None
+
+    # --- worker time ------------------------------------------------------------------------------
+
+    def opened(self, worker_id: str, place: str | None) -> int:
+        cursor = self._store.db.execute(
+            "INSERT INTO worker_time (worker_id, place, opened_at) VALUES (?, ?, ?)",
+            (worker_id, place or "unknown", time.time()),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def closed(self, row_id: int) -> None:
+        self._store.db.execute("UPDATE worker_time SET closed_at = ? WHERE id = ?", (time.time(), row_id))
+
+    def worker_seconds(self, start: float, end: float) -> dict[str, dict[str, float]]:
+        """Connected seconds within [start, end) by where workers ran: ``{place: {seconds, workers}}``."""
+        rows = self._store.db.execute(
+            "SELECT place, SUM(MIN(COALESCE(closed_at, ?3), ?2) - MAX(opened_at, ?1)),"
+            " COUNT(DISTINCT worker_id) FROM worker_time"
+            " WHERE opened_at < ?2 AND COALESCE(closed_at, ?3) > ?1 GROUP BY place ORDER BY place",
+            (start, end, time.time()),
+        )
+        return {place: {"seconds": round(max(0.0, secs or 0.0), 3), "workers": n} for place, secs, n in rows}

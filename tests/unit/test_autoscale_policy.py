@@ -1,0 +1,60 @@
+"""The scaling decision alone: each rule, its bounds, its cool-downs, and the reason it gives."""
+
+from __future__ import annotations
+
+from dac_provision.autoscale import Memory, Signals, decide
+from dac_provision.spec import ScalingSpec
+
+NOW = 10_000.0
+
+
+def signals(idle=0, busy=0, waiting=0, oldest=0.0, idle_for=()):
+    idle_since = {f"w{i}": NOW - s for i, s in enumerate(idle_for)}
+    return Signals(NOW, {"idle": idle, "executing": busy}, idle_since, waiting, oldest)
+
+
+POLICY = ScalingSpec(min_workers=1, max_workers=6, scale_up_after_s=30, scale_down_after_s=300, cooldown_s=60)
+
+
+def test_a_backlog_larger_than_the_idle_workers_grows_the_pool_at_once_within_max():
+    decision = decide(signals(busy=2, waiting=30), 2, POLICY, Memory())
+    assert decision is not None and (decision.target, decision.direction) == (6, "up")
+    assert "30 request(s) wait and 0 worker(s) are idle" in decision.reason and "max 6" in decision.reason
+
+
+def test_a_request_waiting_long_grows_the_pool_even_with_idle_workers_about():
+    decision = decide(signals(idle=1, busy=1, waiting=1, oldest=45), 2, POLICY, Memory())
+    assert decision is not None and decision.target == 3 and "waited 45 s" in decision.reason
+    assert decide(signals(idle=1, busy=1, waiting=1, oldest=5), 2, POLICY, Memory()) is None  # idle covers it
+
+
+def test_the_cool_down_holds_a_second_step_up_but_never_a_step_down():
+    memory = Memory(last_up=NOW - 10)
+    assert decide(signals(busy=3, waiting=9), 3, POLICY, memory) is None
+    assert decide(signals(busy=3, waiting=9), 3, POLICY, Memory(last_up=NOW - 61)) is not None
+    down = decide(signals(idle=3, idle_for=(400, 400, 400)), 3, POLICY, Memory(last_up=NOW - 10))
+    assert down is not None and down.direction == "down"
+
+
+def test_idle_workers_go_after_the_idle_time_down_to_min_and_keep_warm_stays():
+    assert decide(signals(idle=3, idle_for=(100, 100, 100)), 3, POLICY, Memory()) is None  # not long enough
+    down = decide(signals(idle=3, idle_for=(400, 400, 400)), 3, POLICY, Memory())
+    assert down is not None and down.target == 1 and "min 1" in down.reason
+    warm = ScalingSpec(min_workers=0, max_workers=6, scale_down_after_s=300, keep_warm=2)
+    kept = decide(signals(idle=3, idle_for=(400, 400, 400)), 3, warm, Memory())
+    assert kept is not None and kept.target == 2
+    assert decide(signals(idle=3, busy=0, waiting=1, oldest=1, idle_for=(400,) * 3), 3, POLICY, Memory()) is None
+
+
+def test_bounds_are_restored_first_and_keep_warm_is_topped_up():
+    assert decide(signals(), 9, POLICY, Memory()).target == 6
+    assert decide(signals(), 0, POLICY, Memory()).target == 1
+    warm = ScalingSpec(min_workers=0, max_workers=6, keep_warm=2)
+    up = decide(signals(idle=0, busy=3), 3, warm, Memory())
+    assert up is not None and up.target == 5 and "keep-warm" in up.reason
+
+
+def test_max_is_a_ceiling_whatever_the_backlog():
+    for current in range(0, 7):
+        decision = decide(signals(busy=current, waiting=10_000, oldest=999), current, POLICY, Memory())
+        assert decision is None or decision.target <= 6
