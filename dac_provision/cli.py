@@ -25,7 +25,7 @@ from .cli_follow import CANCELLED, stream_execution
 from .cli_personas import personas
 from .cli_secrets import credentials, token
 from .cli_team import join, leave_command, team
-from .cli_usage import usage
+from .cli_usage import cost_command, usage
 from .cli_workers import workers
 from .client import CREDENTIAL_NAME, Client
 from .render_cli import StepPrinter, status_table
@@ -343,3 +343,4 @@ main.add_command(personas)
 main.add_command(usage)
 main.add_command(dlq)
 main.add_command(autoscale)
+main.add_command(cost_command)

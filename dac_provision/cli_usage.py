@@ -1,4 +1,5 @@
-"""``dac-provision usage``: who ran what, for how long, for how many tokens (the team's metering)."""
+"""``dac-provision usage`` and ``cost``: who ran what, for how long, for how many tokens (the team's
+metering), and what the workers cost."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import click
 
 from .cli_common import friendly, json_option, name_option, out
 from .cli_secrets import with_client
+from .cost import cost
+from .engine import spec_of
+from .state import StateStore
 
 COLUMNS = ("executions", "attempts", "completed", "failed", "durationMs", "inputTokens", "outputTokens", "costUsd")
 
@@ -63,3 +67,31 @@ def _table(report: dict[str, Any], group_by: str) -> str:
 
 def _cell(value: float) -> str:
     return f"{value:.4f}" if isinstance(value, float) and not value.is_integer() else f"{int(value)}"
+
+
+@click.command(name="cost")
+@name_option
+@click.option("--from", "start", metavar="WHEN", help="From WHEN (ISO date/time or Unix seconds; default 30 days ago).")
+@click.option("--to", "end", metavar="WHEN", help="...to WHEN (default: now).")
+@json_option
+@friendly
+def cost_command(name: str, start: str | None, end: str | None, as_json: bool) -> None:
+    """Worker-hours by kind (droplet size, Fly size, local) and what they cost at the spec's
+    [cost] prices-per-hour: an estimate of compute, not a bill.
+
+    \b
+    Example:
+      dac-provision cost --from 2026-11-01
+    """
+    spec = spec_of(StateStore(), name)
+    report = with_client(name, lambda client: cost(client, spec, start, end))
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    for line in report["lines"]:
+        price = "no price" if line["pricePerHour"] is None else f"${line['pricePerHour']:.5f}/h"
+        money = "—" if line["estimateUsd"] is None else f"${line['estimateUsd']:.4f}"
+        out.print(f"{line['kind']:<24} {line['workers']:>4} worker(s) {line['hours']:>10.3f} h  {price:<14} {money}")
+    out.print(f"{'total':<24} {'':>4}            {'':>10}    {'':<14} ${report['totalUsd']:.4f}")
+    if report["unpriced"]:
+        out.print(f"(no price for {', '.join(report['unpriced'])}: add it under [cost] prices-per-hour)")

@@ -108,6 +108,31 @@ class ScalingSpec(_Section):
     interval_s: Annotated[float, msgspec.Meta(ge=0.1, le=300)] = 5.0
 
 
+#: US dollars per worker-hour by kind, for `dac-provision cost`. DigitalOcean's basic droplets (the
+#: monthly list price / 672 hours, its hourly cap; prices as listed since mid-2022, last checked 2025)
+#: and Fly Machines (shared CPU, per second, monthly list price / 730 hours, last checked 2025). Check
+#: your providers' pricing pages and override them here: these are estimates, not a bill.
+DEFAULT_PRICES = {
+    "droplet:s-1vcpu-1gb": 0.00893,
+    "droplet:s-1vcpu-2gb": 0.01786,
+    "droplet:s-2vcpu-2gb": 0.02679,
+    "droplet:s-2vcpu-4gb": 0.03571,
+    "droplet:s-4vcpu-8gb": 0.07143,
+    "droplet:s-8vcpu-16gb": 0.14286,
+    "fly:shared-cpu-1x": 0.00437,
+    "fly:shared-cpu-2x": 0.00874,
+    "local": 0.0,
+}
+
+
+class CostSpec(_Section):
+    #: Kind (``droplet:SIZE``, ``fly:VM-SIZE``, ``local``, ``pod``) -> US dollars per worker-hour; added
+    #: to the defaults (a kind given here replaces its default).
+    prices_per_hour: dict[str, Annotated[float, msgspec.Meta(ge=0)]] = msgspec.field(
+        default_factory=lambda: dict(DEFAULT_PRICES)
+    )
+
+
 class PulumiSpec(_Section):
     #: The Pulumi stack ``provider = "pulumi"`` drives (default: the deployment's name).
     stack: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._/-]{1,100}$")] | None = None
@@ -128,6 +153,7 @@ class DeploySpec(_Section):
     digitalocean: DigitalOceanSpec = msgspec.field(default_factory=DigitalOceanSpec)
     pulumi: PulumiSpec = msgspec.field(default_factory=PulumiSpec)
     scaling: ScalingSpec = msgspec.field(default_factory=ScalingSpec)
+    cost: CostSpec = msgspec.field(default_factory=CostSpec)
     #: A persona file or a folder of them, applied at every deploy (relative to the spec file).
     personas: str | None = None
     #: With ``personas``: also remove the deployment's personas that no file defines.

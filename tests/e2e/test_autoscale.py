@@ -5,6 +5,7 @@ the lease; a controller killed mid-scale and restarted neither loses nor doubles
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -94,6 +95,9 @@ async def test_the_pool_follows_a_backlog_up_to_max_and_back_down(cli, tmp_path)
         assert (await client.capacity())["lease"] is None  # given back on the way out
         time_used = await client.worker_time()
         assert time_used["byPlace"]["local"]["workers"] >= 4 and time_used["byPlace"]["local"]["seconds"] > 0
+    report = json.loads(cli.ok("cost", "--name", "elastic", "--json").stdout)
+    local = next(line for line in report["lines"] if line["kind"] == "local")
+    assert local["workers"] >= 4 and local["hours"] > 0 and local["estimateUsd"] == 0 and report["unpriced"] == []
 
 
 def test_a_controller_killed_mid_scale_and_restarted_neither_loses_nor_doubles_workers(cli, tmp_path):

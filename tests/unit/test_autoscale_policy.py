@@ -58,3 +58,24 @@ def test_max_is_a_ceiling_whatever_the_backlog():
     for current in range(0, 7):
         decision = decide(signals(busy=current, waiting=10_000, oldest=999), current, POLICY, Memory())
         assert decision is None or decision.target <= 6
+
+
+async def test_cost_prices_worker_time_by_kind_and_names_what_it_cannot_price():
+    from dac_provision.cost import cost
+    from dac_provision.spec import load_spec
+
+    class Fake:
+        async def worker_time(self, start, end):
+            return {
+                "from": 0,
+                "to": 7200,
+                "byPlace": {"droplet": {"seconds": 7200, "workers": 2}, "pod": {"seconds": 3600, "workers": 1}},
+            }
+
+    spec = load_spec({"digitalocean": {"size": "s-1vcpu-2gb"}})
+    report = await cost(Fake(), spec, None, None)
+    droplet = next(line for line in report["lines"] if line["kind"] == "droplet:s-1vcpu-2gb")
+    assert droplet["hours"] == 2.0 and droplet["estimateUsd"] == round(2 * 0.01786, 4)
+    assert report["unpriced"] == ["pod"] and report["totalUsd"] == droplet["estimateUsd"]
+    priced = load_spec({"cost": {"prices-per-hour": {"pod": 0.05}}})
+    assert (await cost(Fake(), priced, None, None))["unpriced"] == []
