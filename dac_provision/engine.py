@@ -146,10 +146,25 @@ async def _converge(store: StateStore, ctx: Context, provider: Provider, run: _R
         await _every(one(item) for item in wave)
 
 
+def asleep(resource: Resource) -> bool:
+    """A worker put to sleep by a scale-down (``scaling.sleep``): kept, powered off, woken by the next scale-up."""
+    return resource.kind == "worker" and bool(resource.details.get("asleep"))
+
+
 async def _remove(store: StateStore, ctx: Context, provider: Provider, run: _Run, extra: list[Resource]) -> None:
+    sleep = getattr(provider, "sleep", None) if ctx.spec.scaling.sleep else None
+
     async def one(resource: Resource) -> None:
         step = run.next()
         run.emit(step, resource.name, "start", "draining" if resource.kind == "worker" else "")
+        if sleep is not None and resource.kind == "worker":
+            await sleep(ctx, resource)  # drained (its execution finishes), then powered off
+            details = {**resource.details, "asleep": True}
+            sleeping = Resource(resource.kind, resource.name, resource.id, resource.created, details)
+            store.record(ctx.spec.name, sleeping)
+            ctx.resources[resource.name] = sleeping
+            run.emit(step, resource.name, "done", "asleep (powered off)")
+            return
         await provider.delete(ctx, resource, drain=True)
         store.unrecord(ctx.spec.name, resource.kind, resource.name)
         ctx.resources.pop(resource.name, None)
@@ -177,7 +192,8 @@ async def deploy_async(
         if problems:
             raise DeployError("; ".join(problems))
         wanted = {d.name for d in desired}
-        extra = [r for r in ctx.resources.values() if r.name not in wanted]
+        # Sleeping workers stay while the spec wants sleep; otherwise they go like any other extra.
+        extra = [r for r in ctx.resources.values() if r.name not in wanted and not (spec.scaling.sleep and asleep(r))]
         run = _Run(len(desired) + len(extra) + 1 + bool(spec.personas), on_progress)
         store.put_deployment(spec.name, spec.provider, spec.to_dict(), "deploying")
         try:

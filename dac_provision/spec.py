@@ -106,6 +106,13 @@ class ScalingSpec(_Section):
     keep_warm: Annotated[int, msgspec.Meta(ge=0, le=500)] = 0
     #: How often the controller reads the orchestrator's signals.
     interval_s: Annotated[float, msgspec.Meta(ge=0.1, le=300)] = 5.0
+    #: Cloud: one-job Fly machines started for a backlog while droplets wake or boot (within max-workers).
+    max_burst: Annotated[int, msgspec.Meta(ge=0, le=100)] = 0
+    #: A burst worker that got no execution within this long leaves (its machine is destroyed).
+    burst_idle_s: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 60
+    #: Cloud: idle droplets are powered off (their disk is still billed, compute is not) instead of
+    #: deleted, and powered on again by the next backlog, in seconds rather than a fresh boot.
+    sleep: bool = False
 
 
 #: US dollars per worker-hour by kind, for `dac-provision cost`. DigitalOcean's basic droplets (the
@@ -128,9 +135,7 @@ DEFAULT_PRICES = {
 class CostSpec(_Section):
     #: Kind (``droplet:SIZE``, ``fly:VM-SIZE``, ``local``, ``pod``) -> US dollars per worker-hour; added
     #: to the defaults (a kind given here replaces its default).
-    prices_per_hour: dict[str, Annotated[float, msgspec.Meta(ge=0)]] = msgspec.field(
-        default_factory=lambda: dict(DEFAULT_PRICES)
-    )
+    prices_per_hour: dict[str, Annotated[float, msgspec.Meta(ge=0)]] = {}
 
 
 class PulumiSpec(_Section):

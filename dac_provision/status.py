@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from .engine import context_for, provider_for, spec_of
+from .engine import asleep, context_for, provider_for, spec_of
 from .plan import plan
 from .state import StateStore
 
@@ -91,7 +91,12 @@ async def status_async(name: str = "default", store: StateStore | None = None) -
     order = {d.name: i for i, d in enumerate(plan(spec))}
     resources = sorted(ctx.resources.values(), key=lambda r: (order.get(r.name, len(order)), r.name))
     healths = await asyncio.gather(*(provider.query(ctx, r) for r in resources))
-    rows = [ResourceStatus(r.kind, r.name, r.id, h.ok, h.detail) for r, h in zip(resources, healths, strict=True)]
+    rows = [
+        ResourceStatus(r.kind, r.name, r.id, True, "asleep (powered off by the autoscaler)")
+        if asleep(r)
+        else ResourceStatus(r.kind, r.name, r.id, h.ok, h.detail)
+        for r, h in zip(resources, healths, strict=True)
+    ]
     problems = [f"{r.name}: {r.detail}" for r in rows if not r.ok]
     url = provider.endpoint(ctx)
     view = _View()

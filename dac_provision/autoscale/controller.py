@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..client import Client, ClientError
-from ..engine import DeployError, connect, scale_async, spec_of
+from ..engine import DeployError, asleep, burst_async, connect, scale_async, spec_of
 from ..spec import ScalingSpec
 from ..state import StateStore
-from .policy import Decision, Memory, Signals, decide
+from .policy import Decision, Memory, Signals, cloud_step, decide
 
 log = logging.getLogger("dac.autoscale")
 MAX_BACKOFF_S = 300.0
@@ -57,12 +57,14 @@ class Controller:
         store: StateStore | None = None,
         on_event: OnEvent | None = None,
         scale: Callable[[int], Awaitable[Any]] | None = None,
+        burst: Callable[[int], Awaitable[Any]] | None = None,
         holder: str | None = None,
     ) -> None:
         self.name = name
         self.store = store or StateStore()
         self.on_event = on_event or (lambda e: log.info("%s: %s", e.kind, e.message))
         self._scale = scale or (lambda target: scale_async(name, target, store=self.store))
+        self._burst = burst or (lambda count: burst_async(name, count, store=self.store))
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
         self.memory = Memory()
         self._backoff = 0.0
@@ -100,7 +102,8 @@ class Controller:
             return None
         if time.monotonic() < self._retry_at:
             return None
-        current = self.provisioned()
+        spec = spec_of(self.store, self.name)
+        current = spec.workers
         if not self._resumed:  # first act of this controller: make what runs what was recorded
             try:
                 await self._scale(current)
@@ -109,11 +112,32 @@ class Controller:
                 return None
             self._resumed = True
             self._emit("resumed", f"{current} workers recorded and running (healed what an interrupted action left)")
-        decision = decide(signals, current, policy, self.memory)
+        cloud = spec.provider == "cloud"
+        bursts = (signals.by_place or {}).get("fly", 0) if cloud else 0
+        decision = decide(signals, current + bursts, policy, self.memory)  # bursts count toward max
         if decision is None:
             return None
         try:
-            await self._scale(decision.target)
+            if not cloud:
+                await self._scale(decision.target)
+            elif decision.direction == "up":
+                sleeping = sum(1 for r in self.store.resources(self.name, "worker") if asleep(r))
+                room = max(0, policy.max_burst - bursts)
+                step = cloud_step(current + bursts, decision.target, sleeping, room, signals.waiting)
+                if step.bursts:
+                    await self._burst(step.bursts)
+                if step.droplets != current:
+                    await self._scale(step.droplets)
+                decision = Decision(
+                    decision.target,
+                    "up",
+                    f"{decision.reason} [woken {step.woken}, bursts {step.bursts}, created {step.created}]",
+                )
+            else:
+                droplets = max(policy.min_workers, decision.target - bursts)
+                if droplets >= current:
+                    return None
+                await self._scale(droplets)
         except (DeployError, ClientError, OSError) as exc:
             self._backoff = min(MAX_BACKOFF_S, max(policy.interval_s, self._backoff * 2 or policy.interval_s))
             self._retry_at = time.monotonic() + self._backoff

@@ -23,6 +23,7 @@ class Signals:
     idle_since: dict[str, float | None]
     waiting: int
     oldest_wait_s: float
+    by_place: dict[str, int] | None = None
 
     @classmethod
     def from_api(cls, body: dict[str, Any]) -> Signals:
@@ -32,6 +33,7 @@ class Signals:
             idle_since=dict(body["idleSince"]),
             waiting=int(body["waiting"]),
             oldest_wait_s=float(body["oldestWaitSeconds"]),
+            by_place=dict(body.get("byPlace") or {}),
         )
 
 
@@ -86,3 +88,23 @@ def decide(signals: Signals, current: int, policy: ScalingSpec, memory: Memory) 
             target, "down", f"{long_idle} worker(s) idle for over {minutes:g} min: {current} -> {target} (min {lo})"
         )
     return None
+
+
+@dataclass(frozen=True)
+class CloudStep:
+    """How a cloud scale-up from ``current`` droplets reaches its target: wake sleeping droplets
+    first (seconds), then start one-job Fly bursts for the backlog at hand, then create droplets
+    (minutes) for the rest."""
+
+    droplets: int  # the droplet count to converge to (woken and created ones included)
+    woken: int
+    bursts: int
+    created: int
+
+
+def cloud_step(current: int, target: int, sleeping: int, burst_room: int, waiting: int) -> CloudStep:
+    needed = max(0, target - current)
+    woken = min(needed, sleeping)
+    bursts = max(0, min(needed - woken, burst_room, waiting))
+    created = needed - woken - bursts
+    return CloudStep(current + woken + created, woken, bursts, created)

@@ -47,6 +47,10 @@ class CloudProvider:
             return Health(*await kafka.query_resource(ctx.spec.kafka, None, resource))
         return await self._by_kind[resource.kind].query(ctx, resource)
 
+    async def sleep(self, ctx: Context, resource: Resource) -> None:
+        """Workers only: their droplet drained and powered off, kept for a later power-on."""
+        await self._by_kind[resource.kind].sleep(ctx, resource)
+
     async def delete(self, ctx: Context, resource: Resource, *, drain: bool = False) -> None:
         if resource.kind == "kafka-topics":
             if resource.details.get("created"):  # a shared cluster: only what this deployment created

@@ -278,6 +278,16 @@ class DigitalOceanProvider:
                 return
             await asyncio.sleep(1)
 
+    async def sleep(self, ctx: Context, resource: Resource) -> None:
+        """Drain a worker's droplet and leave it powered off (an ACPI shutdown, forced if it lingers):
+        it keeps its disk, so waking it is a power-on, not a fresh boot."""
+        async with self.client() as client:
+            await self._shut_down(ctx, client, int(resource.id))
+            found = await self.call("get droplet", client.droplets.get, int(resource.id), safe=True)
+            if found is not None and found["droplet"]["status"] != "off":
+                body = {"type": "power_off"}
+                await self.call("power off droplet", client.droplet_actions.post, int(resource.id), body, safe=False)
+
     async def power(self, droplet_id: int, on: bool) -> None:
         """Power a worker's droplet off (it keeps its disk, tags and address) or on again."""
         async with self.client() as client:

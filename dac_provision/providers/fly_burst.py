@@ -33,6 +33,7 @@ def burst_config(ctx: Context, url: str, token: str, wheel: tuple[str, str, byte
         "DAC_WORKER_PLACE": "fly",
         "DAC_AGENT_COMMAND": agent_command_line(spec),
         "DAC_EXIT_AFTER_JOB": "true",
+        "DAC_EXIT_AFTER_IDLE_S": str(spec.scaling.burst_idle_s),  # the backlog it came for was taken
         "DAC_WORK_DIR": "/tmp",  # noqa: S108 - the machine's own, gone with it
         "DAC_BUNDLE_WHEEL": f"{BUNDLE_DIR}/{filename}",
         "DAC_BUNDLE_SHA256": sha256,

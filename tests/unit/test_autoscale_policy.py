@@ -79,3 +79,14 @@ async def test_cost_prices_worker_time_by_kind_and_names_what_it_cannot_price():
     assert report["unpriced"] == ["pod"] and report["totalUsd"] == droplet["estimateUsd"]
     priced = load_spec({"cost": {"prices-per-hour": {"pod": 0.05}}})
     assert (await cost(Fake(), priced, None, None))["unpriced"] == []
+
+
+def test_a_cloud_scale_up_wakes_sleeping_droplets_first_then_bursts_then_creates():
+    from dac_provision.autoscale.policy import cloud_step
+
+    assert cloud_step(1, 4, sleeping=5, burst_room=2, waiting=9) == cloud_step(1, 4, 3, 0, 9)  # all woken
+    step = cloud_step(1, 6, sleeping=2, burst_room=2, waiting=9)
+    assert (step.woken, step.bursts, step.created, step.droplets) == (2, 2, 1, 4)
+    few = cloud_step(1, 6, sleeping=0, burst_room=5, waiting=1)  # no more bursts than requests wait
+    assert (few.bursts, few.created) == (1, 4)
+    assert cloud_step(3, 3, 2, 2, 5).droplets == 3

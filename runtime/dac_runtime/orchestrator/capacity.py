@@ -10,6 +10,7 @@ runs, so it survives restarts and counts what ran, not what was asked for.
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +65,9 @@ class Capacity:
             "now": now,
             "workers": self._pool.counts(),
             "idleSince": {w["workerId"]: w["idleSince"] for w in workers if w["state"] == "idle"},
+            "byPlace": dict(
+                collections.Counter(str(w["place"] or "unknown") for w in workers if w["state"] != "offline")
+            ),
             "waiting": self._waiting(),
             "oldestWaitSeconds": round(self._oldest(), 3),
             "waitingByPersona": self._parked(),

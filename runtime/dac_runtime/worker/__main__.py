@@ -14,6 +14,7 @@ Environment:
     DAC_AGENT_PASSTHROUGH     comma-separated names of worker variables to pass to the agent
                               (e.g. CLAUDE_CODE_MAX_RETRIES); nothing else is inherited
     DAC_EXIT_AFTER_JOB        true: run one execution then exit (burst workers)
+    DAC_EXIT_AFTER_IDLE_S     leave after this many seconds without an execution (0: never; bursts)
     DAC_WORKER_PLACE          where it runs (local, droplet, fly, pod), shown in the console
     DAC_SETUP_TOKEN_COMMAND   how to run ``claude setup-token`` here, for connecting the Claude
                               subscription from the orchestrator (default: the agent's claude, or
@@ -55,6 +56,7 @@ def load_settings(reader: EnvReader) -> WorkerSettings:
         work_root=work_root,
         credential_file=Path(credential) if credential else None,
         exit_after_job=reader.bool("DAC_EXIT_AFTER_JOB"),
+        exit_after_idle_s=reader.int("DAC_EXIT_AFTER_IDLE_S", 0, minimum=0) or None,
         place=(reader.str("DAC_WORKER_PLACE") or "")[:32] or None,
         login_command=login_command(command, reader.argv("DAC_SETUP_TOKEN_COMMAND", []) or None),
         passthrough=tuple(n.strip() for n in (reader.str("DAC_AGENT_PASSTHROUGH") or "").split(",") if n.strip()),

@@ -66,6 +66,8 @@ class WorkerSettings:
     work_root: Path
     credential_file: Path | None = None
     exit_after_job: bool = False
+    #: Leave after this many seconds without an execution (a burst worker whose backlog others took).
+    exit_after_idle_s: float | None = None
     #: Names of worker environment variables the operator chose to pass to the agent.
     passthrough: tuple[str, ...] = ()
     #: ``claude setup-token`` here, for connecting the Claude subscription; None: no logins offered.
@@ -96,6 +98,7 @@ class Worker:
         self._heartbeat_interval = 15.0
         self.connected = asyncio.Event()
         self.logins = Logins(settings.login_command, self._queue_now)
+        self._idle_from = time.monotonic()
         if settings.credential_file and settings.credential_file.exists():
             stored = settings.credential_file.read_text().strip()
             if stored:
@@ -105,6 +108,7 @@ class Worker:
 
     async def run_forever(self) -> None:
         sweep_runs(self.s.work_root, self.s.worker_id)  # what a killed predecessor of this id left
+        watch = asyncio.create_task(self._leave_when_idle()) if self.s.exit_after_idle_s else None
         attempt = 0
         async with aiohttp.ClientSession() as session:
             while not self._done.is_set():
@@ -125,7 +129,17 @@ class Worker:
                     await asyncio.wait_for(self._done.wait(), timeout=delay)
         if self._run_task:
             await self._run_task
+        if watch is not None:
+            watch.cancel()
         await self.logins.close()
+
+    async def _leave_when_idle(self) -> None:
+        limit = self.s.exit_after_idle_s or 0.0
+        while not self._draining:
+            await asyncio.sleep(min(1.0, limit / 4))
+            if self._run is None and time.monotonic() - self._idle_from > limit:
+                log.info("no execution for %.0f s: leaving", limit)
+                self.request_stop()
 
     def request_stop(self) -> None:
         """First call drains; a second call cancels the running execution."""
@@ -282,6 +296,7 @@ class Worker:
             complete = Complete(execution_id=run.execution_id, status="failed", reason=f"worker_error: {exc}")
         log.info("execution %s finished: %s", run.execution_id, complete.status)
         self._run = None
+        self._idle_from = time.monotonic()
         self._queue_now(complete)
         if self.s.exit_after_job or self._draining:
             self._draining = True
