@@ -12,11 +12,21 @@ import click
 
 from .cli_common import friendly, json_option, name_option, out
 from .cli_secrets import with_client
-from .cost import cost
+from .cost import cost, price_usage
 from .engine import spec_of
 from .state import StateStore
 
-COLUMNS = ("executions", "attempts", "completed", "failed", "durationMs", "inputTokens", "outputTokens", "costUsd")
+COLUMNS = (
+    "executions",
+    "attempts",
+    "completed",
+    "failed",
+    "durationMs",
+    "inputTokens",
+    "outputTokens",
+    "costUsd",
+    "workerCostUsd",
+)
 
 
 @click.command()
@@ -39,6 +49,9 @@ def usage(name: str, group_by: str, start: str | None, end: str | None, as_json:
       dac-provision usage --by day --csv > usage.csv
     """
     report = with_client(name, lambda client: client.usage(group_by, start, end))
+    store = StateStore()
+    if store.deployment(name) is not None:  # a deployment made here has a spec with prices; a joined one not
+        report = price_usage(report, spec_of(store, name))
     if as_json:
         out.print_json(json.dumps(report))
     elif as_csv:
@@ -51,7 +64,7 @@ def _csv(report: dict[str, Any]) -> str:
     buffer = io.StringIO()
     rows = report["groups"]
     fields = ["key", "name", *[k for k in report["total"]]]
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
@@ -59,8 +72,8 @@ def _csv(report: dict[str, Any]) -> str:
 
 def _table(report: dict[str, Any], group_by: str) -> str:
     header = [group_by, *COLUMNS]
-    lines = [[g["name"], *(_cell(g[c]) for c in COLUMNS)] for g in report["groups"]]
-    lines.append(["total", *(_cell(report["total"][c]) for c in COLUMNS)])
+    lines = [[g["name"], *(_cell(g.get(c, 0)) for c in COLUMNS)] for g in report["groups"]]
+    lines.append(["total", *(_cell(report["total"].get(c, 0)) for c in COLUMNS)])
     widths = [max(len(str(x)) for x in column) for column in zip(header, *lines, strict=False)]
     return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)) for row in [header, *lines])
 

@@ -54,3 +54,27 @@ async def cost(client: Client, spec: DeploySpec, start: str | float | None, end:
         "totalUsd": round(sum(known), 4),
         "unpriced": [x.kind for x in lines if x.price_per_hour is None],
     }
+
+
+def price_usage(report: dict, spec: DeploySpec) -> dict:
+    """Add ``workerCostUsd`` to each group of a usage report (and its total): the time its executions
+    held a worker, by where that worker ran, at the spec's prices. Time on a kind with no price
+    counts nothing and is named in ``unpriced``."""
+    prices = {**DEFAULT_PRICES, **spec.cost.prices_per_hour}
+    unpriced: set[str] = set()
+
+    def priced(by_place: dict[str, float]) -> float:
+        total = 0.0
+        for place, ms in by_place.items():
+            kind = kind_of(place, spec)
+            if kind in prices:
+                total += ms / 3_600_000 * prices[kind]
+            else:
+                unpriced.add(kind)
+        return round(total, 6)
+
+    for group in report["groups"]:
+        group["workerCostUsd"] = priced(group.get("durationMsByPlace") or {})
+    report["total"]["workerCostUsd"] = round(sum(g["workerCostUsd"] for g in report["groups"]), 6)
+    report["unpriced"] = sorted(unpriced)
+    return report

@@ -98,6 +98,9 @@ async def test_the_pool_follows_a_backlog_up_to_max_and_back_down(cli, tmp_path)
     report = json.loads(cli.ok("cost", "--name", "elastic", "--json").stdout)
     local = next(line for line in report["lines"] if line["kind"] == "local")
     assert local["workers"] >= 4 and local["hours"] > 0 and local["estimateUsd"] == 0 and report["unpriced"] == []
+    used = json.loads(cli.ok("usage", "--name", "elastic", "--by", "persona", "--json").stdout)
+    group = used["groups"][0]
+    assert group["durationMsByPlace"]["local"] >= 30 * 1500 and group["workerCostUsd"] == 0  # local time is free
 
 
 def test_a_controller_killed_mid_scale_and_restarted_neither_loses_nor_doubles_workers(cli, tmp_path):

@@ -90,3 +90,19 @@ def test_a_cloud_scale_up_wakes_sleeping_droplets_first_then_bursts_then_creates
     few = cloud_step(1, 6, sleeping=0, burst_room=5, waiting=1)  # no more bursts than requests wait
     assert (few.bursts, few.created) == (1, 4)
     assert cloud_step(3, 3, 2, 2, 5).droplets == 3
+
+
+def test_usage_groups_are_priced_by_where_their_executions_ran():
+    from dac_provision.cost import price_usage
+    from dac_provision.spec import load_spec
+
+    report = {
+        "groups": [
+            {"key": "alice", "durationMsByPlace": {"droplet": 3_600_000, "local": 10}},
+            {"key": "bob", "durationMsByPlace": {"pod": 1000}},
+        ],
+        "total": {},
+    }
+    priced = price_usage(report, load_spec({"digitalocean": {"size": "s-2vcpu-4gb"}}))
+    assert priced["groups"][0]["workerCostUsd"] == 0.03571 and priced["groups"][1]["workerCostUsd"] == 0
+    assert priced["total"]["workerCostUsd"] == 0.03571 and priced["unpriced"] == ["pod"]

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS worker_time (
     closed_at REAL
 );
 CREATE INDEX IF NOT EXISTS worker_time_closed ON worker_time(closed_at);
+CREATE INDEX IF NOT EXISTS worker_time_worker ON worker_time(worker_id);
 """
 MAX_LEASE_S = 600.0
 

@@ -46,7 +46,18 @@ def usage(store: Store, start: float, end: float, group_by: str) -> dict[str, An
     ).fetchall()
     total = store.db.execute(f"SELECT {sums} FROM executions WHERE {where}", (start, end)).fetchone()  # noqa: S608
     names = [n for n, _ in SUMS]
-    return {
-        "groups": [{"key": r[0], "name": r[1], **dict(zip(names, (v or 0 for v in r[2:]), strict=True))} for r in rows],
-        "total": dict(zip(names, (v or 0 for v in total), strict=True)),
-    }
+    groups = [{"key": r[0], "name": r[1], **dict(zip(names, (v or 0 for v in r[2:]), strict=True))} for r in rows]
+    # Where each execution's worker ran (its latest connection), so time can be priced by kind.
+    places = store.db.execute(
+        f"SELECT {key} AS k, COALESCE((SELECT place FROM worker_time w WHERE w.worker_id = executions.worker_id"  # noqa: S608
+        " ORDER BY w.id DESC LIMIT 1), 'unknown'), SUM(COALESCE(duration_ms, 0))"
+        f" FROM executions WHERE {where} AND duration_ms IS NOT NULL GROUP BY k, 2",
+        (start, end),
+    ).fetchall()
+    by_key = {g["key"]: g for g in groups}
+    for group in groups:
+        group["durationMsByPlace"] = {}
+    for k, place, ms in places:
+        if k in by_key:
+            by_key[k]["durationMsByPlace"][place] = ms
+    return {"groups": groups, "total": dict(zip(names, (v or 0 for v in total), strict=True))}
