@@ -43,6 +43,8 @@ def _local(spec: DeploySpec) -> list[Desired]:
         Desired("worker", name, after=("orchestrator",), details={"index": i})
         for i, name in enumerate(worker_names(spec), 1)
     ]
+    if spec.scaling.with_deployment:  # the scaling controller, as one of the deployment's processes
+        desired.append(Desired("autoscaler", "autoscaler", after=("orchestrator",)))
     return desired
 
 

@@ -113,6 +113,9 @@ class ScalingSpec(_Section):
     #: Cloud: idle droplets are powered off (their disk is still billed, compute is not) instead of
     #: deleted, and powered on again by the next backlog, in seconds rather than a fresh boot.
     sleep: bool = False
+    #: Local target: the deployment runs the controller as one of its own processes (deploy starts
+    #: it, destroy stops it); otherwise run `dac-provision autoscale` wherever you like.
+    with_deployment: bool = False
 
 
 #: US dollars per worker-hour by kind, for `dac-provision cost`. DigitalOcean's basic droplets (the

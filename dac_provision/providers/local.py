@@ -133,6 +133,8 @@ class LocalProvider:
             return await self._start_orchestrator(ctx)
         if desired.kind == "worker":
             return await asyncio.to_thread(self._start_worker, ctx, desired.name)
+        if desired.kind == "autoscaler":
+            return await asyncio.to_thread(self._start_autoscaler, ctx)
         raise ProviderError(f"the local provider cannot create a {desired.kind!r}")
 
     def _process(self, kind: str, name: str, handle: processes.Handle, log: Path, **extra: object) -> Resource:
@@ -209,6 +211,21 @@ class LocalProvider:
         log = ctx.directory / "logs" / f"{name}.log"
         handle = processes.spawn([sys.executable, "-m", "dac_runtime.worker"], env, log, ctx.directory)
         return self._process("worker", name, handle, log, worker_id=worker_id)
+
+    def _start_autoscaler(self, ctx: Context) -> Resource:
+        """``dac-provision autoscale`` for this deployment, reading the same state store (its first
+        converge waits for the deploy that started it to let go of the deployment's lock)."""
+        env = _base_env() | {"DAC_STATE_DIR": str(ctx.directory.parent.parent)}
+        # What the workers it starts, and an orchestrator it may restart, read from their parent.
+        inherited = [
+            *ctx.spec.agent_passthrough,
+            *([ctx.spec.kafka.password_env] if ctx.spec.kafka.password_env else []),
+        ]
+        env |= {n: os.environ[n] for n in inherited if n in os.environ}
+        log = ctx.directory / "logs" / "autoscaler.log"
+        argv = [sys.executable, "-m", "dac_provision", "autoscale", "--name", ctx.spec.name, "--json"]
+        handle = processes.spawn(argv, env, log, ctx.directory)
+        return self._process("autoscaler", "autoscaler", handle, log)
 
     # --- query / delete -------------------------------------------------------------------------
 

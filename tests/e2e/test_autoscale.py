@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +150,28 @@ def test_a_controller_killed_mid_scale_and_restarted_neither_loses_nor_doubles_w
         out, err = second.communicate(timeout=30)
     assert second.returncode == 0, err
     assert '"kind": "resumed"' in out
+
+
+def test_the_local_deployment_can_run_the_controller_as_its_own_process(cli, tmp_path):
+    spec = tmp_path / "own.toml"
+    spec.write_text(
+        SPEC.replace('"elastic"', '"own"').replace("workers = 2", "workers = 1") + "with-deployment = true\n"
+    )
+    cli.ok("deploy", "-f", str(spec))
+    store = StateStore(cli.state_dir)
+    [autoscaler] = store.resources("own", "autoscaler")
+    assert processes.alive(processes.Handle.from_details(autoscaler.details))
+    deployment = connect("own", store)
+
+    async def backlog() -> list[str]:
+        async with Client(deployment.url, deployment.api_key) as client:
+            executions = [await client.execute("p", f"sleep:2 n{i}") for i in range(10)]
+            return [(await e.wait()).status for e in executions]
+
+    assert asyncio.run(backlog()) == ["completed"] * 10
+    grown = spec_of(store, "own").workers
+    log = Path(autoscaler.details["log"]).read_text()
+    assert '"kind": "scaled"' in log and grown > 1, log[-2000:]
+    handles, _ = cli.footprint("own")
+    cli.ok("destroy", "--yes", "--name", "own")
+    assert not [h for h in handles if processes.alive(h)]  # the controller went with the deployment

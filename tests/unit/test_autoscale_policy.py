@@ -106,3 +106,12 @@ def test_usage_groups_are_priced_by_where_their_executions_ran():
     priced = price_usage(report, load_spec({"digitalocean": {"size": "s-2vcpu-4gb"}}))
     assert priced["groups"][0]["workerCostUsd"] == 0.03571 and priced["groups"][1]["workerCostUsd"] == 0
     assert priced["total"]["workerCostUsd"] == 0.03571 and priced["unpriced"] == ["pod"]
+
+
+def test_the_local_plan_holds_the_controller_only_when_asked():
+    from dac_provision.plan import plan
+    from dac_provision.spec import load_spec
+
+    assert "autoscaler" not in [d.name for d in plan(load_spec())]
+    own = plan(load_spec({"scaling": {"with-deployment": True}}))
+    assert [d.after for d in own if d.name == "autoscaler"] == [("orchestrator",)]
