@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Autoscaling against fixed pools, on a bursty load, on the local target.
 
+``--target cloud`` runs the same against the DigitalOcean and Fly emulators (droplets booting in
+``--boot-seconds``; the autoscaled pool may sleep droplets and start Fly bursts).
+
 The load: ``--bursts`` bursts of ``--burst-size`` executions (each ``sleep:--work`` seconds), one burst
 every ``--gap`` seconds. Three pools take the same load, each on a fresh embedded deployment:
 
@@ -19,10 +22,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -55,22 +60,37 @@ async def run_load(client: Client, bursts: int, size: int, work: float, gap: flo
     return list(done)
 
 
+def bench_spec(workers: int, args: argparse.Namespace) -> dict:
+    spec = {
+        "name": "bench",
+        "workers": workers,
+        "agent-command": "stand-in",
+        "scaling": {
+            "min-workers": 1,
+            "max-workers": args.peak,
+            "scale-up-after-s": args.up_after,
+            "scale-down-after-s": args.down_after,
+            "cooldown-s": 0,
+            "interval-s": 0.5,
+        },
+    }
+    if args.cloud is not None:  # the emulated DigitalOcean and Fly, on the session's broker
+        cloud, broker = args.cloud
+        app = f"dac-bench-{uuid.uuid4().hex[:6]}"
+        spec |= {
+            "provider": "cloud",
+            "kafka": {"bootstrap": broker.bootstrap, "topic-prefix": f"{app}."},
+            "fly": {"app": app, "url": cloud.fly.edge_url(app)},
+            "digitalocean": {"ready-timeout-s": 120},
+        }
+        spec["scaling"] |= {"sleep": True, "max-burst": 2, "burst-idle-s": 10}
+    return spec
+
+
 async def scenario(name: str, workers: int, scale: bool, args: argparse.Namespace) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         store = StateStore(Path(tmp) / "state")
-        spec = load_spec(
-            name="bench",
-            workers=workers,
-            agent_command="stand-in",
-            scaling={
-                "min-workers": 1,
-                "max-workers": args.peak,
-                "scale-up-after-s": args.up_after,
-                "scale-down-after-s": args.down_after,
-                "cooldown-s": 0,
-                "interval-s": 0.5,
-            },
-        )
+        spec = load_spec(bench_spec(workers, args))
         deployment = await deploy_async(spec, store=store)
         stop = asyncio.Event()
         controller = None
@@ -108,10 +128,29 @@ async def main() -> None:
     parser.add_argument("--peak", type=int, default=6)
     parser.add_argument("--up-after", type=float, default=1.0)
     parser.add_argument("--down-after", type=float, default=8.0)
+    parser.add_argument("--target", choices=["local", "cloud"], default="local")
+    parser.add_argument("--boot-seconds", type=float, default=5.0, help="cloud: an emulated droplet's boot")
     args = parser.parse_args()
+    args.cloud = None
+    if args.target == "cloud":
+        from tests.emulators.cloud import EmulatedCloud
+        from tests.harness import Broker
+
+        cloud, broker = EmulatedCloud(boot_seconds=args.boot_seconds).start(), Broker.start()
+        os.environ.update(cloud.env())
+        args.cloud = (cloud, broker)
+    try:
+        await compare(args)
+    finally:
+        if args.cloud is not None:
+            args.cloud[0].stop()
+            args.cloud[1].stop()
+
+
+async def compare(args: argparse.Namespace) -> None:
     mean = max(1, round(args.burst_size * args.work / args.gap))
     print(
-        f"{args.bursts} bursts of {args.burst_size} x {args.work:g} s, every {args.gap:g} s; "
+        f"{args.target}: {args.bursts} bursts of {args.burst_size} x {args.work:g} s, every {args.gap:g} s; "
         f"peak pool {args.peak}, mean pool {mean}, autoscale 1..{args.peak}"
     )
     peak = await scenario("peak", args.peak, False, args)

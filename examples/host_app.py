@@ -2,8 +2,11 @@
 
     python examples/host_app.py            # uses the stand-in agent; no account needed
     python examples/host_app.py --keep     # leave the deployment running afterwards
+    python examples/host_app.py --local    # the same personas run on this machine: no deployment at all
 
-The same Client code works against a cloud deployment: only the deployment (its URL and key) differs.
+The same code works against a cloud deployment (only its URL and key differ), and with ``--local``
+against ``LocalExecutor``, which has the same ``execute``/``async for``/``wait``/``cancel``: the toggle
+is which executor the app is handed, nothing else changes.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import sys
 
 from dac_provision import AgentText, Client, Execution, Progress, deploy_async, destroy_async, load_spec
+from dac_provision.host import LocalExecution, LocalExecutor
 
 PROMPTS = {
     "reviewer": "lines:3 review the change",
@@ -20,7 +24,7 @@ PROMPTS = {
 }
 
 
-async def collect(persona: str, execution: Execution) -> str:
+async def collect(persona: str, execution: Execution | LocalExecution) -> str:
     """Stream one execution's output, tagging each line with its persona so the interleaving shows."""
     text = AgentText()  # Claude Code's stream-json (the stand-in speaks it too) as readable text
     async for item in execution:
@@ -38,13 +42,22 @@ def show_progress(event: Progress) -> None:
         print(f"({event.step}/{event.total}) {event.name}: {event.state}")
 
 
-async def main(keep: bool) -> int:
+async def run(executor: Client | LocalExecutor) -> list[str]:
+    executions = {persona: await executor.execute(persona, prompt) for persona, prompt in PROMPTS.items()}
+    return list(await asyncio.gather(*(collect(p, e) for p, e in executions.items())))
+
+
+async def main(keep: bool, local: bool) -> int:
+    if local:
+        async with LocalExecutor("stand-in") as here:
+            summaries = await run(here)
+        print("\n".join(summaries))
+        return 0 if all(": completed" in s for s in summaries) else 1
     spec = load_spec(name="host-app", workers=3, agent_command="stand-in")
     deployment = await deploy_async(spec, on_progress=show_progress)
     try:
         async with Client(deployment.url, deployment.api_key) as client:
-            executions = {persona: await client.execute(persona, prompt) for persona, prompt in PROMPTS.items()}
-            summaries = await asyncio.gather(*(collect(p, e) for p, e in executions.items()))
+            summaries = await run(client)
         print("\n".join(summaries))
         return 0 if all(": completed" in s for s in summaries) else 1
     finally:
@@ -54,4 +67,4 @@ async def main(keep: bool) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(keep="--keep" in sys.argv)))
+    sys.exit(asyncio.run(main(keep="--keep" in sys.argv, local="--local" in sys.argv)))

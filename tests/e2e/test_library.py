@@ -80,3 +80,13 @@ def test_host_app_example_runs_three_executions_concurrently_and_tears_down(tmp_
         assert f"{persona}: completed (exit 0" in result.stdout
     assert "[writer] event user_message" in result.stdout and "destroyed host-app" in result.stdout
     assert StateStore(tmp_path / "state").deployments() == []
+
+
+def test_host_app_example_runs_the_same_personas_locally_with_no_deployment(tmp_path):
+    env = dict(os.environ, DAC_STATE_DIR=str(tmp_path / "state"))
+    example = [sys.executable, str(ROOT / "examples" / "host_app.py"), "--local"]
+    result = subprocess.run(example, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for persona in ("reviewer", "planner", "writer"):
+        assert f"{persona}: completed (exit 0" in result.stdout
+    assert "[writer] event user_message" in result.stdout and StateStore(tmp_path / "state").deployments() == []
