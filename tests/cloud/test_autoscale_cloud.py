@@ -71,22 +71,22 @@ async def test_bursts_new_droplets_sleep_and_wake_within_max(cloud, cloud_spec, 
             # Idle: the extra droplet is drained and put to sleep, not deleted.
             await until(lambda: spec_of(store, spec.name).workers == 1, 60, "back to min")
             asleep = lambda: [d for d, body in cloud.do.droplets.items() if body["status"] == "off"]  # noqa: E731
-            await until(
-                lambda: asleep() and store.resources(spec.name, "worker")[-1].details.get("asleep"), 30, "asleep"
-            )
+            # (one step or two: from 3, the second idle droplet may go a tick after the first)
+            recorded = lambda: sum(1 for r in store.resources(spec.name, "worker") if r.details.get("asleep"))  # noqa: E731
+            done = lambda: len(asleep()) == recorded() == len(cloud.do.droplets) - 1  # noqa: E731
+            await until(done, 60, "all but min-workers asleep, recorded so, none deleted")
             off = asleep()
-            assert len(off) == len(cloud.do.droplets) - 1  # all but min-workers asleep, none deleted
             report = await status_async(spec.name, store=store)
             assert any("asleep" in r.detail for r in report.resources), report.resources
             assert not [p for p in report.problems if "droplet is off" in p]
 
-            # The next backlog wakes it: same droplet, powered on, nothing new created.
+            # The next backlog wakes them: powered on, not replaced.
             before = sorted(cloud.do.droplets)
             await asyncio.wait_for(complete(client, [f"sleep:2 lines:1 b{i}" for i in range(6)]), 120)
-            assert sorted(cloud.do.droplets) == before
+            assert set(before) <= set(cloud.do.droplets)  # none deleted
             assert any(cloud.do.droplets[d]["status"] == "active" for d in off)
             woke = [e for e in events if e.kind == "scaled" and re.search(r"woken [1-9]", e.message)]
-            assert woke, [e.message for e in events]
+            assert woke and "created 0" in woke[0].message, [e.message for e in events]
     finally:
         stop.set()
         await running
