@@ -21,12 +21,6 @@ from dac_runtime.orchestrator.invites import InviteError, parse_connect_string
 from .client import Client, ClientError
 from .state import StateStore
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS memberships (
-    name TEXT PRIMARY KEY, url TEXT NOT NULL, api_key TEXT NOT NULL, member_id TEXT NOT NULL,
-    member TEXT NOT NULL, role TEXT NOT NULL, joined_at REAL NOT NULL);
-"""
-
 
 @dataclass(frozen=True)
 class Membership:
@@ -44,7 +38,6 @@ class Membership:
 
 
 def membership(store: StateStore, name: str) -> Membership | None:
-    store.db.executescript(SCHEMA)
     row = store.db.execute(
         "SELECT name, url, member_id, member, role, api_key FROM memberships WHERE name = ?", (name,)
     ).fetchone()
@@ -52,13 +45,11 @@ def membership(store: StateStore, name: str) -> Membership | None:
 
 
 def memberships(store: StateStore) -> list[str]:
-    store.db.executescript(SCHEMA)
     return [r[0] for r in store.db.execute("SELECT name FROM memberships ORDER BY name")]
 
 
 def leave(store: StateStore, name: str) -> bool:
     """Forget a joined deployment's key here (an owner revokes it there)."""
-    store.db.executescript(SCHEMA)
     return store.db.execute("DELETE FROM memberships WHERE name = ?", (name,)).rowcount == 1
 
 

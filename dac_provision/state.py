@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS secrets (
 CREATE TABLE IF NOT EXISTS resources (
     deployment TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, id TEXT NOT NULL, details TEXT NOT NULL,
     created_at REAL NOT NULL, PRIMARY KEY (deployment, kind, name));
+CREATE TABLE IF NOT EXISTS memberships (
+    name TEXT PRIMARY KEY, url TEXT NOT NULL, api_key TEXT NOT NULL, member_id TEXT NOT NULL,
+    member TEXT NOT NULL, role TEXT NOT NULL, joined_at REAL NOT NULL);
 """
 
 

@@ -75,9 +75,6 @@ class Controller:
     def policy(self) -> ScalingSpec:
         return spec_of(self.store, self.name).scaling
 
-    def provisioned(self) -> int:
-        return spec_of(self.store, self.name).workers
-
     def _emit(self, kind: str, message: str, current: int | None = None, target: int | None = None) -> None:
         self.on_event(Event(time.time(), kind, message, current, target))
 

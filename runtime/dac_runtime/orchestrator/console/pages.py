@@ -14,7 +14,7 @@ from ..api.common import ORCH_KEY
 from ..api.credentials import assigned_by_credential
 from ..api.token import token_state
 from .guard import SESSIONS_KEY, may, page, refuse, render
-from .sessions import Session, clear_cookie, same_origin, set_cookie
+from .sessions import Session, clear_cookie, csrf_ok, same_origin, set_cookie
 
 STARTED = time.time()
 STATUSES = ("queued", "dispatched", "running", "completed", "failed", "cancelled", "timed_out")
@@ -47,7 +47,7 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     sessions = request.app[SESSIONS_KEY]
     session = sessions.find(request)
     form = await request.post()
-    if session is not None and (not same_origin(request) or form.get("csrf") != session.csrf):
+    if session is not None and (not same_origin(request) or not csrf_ok(session, form.get("csrf"))):  # type: ignore[arg-type]
         return refuse(request, session, 403, "this form was not sent from this console (CSRF check failed)")
     sessions.sign_out(request)
     response = web.HTTPSeeOther("/console/sign-in")
