@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Autoscaling against fixed pools, on a bursty load, on the local target.
 
-``--target cloud`` runs the same against the DigitalOcean and Fly emulators (droplets booting in
-``--boot-seconds``; the autoscaled pool may sleep droplets and start Fly bursts).
+``--target cloud`` runs the same against the DigitalOcean and Fly emulators (new droplets booting in
+``--boot-seconds``, powered-on ones in ``--wake-seconds``; the autoscaled pool may sleep droplets and
+start Fly bursts).
 
 The load: ``--bursts`` bursts of ``--burst-size`` executions (each ``sleep:--work`` seconds), one burst
 every ``--gap`` seconds. Three pools take the same load, each on a fresh embedded deployment:
@@ -32,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dac_provision import Client, deploy_async, destroy_async, load_spec
-from dac_provision.autoscale import Controller
+from dac_provision.autoscale import Controller, Event
 from dac_provision.client import Execution
 from dac_provision.state import StateStore
 
@@ -83,7 +84,7 @@ def bench_spec(workers: int, args: argparse.Namespace) -> dict:
             "fly": {"app": app, "url": cloud.fly.edge_url(app)},
             "digitalocean": {"ready-timeout-s": 120},
         }
-        spec["scaling"] |= {"sleep": True, "max-burst": 2, "burst-idle-s": 10}
+        spec["scaling"] |= {"sleep": True, "max-burst": args.max_burst, "burst-idle-s": 10}
     return spec
 
 
@@ -97,9 +98,13 @@ async def scenario(name: str, workers: int, scale: bool, args: argparse.Namespac
         try:
             async with Client(deployment.url, deployment.api_key) as client:
                 if scale:
-                    controller = asyncio.create_task(
-                        Controller("bench", store=store, on_event=lambda e: None).run(stop)
-                    )
+                    t0 = time.time()
+
+                    def show(e: Event) -> None:
+                        if args.verbose:
+                            print(f"  {e.at - t0:7.2f} {e.kind:<8} {e.message}", flush=True)
+
+                    controller = asyncio.create_task(Controller("bench", store=store, on_event=show).run(stop))
                 started = time.time()
                 waits = await run_load(client, args.bursts, args.burst_size, args.work, args.gap)
                 used = await client.worker_time(started, time.time())
@@ -128,15 +133,24 @@ async def main() -> None:
     parser.add_argument("--peak", type=int, default=6)
     parser.add_argument("--up-after", type=float, default=1.0)
     parser.add_argument("--down-after", type=float, default=8.0)
+    parser.add_argument("--max-burst", type=int, default=2, help="cloud: one-job Fly workers at once")
+    parser.add_argument("--verbose", action="store_true", help="print the controller's decisions")
+    parser.add_argument("--only", choices=["peak", "mean", "autoscale"], help="run one pool (no ratios)")
     parser.add_argument("--target", choices=["local", "cloud"], default="local")
-    parser.add_argument("--boot-seconds", type=float, default=5.0, help="cloud: an emulated droplet's boot")
+    parser.add_argument("--boot-seconds", type=float, default=5.0, help="cloud: a new emulated droplet's boot")
+    parser.add_argument(
+        "--wake-seconds", type=float, default=1.5, help="cloud: a powered-on droplet's boot (no first-boot install)"
+    )
     args = parser.parse_args()
     args.cloud = None
     if args.target == "cloud":
         from tests.emulators.cloud import EmulatedCloud
         from tests.harness import Broker
 
-        cloud, broker = EmulatedCloud(boot_seconds=args.boot_seconds).start(), Broker.start()
+        cloud, broker = (
+            EmulatedCloud(boot_seconds=args.boot_seconds, wake_seconds=args.wake_seconds).start(),
+            Broker.start(),
+        )
         os.environ.update(cloud.env())
         args.cloud = (cloud, broker)
     try:
@@ -153,6 +167,11 @@ async def compare(args: argparse.Namespace) -> None:
         f"{args.target}: {args.bursts} bursts of {args.burst_size} x {args.work:g} s, every {args.gap:g} s; "
         f"peak pool {args.peak}, mean pool {mean}, autoscale 1..{args.peak}"
     )
+    if args.only:
+        await scenario(
+            args.only, {"peak": args.peak, "mean": mean, "autoscale": 1}[args.only], args.only == "autoscale", args
+        )
+        return
     peak = await scenario("peak", args.peak, False, args)
     await scenario("mean", mean, False, args)
     auto = await scenario("autoscale", 1, True, args)

@@ -3,6 +3,7 @@
 
 (a) request produced to Kafka -> a worker holds its ``assign`` frame
 (b) the agent writes a line -> a consumer reads it from persona.output.v1
+(c) a host application submits through ``KafkaExecutor`` -> the first output line is in its hands
 
 Floor = one raw aiokafka produce->consume hop on the same broker + one raw WebSocket round trip
 (aiohttp client and server in two processes on loopback), each measured here and now, under the same
@@ -12,7 +13,9 @@ stream (a line every 10 ms), so its Kafka floor is a raw hop paced the same way.
 with tansu: a fetch finds data already there and returns at once, while data that lands during a fetch
 waits out ``fetch_max_wait_ms``. Printed: p50/p99 of each path and its ratio to its floor (target
 <= 1.5), and for (a) the orchestrator's own part (``dac_dispatch_handling_seconds``: read from Kafka ->
-assign sent). Run: ``.venv/bin/python bench/dispatch.py [--n 300]``.
+assign sent). Path (c)'s floor is the same round trip done by hand, interleaved with it: a raw
+aiokafka producer and a raw consumer of the output topic, the agent started each time in both; its
+ratio is what the host client adds. Run: ``.venv/bin/python bench/dispatch.py [--n 300]``.
 
 Reading (a)'s p50 ratio: it swings between ~1.0 and ~2.1 from run to run at every commit since the
 runtime issue closed (bisected three runs per commit, interleaved: 9f90ced 1.29-1.81x, the issue's
@@ -217,6 +220,50 @@ async def output_path(orch, lines: int) -> list[float]:
     return samples[20:]
 
 
+async def host_path(orch, n: int) -> tuple[list[float], list[float]]:
+    """(c): each execution once through KafkaExecutor and once by hand, alternately; seconds from
+    before the produce to the first agent line in hand."""
+    from dac_provision.host import KafkaExecutor
+
+    prefix = orch.topics.exec.removesuffix("persona.exec.v1")
+    producer = AIOKafkaProducer(bootstrap_servers=orch.bootstrap, acks="all", linger_ms=0)
+    await producer.start()
+    consumer = await consumer_for(orch.bootstrap, orch.topics.output)
+    executor = KafkaExecutor(
+        {"bootstrap_servers": orch.bootstrap},
+        topic_prefix=prefix,
+        group_id=f"bench-{uuid.uuid4().hex[:6]}",
+        consumer_options={"fetch_max_wait_ms": FETCH_WAIT_MS},
+    )
+    client_samples, raw_samples = [], []
+    async with executor:
+        await asyncio.sleep(0.3)
+        for i in range(n + 10):
+            execution_id = uuid.uuid4().hex
+            request = {"executionId": execution_id, "personaId": "bench", "prompt": "1"}
+            t0 = time.perf_counter()
+            await producer.send_and_wait(orch.topics.exec, json.dumps(request).encode(), key=b"bench")
+            while True:
+                message = await asyncio.wait_for(consumer.getone(), timeout=30)
+                record = json.loads(message.value)
+                if record["executionId"] == execution_id and "tick" in record["chunk"]:
+                    break
+            raw = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            execution = await executor.execute("bench", "1")
+            async for item in execution:
+                if item.kind == "stdout" and "tick" in item.text:
+                    break
+            client = time.perf_counter() - t0
+            await execution.wait()
+            if i >= 10:  # warm-up excluded
+                raw_samples.append(raw)
+                client_samples.append(client)
+    await consumer.stop()
+    await producer.stop()
+    return client_samples, raw_samples
+
+
 def handling_bounds(metrics_text: str, quantiles: tuple[float, ...]) -> list[float]:
     """Upper bucket bounds of ``dac_dispatch_handling_seconds`` at each quantile (the orchestrator's own
     part of path (a): request read from Kafka -> assign sent)."""
@@ -282,6 +329,12 @@ async def main(n: int) -> None:
             pct(paced, 0.99) + pct(wsrtt, 0.99),
         )
         print(f"mean (a) {statistics.mean(dispatch) * 1000:.2f} ms, mean (b) {statistics.mean(output) * 1000:.2f} ms")
+        hosted, by_hand = await host_path(orch, n)
+        print(
+            f"floor (c): the same by hand (raw produce -> raw consumer has the first line)"
+            f" p50 {ms(by_hand, 0.5):.2f} / p99 {ms(by_hand, 0.99):.2f} ms"
+        )
+        report("(c) KafkaExecutor: execute -> first line in hand", hosted, pct(by_hand, 0.5), pct(by_hand, 0.99))
     finally:
         for proc in procs:
             stop_process(proc)

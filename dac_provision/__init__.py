@@ -12,21 +12,8 @@ destroy(deployment.name)
 
 from .agent_text import AgentText
 from .client import Client, ClientError, Execution, Output, Result
-from .engine import (
-    DeployError,
-    Deployment,
-    Progress,
-    burst_async,
-    connect,
-    deploy,
-    deploy_async,
-    destroy,
-    destroy_async,
-    scale,
-    scale_async,
-    sweep_async,
-    worker_log_async,
-)
+from .engine import DeployError, Deployment, Progress, connect, deploy, deploy_async, destroy, destroy_async
+from .fleet import burst_async, scale, scale_async, sweep_async, worker_log_async
 from .spec import DeploySpec, SpecError, load_spec, load_spec_file
 from .state import StateError, StateStore
 from .status import DeploymentStatus, status, status_async

@@ -7,11 +7,14 @@ an sdist); an installation without that tree names a prebuilt wheel with ``DAC_R
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +61,14 @@ def runtime_wheel(out_dir: Path) -> Bundle:
         raise BundleError(
             "the runtime source is not beside dac_provision; set DAC_RUNTIME_WHEEL to a dac_runtime wheel"
         )
+    # A wheel already built from this very source is reused: building takes seconds of pip, and a
+    # scaling action or a burst must not wait for (or block its event loop on) a build it has done.
+    source_digest = _tree_digest(RUNTIME_SOURCE)
+    stamp = out_dir / "runtime-source.sha256"
+    if stamp.is_file():
+        recorded, _, name = stamp.read_text().partition(" ")
+        if recorded == source_digest and (out_dir / name).is_file():
+            return Bundle(out_dir / name, sha256_of(out_dir / name))
     with tempfile.TemporaryDirectory() as tmp:
         # pip builds a local tree in place, leaving build/ and *.egg-info beside the source: two deploys
         # building at once then race in the same build/, and a file deleted from the source lives on
@@ -80,7 +91,19 @@ def runtime_wheel(out_dir: Path) -> Bundle:
             raise BundleError(f"building the runtime wheel failed: {last}")
         target = out_dir / built[0].name
         _publish(built[0], target)
+    stamp.write_text(f"{source_digest} {target.name}")
     return Bundle(target, sha256_of(target))
+
+
+def _tree_digest(root: Path) -> str:
+    """What a build of ``root`` depends on: every file's path and bytes (build leftovers excluded)."""
+    digest = hashlib.sha256()
+    skip = {"build", "__pycache__"}
+    for path in sorted(root.rglob("*")):
+        leftover = skip.intersection(path.parts) or any(p.endswith(".egg-info") for p in path.parts)
+        if path.is_file() and not leftover:
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def _publish(source: Path, target: Path) -> None:
@@ -93,3 +116,37 @@ def _publish(source: Path, target: Path) -> None:
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
+
+
+PROVISION_ROOT = Path(__file__).resolve().parent.parent
+
+
+def controller_source(out_dir: Path) -> Bundle:
+    """``dac_provision`` with the templates it renders and its pyproject, as a reproducible tar.gz: what
+    a scaling controller on a cloud machine runs (beside the runtime wheel). Same source, same sha256,
+    so a deploy that changed nothing leaves the controller's machine alone."""
+    parts = [PROVISION_ROOT / "dac_provision", PROVISION_ROOT / "templates", PROVISION_ROOT / "pyproject.toml"]
+    if not all(p.exists() for p in parts):
+        raise BundleError("a controller machine is built from a dac-provision checkout (templates/ beside the package)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = sorted(
+        path
+        for part in parts
+        for path in ([part] if part.is_file() else part.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    )
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=int(REPRODUCIBLE_EPOCH)) as zipped:
+        with tarfile.open(fileobj=zipped, mode="w") as tar:
+            for path in files:
+                info = tarfile.TarInfo(str(path.relative_to(PROVISION_ROOT)))
+                data = path.read_bytes()
+                info.size, info.mtime, info.mode = len(data), int(REPRODUCIBLE_EPOCH), 0o644
+                tar.addfile(info, io.BytesIO(data))
+    data = buffer.getvalue()
+    target = out_dir / f"dac_provision-{hashlib.sha256(data).hexdigest()[:12]}.tar.gz"
+    if not target.exists():
+        with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+            (Path(tmp) / "src").write_bytes(data)
+            _publish(Path(tmp) / "src", target)
+    return Bundle(target, sha256_of(target))

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from . import engine
+from . import engine, fleet
 from .cli_autoscale import autoscale
 from .cli_common import BadInput, err, friendly, json_option, name_option, out
 from .cli_dlq import dlq
@@ -263,7 +263,7 @@ def logs(
     if (execution_id is None) == (worker is None):
         raise BadInput("give an EXECUTION_ID or --worker NAME (one of them)")
     if worker is not None:
-        click.echo(asyncio.run(engine.worker_log_async(name, worker, lines, boot=boot)), nl=False)
+        click.echo(asyncio.run(fleet.worker_log_async(name, worker, lines, boot=boot)), nl=False)
         return
 
     async def run() -> int:
@@ -329,7 +329,7 @@ def destroy(name: str, yes: bool, sweep: bool, spec_file: Path | None) -> None:
         existed = engine.destroy(name, on_progress=printer, store=store)
     err.print(f"destroyed {name}" if existed else f"nothing to destroy: no deployment named {name!r}")
     if sweep and spec is not None:
-        gone = asyncio.run(engine.sweep_async(spec))
+        gone = asyncio.run(fleet.sweep_async(spec))
         err.print("swept: " + ", ".join(gone) if gone else "swept: nothing left in the cloud")
 
 

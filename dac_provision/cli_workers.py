@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from . import engine
+from . import engine, fleet
 from .cli_common import BadInput, err, friendly, json_option, name_option
 from .client import Client
 from .render_cli import StepPrinter
@@ -34,7 +34,7 @@ def _rescale(name: str, delta: int) -> None:
         raise BadInput(f"{name} has {spec.workers} workers; cannot remove {-delta}")
     printer = StepPrinter(err, enabled=True)
     with printer:
-        engine.scale(name, target, on_progress=printer, store=store)
+        fleet.scale(name, target, on_progress=printer, store=store)
     err.print(f"{name} now has {target} workers")
 
 
@@ -78,7 +78,7 @@ def workers_burst(name: str, count: int) -> None:
     Example:
       dac-provision workers burst 5 --name prod
     """
-    ids = asyncio.run(engine.burst_async(name, count))
+    ids = asyncio.run(fleet.burst_async(name, count))
     err.print(f"{len(ids)} burst workers registered: {', '.join(ids)}")
 
 

@@ -152,6 +152,14 @@ class Client:
             raise ClientError(f"{message} (HTTP {response.status_code})", response.status_code, code)
         return response.json() if response.content else None
 
+    async def health(self) -> dict[str, Any]:
+        """``/healthz``'s body, degraded (503) or not: ``status``, ``workers`` by state, ``down``."""
+        try:
+            response = await self._http.get("/healthz")
+            return dict(response.json())
+        except (httpx.TransportError, ValueError) as exc:
+            raise ClientError(f"cannot reach the orchestrator at {self.url}: {type(exc).__name__}") from None
+
     # --- executions -----------------------------------------------------------------------------
 
     async def execute(

@@ -12,7 +12,7 @@ import asyncio
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,8 +24,6 @@ from .persona_files import load_persona_files
 from .plan import Desired, levels, plan
 from .providers.base import Context, LoggedError, Provider, ProviderError, Resource
 from .providers.cloud import CloudProvider
-from .providers.fly_api import FlyAPI, fly_token
-from .providers.fly_burst import burst
 from .providers.local import LocalProvider
 from .providers.pulumi_stack import PulumiProvider
 from .runtime_env import Secrets
@@ -173,10 +171,29 @@ async def _remove(store: StateStore, ctx: Context, provider: Provider, run: _Run
     await _every(one(r) for r in extra)
 
 
+def _controller_owns_size(store: StateStore, spec: DeploySpec, provider: Provider) -> bool:
+    """A controller on its own machine sizes the pool: a re-deploy keeps the size it chose."""
+    hosted = any(r.kind == "autoscaler" for r in store.resources(spec.name))
+    return hosted and spec.scaling.with_deployment and hasattr(provider, "workers_in_cloud")
+
+
+async def _size_in_cloud(store: StateStore, spec: DeploySpec) -> int:
+    awake = await adopt_workers_async(spec.name, store)
+    return min(spec.scaling.max_workers, max(spec.scaling.min_workers, awake))
+
+
 async def deploy_async(
-    spec: DeploySpec, on_progress: OnProgress | None = None, store: StateStore | None = None
+    spec: DeploySpec,
+    on_progress: OnProgress | None = None,
+    store: StateStore | None = None,
+    *,
+    only_workers: bool = False,
 ) -> Deployment:
-    """Bring the deployment to what ``spec`` says; safe to repeat, and it heals what died."""
+    """Bring the deployment to what ``spec`` says; safe to repeat, and it heals what died.
+
+    ``only_workers`` converges the workers alone (the scaling controller's path: the orchestrator,
+    topics and the rest are neither queried nor touched, so a controller needs no Kafka access and
+    no credentials beyond the workers' cloud)."""
     store = store or StateStore()
     with store.lock(spec.name):
         existing = store.deployment(spec.name)
@@ -186,15 +203,26 @@ async def deploy_async(
                 f" destroy it first or choose another name"
             )
         provider = provider_for(spec.provider)
+        if not only_workers and existing is not None and _controller_owns_size(store, spec, provider):
+            spec = load_spec(spec.to_dict(), workers=await _size_in_cloud(store, spec))
         desired = plan(spec)
+        if only_workers:
+            desired = [replace(d, after=()) for d in desired if d.kind == "worker"]
         ctx = context_for(store, spec)
         problems = provider.preflight(ctx)
         if problems:
             raise DeployError("; ".join(problems))
         wanted = {d.name for d in desired}
         # Sleeping workers stay while the spec wants sleep; otherwise they go like any other extra.
-        extra = [r for r in ctx.resources.values() if r.name not in wanted and not (spec.scaling.sleep and asleep(r))]
-        run = _Run(len(desired) + len(extra) + 1 + bool(spec.personas), on_progress)
+        extra = [
+            r
+            for r in ctx.resources.values()
+            if r.name not in wanted
+            and not (spec.scaling.sleep and asleep(r))
+            and not (only_workers and r.kind != "worker")
+        ]
+        personas = bool(spec.personas) and not only_workers
+        run = _Run(len(desired) + len(extra) + 1 + personas, on_progress)
         store.put_deployment(spec.name, spec.provider, spec.to_dict(), "deploying")
         try:
             await _converge(store, ctx, provider, run, desired)
@@ -207,7 +235,7 @@ async def deploy_async(
                 run.emit(step, "ready", "failed", str(exc), exc.log_path)
                 raise
             run.emit(step, "ready", "done")
-            if spec.personas:
+            if personas:
                 step = run.next()
                 run.emit(step, "personas", "start", spec.personas)
                 run.emit(step, "personas", "done", await _sync_personas(spec, provider.endpoint(ctx) or "", ctx))
@@ -274,6 +302,18 @@ async def destroy_async(name: str, on_progress: OnProgress | None = None, store:
         spec = spec_of(store, name)
         provider = provider_for(spec.provider)
         ctx = context_for(store, spec)
+        scaler = ctx.resources.get("autoscaler")
+        if scaler is not None:  # a controller must stop acting before its workers go
+            try:
+                await provider.delete(ctx, scaler)
+                store.unrecord(name, scaler.kind, scaler.name)
+                ctx.resources.pop(scaler.name)
+                if hasattr(provider, "workers_in_cloud"):  # it may have made workers this store never saw
+                    await adopt_workers_async(name, store)
+                    ctx = context_for(store, spec)
+            except (ProviderError, DeployError) as exc:
+                store.set_status(name, "failed")
+                raise DeployError(f"destroy stopped, run it again to finish: {exc}") from None
         order = {d.name: i for i, d in enumerate(plan(spec))}
         waves: dict[int, list[Resource]] = {}
         for resource in ctx.resources.values():
@@ -301,72 +341,33 @@ async def destroy_async(name: str, on_progress: OnProgress | None = None, store:
     return True
 
 
+async def adopt_workers_async(name: str, store: StateStore) -> int:
+    """Make the recorded workers those the cloud has (by tag): a controller on another machine may have
+    added, put to sleep or removed some. Returns the count of awake ones, recorded as the spec's size.
+    A target that cannot list its workers (local, pulumi) is left as recorded."""
+    spec = spec_of(store, name)
+    provider = provider_for(spec.provider)
+    listing = getattr(provider, "workers_in_cloud", None)
+    if listing is None:
+        return spec.workers
+    ctx = context_for(store, spec)
+    try:
+        found = {r.name: r for r in await listing(ctx)}
+    except ProviderError as exc:
+        raise DeployError(str(exc), exc.log_path) from None
+    for resource in store.resources(name, "worker"):
+        if resource.name not in found:
+            store.unrecord(name, "worker", resource.name)
+    for resource in found.values():
+        recorded = ctx.resources.get(resource.name)
+        store.record(name, resource if recorded is None else replace(recorded, details=resource.details))
+    awake = sum(1 for r in found.values() if not asleep(r))
+    if awake != spec.workers:
+        state = store.deployment(name) or {}
+        resized = load_spec(spec.to_dict(), workers=awake).to_dict()
+        store.put_deployment(name, spec.provider, resized, state.get("status", "running"))
+    return awake
+
+
 def destroy(name: str, on_progress: OnProgress | None = None, store: StateStore | None = None) -> bool:
     return asyncio.run(destroy_async(name, on_progress, store))
-
-
-async def sweep_async(spec: DeploySpec) -> list[str]:
-    """Delete, by tag, name and topic prefix, whatever the deployment left in its cloud, recorded or not
-    (a lost or deleted state file). Returns what was removed. The local target has nothing to sweep."""
-    sweep = getattr(provider_for(spec.provider), "sweep", None)
-    if sweep is None:
-        return []
-    try:
-        return await sweep(spec)
-    except ProviderError as exc:
-        raise DeployError(f"sweep stopped, run it again to finish: {exc}", exc.log_path) from None
-
-
-async def worker_log_async(
-    name: str, worker: str, lines: int = 200, store: StateStore | None = None, boot: bool = False
-) -> str:
-    """The last ``lines`` of one worker's own log: its log file locally, its journal over SSH in the cloud.
-    ``worker`` is the plan's name (``worker-2``) or the machine's (``dac-prod-worker-2``)."""
-    store = store or StateStore()
-    if store.deployment(name) is None and (joined := membership(store, name)) is not None:
-        return Deployment(name, "joined", joined.url, joined.api_key, store.root)
-    spec = spec_of(store, name)
-    ctx = context_for(store, spec)
-    workers = [r for r in ctx.resources.values() if r.kind == "worker"]
-    found = [r for r in workers if worker in (r.name, r.details.get("droplet"), r.details.get("worker_id"))]
-    if not found:
-        known = ", ".join(sorted(r.name for r in workers)) or "none"
-        raise DeployError(f"no worker named {worker!r} in {name} (known: {known})")
-    try:
-        return await provider_for(spec.provider).worker_log(ctx, found[0], lines, boot)
-    except ProviderError as exc:
-        raise DeployError(str(exc), exc.log_path) from None
-
-
-async def scale_async(
-    name: str, workers: int, on_progress: OnProgress | None = None, store: StateStore | None = None
-) -> Deployment:
-    """Set the deployment's worker count: new workers are started and awaited, surplus ones drained
-    (each finishes its execution) and removed. The rest of the deployment is checked and left alone."""
-    store = store or StateStore()
-    spec = spec_of(store, name)
-    return await deploy_async(load_spec(spec.to_dict(), workers=workers), on_progress, store)
-
-
-def scale(
-    name: str, workers: int, on_progress: OnProgress | None = None, store: StateStore | None = None
-) -> Deployment:
-    return asyncio.run(scale_async(name, workers, on_progress, store))
-
-
-async def burst_async(name: str, count: int, store: StateStore | None = None) -> list[str]:
-    """Add ``count`` one-job workers on Fly Machines to a cloud deployment; each takes one execution and
-    is destroyed. Returns their machine ids once every one has said hello."""
-    store = store or StateStore()
-    spec = spec_of(store, name)
-    if spec.provider != "cloud":
-        raise DeployError(f"burst workers run on Fly Machines: {name!r} is a {spec.provider!r} deployment")
-    ctx = context_for(store, spec)
-    token = fly_token()
-    if not token or "fly-app" not in ctx.resources:
-        raise DeployError("burst workers need FLY_API_TOKEN and a deployed orchestrator (run deploy)")
-    try:
-        async with FlyAPI(token) as api:
-            return await burst(ctx, api, count, float(spec.digitalocean.ready_timeout_s))
-    except ProviderError as exc:  # FlyError included
-        raise DeployError(str(exc), exc.log_path) from None

@@ -63,6 +63,8 @@ def _cloud(spec: DeploySpec) -> list[Desired]:
         Desired("worker", name, after=("orchestrator", "do-ssh-key", "do-firewall"), details={"index": i})
         for i, name in enumerate(worker_names(spec), 1)
     ]
+    if spec.scaling.with_deployment:  # the scaling controller, on a Fly machine of its own app
+        desired.append(Desired("autoscaler", "autoscaler", after=("orchestrator", "do-ssh-key", "do-firewall")))
     return desired
 
 

@@ -52,6 +52,8 @@ def orchestrator_env(
         "DAC_DEFAULT_MAX_OUTPUT_BYTES": str(spec.limits.max_output_bytes),
         "DAC_INACTIVITY_TIMEOUT_MS": str(spec.limits.inactivity_timeout_ms),
         "DAC_MAX_ATTEMPTS": str(spec.limits.max_attempts),
+        "DAC_CHAIN_MAX_DEPTH": str(spec.limits.chain_max_depth),
+        "DAC_CHAIN_BUDGET": str(spec.limits.chain_budget),
     }
     if fast_kafka:
         env.update(DAC_KAFKA_FETCH_MAX_WAIT_MS="5", DAC_KAFKA_SESSION_TIMEOUT_MS="2000")

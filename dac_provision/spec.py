@@ -63,6 +63,10 @@ class LimitsSpec(_Section):
     max_output_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 10 * 1024 * 1024
     inactivity_timeout_ms: Annotated[int, msgspec.Meta(ge=1000)] = 10 * 60_000
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 1
+    #: persona_action chaining (an agent starting another persona): how many links from the root
+    #: (0: off), and how many executions one chain may start.
+    chain_max_depth: Annotated[int, msgspec.Meta(ge=0, le=100)] = 0
+    chain_budget: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 20
 
 
 class FlySpec(_Section):

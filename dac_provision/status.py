@@ -9,12 +9,13 @@ recorded status alone, so after a crash it reports ``degraded`` (and which part 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
 
-from .engine import asleep, context_for, provider_for, spec_of
+from .engine import DeployError, adopt_workers_async, asleep, context_for, provider_for, spec_of
 from .plan import plan
 from .state import StateStore
 
@@ -87,6 +88,11 @@ async def status_async(name: str = "default", store: StateStore | None = None) -
     spec = spec_of(store, name)
     record = store.deployment(name) or {}
     provider = provider_for(spec.provider)
+    if store.resources(name, "autoscaler") and hasattr(provider, "workers_in_cloud"):
+        # A controller on its own machine changes the pool; the cloud, not this store, says what it is.
+        with contextlib.suppress(DeployError):
+            await adopt_workers_async(name, store)
+            spec = spec_of(store, name)
     ctx = context_for(store, spec)
     order = {d.name: i for i, d in enumerate(plan(spec))}
     resources = sorted(ctx.resources.values(), key=lambda r: (order.get(r.name, len(order)), r.name))

@@ -5,7 +5,9 @@ Up: when a request has waited ``scale-up-after-s``, or more requests wait than t
 workers, the pool grows to cover what runs, what waits and the keep-warm margin (within max).
 Down: workers idle for ``scale-down-after-s`` beyond the keep-warm margin are removed (within min),
 only while nothing waits. A cool-down holds back a second step in the same direction, never the
-other one, so a burst right after a scale-down is still served at once.
+other one, so a burst right after a scale-down is still served at once. Workers still booting (asked
+for, not yet connected) count as capacity on the way: a controller that keeps deciding while droplets
+boot does not ask for them twice.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class Signals:
     waiting: int
     oldest_wait_s: float
     by_place: dict[str, int] | None = None
+    #: provisioned workers not yet connected (the controller knows these, the orchestrator does not)
+    booting: int = 0
 
     @classmethod
     def from_api(cls, body: dict[str, Any]) -> Signals:
@@ -62,21 +66,24 @@ def decide(signals: Signals, current: int, policy: ScalingSpec, memory: Memory) 
         return Decision(hi, "down", f"{current} workers is above max-workers {hi}")
     if current < lo:
         return Decision(lo, "up", f"{current} workers is below min-workers {lo}")
-    waiting = signals.waiting
+    waiting, booting = signals.waiting, signals.booting
     if waiting > 0:
-        long_wait = signals.oldest_wait_s >= policy.scale_up_after_s
-        short = waiting > idle
+        # A long wait with nothing on the way means idle workers cannot take it (a persona's limit,
+        # a stuck dispatch): one more worker. With workers booting, they are the answer; wait for them.
+        long_wait = signals.oldest_wait_s >= policy.scale_up_after_s and booting == 0
+        short = waiting > idle + booting
         if (long_wait or short) and current < hi and now - memory.last_up >= policy.cooldown_s:
             target = min(hi, max(current + 1, busy + waiting + policy.keep_warm))
             why = (
                 f"the oldest of {waiting} waiting request(s) has waited {signals.oldest_wait_s:.0f} s"
                 if long_wait
                 else f"{waiting} request(s) wait and {idle} worker(s) are idle"
+                + (f", {booting} booting" if booting else "")
             )
             return Decision(target, "up", f"{why}: {current} -> {target} (max {hi})")
         return None
-    if idle < policy.keep_warm and current < hi and now - memory.last_up >= policy.cooldown_s:
-        target = min(hi, current + policy.keep_warm - idle)
+    if idle + booting < policy.keep_warm and current < hi and now - memory.last_up >= policy.cooldown_s:
+        target = min(hi, current + policy.keep_warm - idle - booting)
         return Decision(target, "up", f"{idle} idle, keep-warm wants {policy.keep_warm}: {current} -> {target}")
     cutoff = now - policy.scale_down_after_s
     long_idle = sum(1 for since in signals.idle_since.values() if since is not None and since <= cutoff)

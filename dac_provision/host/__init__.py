@@ -1,12 +1,24 @@
 """The host application's side: one execution interface for running personas here or on a deployment.
 
-``LocalExecutor`` runs the agent on this machine through the runtime's own executor; ``Client`` (over
-HTTP) runs it on a deployment. Both have ``execute(persona, prompt, ...)`` returning an execution you
-``async for`` (stdout, stderr, event and lifecycle items, in order) and ``wait()`` for, and ``cancel()``.
+``LocalExecutor`` runs the agent on this machine through the runtime's own executor; ``KafkaExecutor``
+runs it on a deployment through Kafka, and ``Client`` through the orchestrator's HTTP API. Each has
+``execute(persona, prompt, ...)`` returning an execution you ``async for`` (stdout, stderr, event and
+lifecycle items, in order) and ``wait()`` for, and ``cancel()``. ``HybridExecutor`` picks cloud or
+local per run; ``Host`` picks an executor per persona and calls event handlers for all of them.
 """
 
 from __future__ import annotations
 
+from .host import Host, HostExecution, HybridExecutor
+from .kafka import KafkaExecution, KafkaExecutor
 from .local import LocalExecution, LocalExecutor
 
-__all__ = ["LocalExecution", "LocalExecutor"]
+__all__ = [
+    "Host",
+    "HostExecution",
+    "HybridExecutor",
+    "KafkaExecution",
+    "KafkaExecutor",
+    "LocalExecution",
+    "LocalExecutor",
+]

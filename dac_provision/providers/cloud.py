@@ -17,6 +17,7 @@ from .base import Context, Health, Resource
 from .digitalocean import DigitalOceanProvider, droplet_name
 from .fly import FlyProvider
 from .fly_api import tls_context
+from .fly_scaler import FlyScaler
 from .readiness import require_registered
 from .ssh import Target
 from .workers_boot import WorkerBoot, ssh_key_path
@@ -26,7 +27,8 @@ class CloudProvider:
     def __init__(self) -> None:
         self.fly = FlyProvider()
         self.digitalocean = DigitalOceanProvider(WorkerBoot(self.fly.endpoint, self.fly.bundle))
-        self._by_kind = {kind: part for part in (self.fly, self.digitalocean) for kind in part.kinds}
+        self.scaler = FlyScaler(self.fly.bundle)
+        self._by_kind = {kind: part for part in (self.fly, self.digitalocean, self.scaler) for kind in part.kinds}
 
     def preflight(self, ctx: Context) -> list[str]:
         return self.fly.preflight(ctx) + self.digitalocean.preflight(ctx)
@@ -57,6 +59,21 @@ class CloudProvider:
                 await kafka.delete_topics(ctx.spec.kafka, only=resource.details["created"])
             return
         await self._by_kind[resource.kind].delete(ctx, resource, drain=drain)
+
+    async def workers_in_cloud(self, ctx: Context) -> list[Resource]:
+        """The deployment's worker droplets as the cloud has them (by tag), powered off ones marked
+        asleep: what a controller on another machine, or a destroy after one, must know about."""
+        prefix = droplet_name(ctx.spec, "")
+        async with self.digitalocean.client() as client:
+            droplets = await self.digitalocean.droplets(client, ctx.spec)
+        found = []
+        for droplet in droplets:
+            if "dac-role:worker" not in droplet.get("tags", []) or not droplet["name"].startswith(prefix):
+                continue
+            worker = droplet["name"].removeprefix(prefix)
+            details = {"droplet": droplet["name"]} | ({"asleep": True} if droplet["status"] == "off" else {})
+            found.append(Resource("worker", worker, str(droplet["id"]), False, details))
+        return found
 
     async def wait_ready(self, ctx: Context, seconds: float) -> None:
         expected = {droplet_name(ctx.spec, name) for name in worker_names(ctx.spec)}

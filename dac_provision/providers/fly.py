@@ -233,7 +233,8 @@ class FlyProvider:
         async with self.api() as api:
             for app in await api.list_apps(spec.fly.org):
                 name = app.get("name", "")
-                if name != spec.fly.app and not name.startswith(f"dac-{spec.name}-"):
+                ours = {spec.fly.app, f"{spec.fly.app}-scaler"}  # the orchestrator's app, the controller's
+                if name not in ours and not name.startswith(f"dac-{spec.name}-"):
                     continue
                 if name != spec.fly.app and not await api.machines(name, dac_deployment=spec.name):
                     continue

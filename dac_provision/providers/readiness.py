@@ -26,13 +26,15 @@ async def registered(client: httpx.AsyncClient) -> set[str]:
 async def missing_workers(
     url: str, api_key: str, expected: set[str], seconds: float, verify: ssl.SSLContext | bool = True, poll: float = 0.05
 ) -> list[str]:
-    """Wait until every id in ``expected`` is registered; the ones still missing at the deadline."""
+    """Wait until every id in ``expected`` has registered; the ones still missing at the deadline.
+    A hello counts once seen: a one-job burst worker may have done its job and left before the last
+    of its batch says hello."""
     deadline = time.monotonic() + seconds
     seen: set[str] = set()
     headers = {"Authorization": f"Bearer {api_key}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10, verify=verify) as client:
         while True:
-            seen = await registered(client)
+            seen |= await registered(client)
             if expected <= seen or time.monotonic() >= deadline:
                 return sorted(expected - seen)
             await asyncio.sleep(poll)

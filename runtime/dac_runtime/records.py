@@ -65,6 +65,11 @@ class ExecRequest(_Record):
     generation: NonNegInt = 0
     attempt: Annotated[int, msgspec.Meta(ge=1)] = 1
     submitted_at: float | None = None
+    #: Set by the orchestrator on an execution a ``persona_action`` started: the execution that asked,
+    #: how many links from the chain's root (0: the root), and the root's id.
+    parent_id: Id | None = None
+    depth: NonNegInt = 0
+    chain_id: Id | None = None
 
 
 class OutputRecord(_Record):
@@ -86,6 +91,11 @@ class LifecycleRecord(_Record):
     duration_ms: int | None = None
     usage: Usage | None = None
     reason: str | None = None
+    #: On a terminal record: the ``seq`` of the execution's last output or event record (0: none), so a
+    #: consumer of those topics (another partition, another pace) knows when it has every one.
+    last_seq: NonNegInt | None = None
+    parent_id: str | None = None
+    depth: NonNegInt = 0
 
 
 class EventRecord(_Record):

@@ -7,6 +7,9 @@ Directives (whitespace-separated words anywhere in the prompt; everything else i
 
     lines:N        print N numbered lines ``line 1`` .. ``line N``
     sleep:S        sleep S seconds (float) before finishing
+    pace:S         sleep S seconds after each numbered line (a run that streams for a while)
+    then:A,B,...   ask for persona A to run this prompt with ``then:B,...`` (a persona_action; a chain)
+    loop:P         ask for persona P to run this very prompt again (a chain that never ends by itself)
     fail           finish with ``is_error: true`` and exit code 1
     exit:N         exit with code N
     flood:BYTES    write BYTES bytes of output as fast as possible
@@ -57,14 +60,25 @@ def main(argv: list[str]) -> int:
     say(f"echo: {prompt}")
     started = time.monotonic()
     exit_code, is_error = 0, False
-    events = [w.split(":", 1)[1] for w in words if w.startswith("event:")] or ["persona_action"]
+    chained = any(w.startswith(("then:", "loop:")) for w in words)
+    events = [w.split(":", 1)[1] for w in words if w.startswith("event:")] or ([] if chained else ["persona_action"])
+    pace = next((float(w.split(":", 1)[1]) for w in words if w.startswith("pace:")), 0.0)
     for event_type in events:
         say(f'::persona:: {event_type} {{"source": "stand-in", "prompt_words": {len(words)}}}')
+    for word in words:
+        name, _, arg = word.partition(":")
+        if name == "then" and arg:
+            first, _, rest = arg.partition(",")
+            follow = " ".join(w if w != word else f"then:{rest}" for w in words)  # "then:" at the end: no ask
+            say("::persona:: persona_action " + json.dumps({"persona": first, "prompt": follow}))
+        elif name == "loop" and arg:
+            say("::persona:: persona_action " + json.dumps({"persona": arg, "prompt": prompt}))
     for word in words:
         name, _, arg = word.partition(":")
         if name == "lines":
             for i in range(1, int(arg) + 1):
                 say(f"line {i}")
+                time.sleep(pace)
         elif name == "sleep":
             time.sleep(float(arg))
         elif name == "fail":

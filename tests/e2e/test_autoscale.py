@@ -133,10 +133,17 @@ def test_a_controller_killed_mid_scale_and_restarted_neither_loses_nor_doubles_w
     finally:
         first.kill()
         first.wait()
-    second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said = tmp_path / "second.jsonl"
+    with said.open("w") as sink:
+        second = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while not (spec_of(store, "killed").workers == 4 and alive_workers(store, "killed") == 4):
+        # The second takes the lease once the killed one's runs out, and its first act is the resume.
+        while not (
+            '"kind": "resumed"' in said.read_text()
+            and spec_of(store, "killed").workers == 4
+            and alive_workers(store, "killed") == 4
+        ):
             assert time.monotonic() < deadline, (spec_of(store, "killed").workers, alive_workers(store, "killed"))
             time.sleep(0.2)
         # The restarted controller took the lease once the dead one's ran out, and healed the pool:
@@ -147,9 +154,9 @@ def test_a_controller_killed_mid_scale_and_restarted_neither_loses_nor_doubles_w
         assert len([w for w in status["workers"] if w["state"] in ("idle", "executing")]) == 4, status["workers"]
     finally:
         second.send_signal(signal.SIGINT)
-        out, err = second.communicate(timeout=30)
+        _, err = second.communicate(timeout=30)
     assert second.returncode == 0, err
-    assert '"kind": "resumed"' in out
+    assert '"kind": "waiting"' in said.read_text()  # it waited for the dead one's lease, did not act beside it
 
 
 def test_the_local_deployment_can_run_the_controller_as_its_own_process(cli, tmp_path):

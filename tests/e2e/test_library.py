@@ -90,3 +90,14 @@ def test_host_app_example_runs_the_same_personas_locally_with_no_deployment(tmp_
     for persona in ("reviewer", "planner", "writer"):
         assert f"{persona}: completed (exit 0" in result.stdout
     assert "[writer] event user_message" in result.stdout and StateStore(tmp_path / "state").deployments() == []
+
+
+def test_host_app_example_runs_through_kafka_in_hybrid_mode(tmp_path):
+    """The toggle: the same app on the deployment through Kafka, chosen per run by HybridExecutor."""
+    env = dict(os.environ, DAC_STATE_DIR=str(tmp_path / "state"))
+    example = [sys.executable, str(ROOT / "examples" / "host_app.py"), "--hybrid"]
+    result = subprocess.run(example, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for persona in ("reviewer", "planner", "writer"):
+        assert f"{persona}: completed (exit 0" in result.stdout
+    assert "[writer] asks the user" in result.stdout and "destroyed host-app" in result.stdout

@@ -42,12 +42,18 @@ class EmulatedCloud:
     tls: TLS = field(default_factory=TLS)
     latency: float = 0.0
     boot_seconds: float = 0.1
+    wake_seconds: float | None = None
     boot_errors: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.fly = FlyEmulator(latency=self.latency, tls=self.tls)
         self.do = DigitalOceanEmulator(
-            boot_seconds=self.boot_seconds, latency=self.latency, on_active=self._boot, on_gone=self._halt, tls=self.tls
+            boot_seconds=self.boot_seconds,
+            wake_seconds=self.wake_seconds,
+            latency=self.latency,
+            on_active=self._boot,
+            on_gone=self._halt,
+            tls=self.tls,
         )
         self.workers: dict[int, Guest] = {}
         self._lock = threading.Lock()

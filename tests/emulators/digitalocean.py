@@ -39,12 +39,16 @@ class DigitalOceanEmulator(Emulator):
         self,
         boot_seconds: float = 0.2,
         latency: float = 0.0,
+        wake_seconds: float | None = None,
         on_active: Callable[[dict[str, Any]], None] | None = None,
         on_gone: Callable[[dict[str, Any], bool], None] | None = None,
         tls: TLS | None = None,
     ) -> None:
         super().__init__(latency, tls)
         self.boot_seconds = boot_seconds
+        #: A powered-on droplet only boots its disk: no creation, no first-boot install (a real one is
+        #: back in well under a minute, a new one takes minutes). Unset: as long as a new one.
+        self.wake_seconds = boot_seconds if wake_seconds is None else wake_seconds
         self.on_active = on_active
         self.on_gone = on_gone
         self.droplets: dict[int, dict[str, Any]] = {}
@@ -220,7 +224,7 @@ class DigitalOceanEmulator(Emulator):
             if self.on_active is not None:
                 self.on_active(dict(droplet, user_data=droplet["_user_data"]))
 
-    def _boot_later(self, droplet: dict[str, Any]) -> None:
+    def _boot_later(self, droplet: dict[str, Any], seconds: float | None = None) -> None:
         """A droplet boots whether or not anyone polls it."""
 
         def advance() -> None:
@@ -228,7 +232,7 @@ class DigitalOceanEmulator(Emulator):
                 if self.droplets.get(droplet["id"]) is droplet:
                     self._advance(droplet)
 
-        self.loop.call_later(self.boot_seconds + 0.01, advance)
+        self.loop.call_later((self.boot_seconds if seconds is None else seconds) + 0.01, advance)
 
     def _create_droplets(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         names = body.get("names") or [body.get("name")]
@@ -292,8 +296,8 @@ class DigitalOceanEmulator(Emulator):
             self._gone(droplet, deleted=False)
             droplet["status"] = "off"
         elif kind == "power_on" and droplet["status"] == "off":
-            droplet["status"], droplet["_booted_at"] = "new", time.monotonic() + self.boot_seconds
-            self._boot_later(droplet)
+            droplet["status"], droplet["_booted_at"] = "new", time.monotonic() + self.wake_seconds
+            self._boot_later(droplet, self.wake_seconds)
         action = {
             "id": next(self._ids),
             "status": "completed",

@@ -65,4 +65,20 @@ def test_concurrent_builds_agree_and_leave_the_source_tree_untouched(tmp_path, m
     names = zipfile.ZipFile(bundles[0].path).namelist()
     assert "dac_runtime/worker/__main__.py" in names and "dac_runtime/removed_module.py" not in names
     assert sorted(p.relative_to(source) for p in source.rglob("*")) == before
-    assert [p.name for p in (tmp_path / "a").iterdir()] == [bundles[0].filename]  # no partial copy left
+    left = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert left == sorted([bundles[0].filename, "runtime-source.sha256"])  # no partial copy left
+
+
+def test_a_wheel_built_from_the_same_source_is_reused_and_a_changed_source_rebuilds(tmp_path, monkeypatch):
+    source = tmp_path / "runtime"
+    shutil.copytree(bundle_module.RUNTIME_SOURCE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    monkeypatch.setattr(bundle_module, "RUNTIME_SOURCE", source)
+    built = bundle_module.runtime_wheel(tmp_path / "out")
+    mtime = built.path.stat().st_mtime_ns
+    again = bundle_module.runtime_wheel(tmp_path / "out")  # no pip this time: the stamp names this source
+    assert again == built and again.path.stat().st_mtime_ns == mtime
+    (source / "dac_runtime" / "added_module.py").write_text("ADDED = True\n")
+    changed = bundle_module.runtime_wheel(tmp_path / "out")
+    assert changed.sha256 != built.sha256
+    with zipfile.ZipFile(changed.path) as wheel:
+        assert "dac_runtime/added_module.py" in wheel.namelist()

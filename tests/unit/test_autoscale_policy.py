@@ -115,3 +115,16 @@ def test_the_local_plan_holds_the_controller_only_when_asked():
     assert "autoscaler" not in [d.name for d in plan(load_spec())]
     own = plan(load_spec({"scaling": {"with-deployment": True}}))
     assert [d.after for d in own if d.name == "autoscaler"] == [("orchestrator",)]
+
+
+def test_workers_still_booting_count_as_capacity_on_the_way():
+    from dataclasses import replace
+
+    # 1 busy, 2 asked for and booting (current 3 includes them): 2 waiting are covered, nothing more.
+    covered = replace(signals(busy=1, waiting=2, oldest=45), booting=2)
+    assert decide(covered, 3, POLICY, Memory()) is None
+    # 5 waiting: the 2 on the way are not enough; the pool grows to what runs and waits (1 + 5), once.
+    short = decide(replace(signals(busy=1, waiting=5), booting=2), 3, POLICY, Memory())
+    assert short is not None and short.target == 6 and "2 booting" in short.reason
+    warm = ScalingSpec(min_workers=0, max_workers=6, keep_warm=2)
+    assert decide(replace(signals(idle=0, busy=3), booting=2), 5, warm, Memory()) is None

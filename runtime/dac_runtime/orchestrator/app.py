@@ -15,6 +15,7 @@ from .alarms import Alarms
 from .api import ORCH_KEY, middleware, routes
 from .bus import Bus
 from .capacity import Capacity
+from .chains import Chains
 from .config import Settings
 from .credentials import Credentials
 from .dead_letters import DeadLetters
@@ -60,6 +61,7 @@ class Orchestrator:
         self.events = Events(self)
         self.dead_letters = DeadLetters(self.store)
         self.submitter = Submitter(settings, self.store, self.vault, self.kafka, self.bus, self.events)
+        self.chains = Chains(settings, self.store, self.submitter, self.bus)
         self.registry = WorkerRegistry(self)
         self.logins = Logins(self.registry, self.vault)
         self.dispatcher = Dispatcher(self)
@@ -94,6 +96,7 @@ class Orchestrator:
         supervisor.start("lag", self.intake.measure_lag)
         supervisor.start("kafka", self._watch_kafka)
         supervisor.start("loop", self.metrics.watch_loop)
+        supervisor.start("worker-time", self.capacity.checkpoint_forever)
         pool = self.registry.pool
         supervisor.start("gc", lambda: keep_collections_short(lambda: len(pool.workers), lambda: pool.departed))
         log.info("orchestrator up on %s:%d", self.settings.host, self.settings.port)

@@ -5,12 +5,17 @@ The controller runs elsewhere (beside the CLI, or as its own machine) and drives
 orchestrator only reports and arbitrates. The lease lives in memory: after an orchestrator restart
 the controller that was acting takes it again at its next tick, and a second one still finds it held.
 Worker time is recorded per connection (opened at hello, closed at disconnect), by where the worker
-runs, so it survives restarts and counts what ran, not what was asked for.
+runs, so it survives restarts and counts what ran, not what was asked for. Open connections are
+marked seen every ``CHECKPOINT_S``; after a crash they are closed at that mark, so a crash costs the
+record at most one checkpoint of each connection, not the whole of it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,12 +31,14 @@ CREATE TABLE IF NOT EXISTS worker_time (
     worker_id TEXT NOT NULL,
     place TEXT NOT NULL,
     opened_at REAL NOT NULL,
-    closed_at REAL
+    closed_at REAL,
+    seen_at REAL
 );
 CREATE INDEX IF NOT EXISTS worker_time_closed ON worker_time(closed_at);
 CREATE INDEX IF NOT EXISTS worker_time_worker ON worker_time(worker_id);
 """
 MAX_LEASE_S = 600.0
+CHECKPOINT_S = 30.0
 
 
 @dataclass
@@ -53,8 +60,13 @@ class Capacity:
         self._waiting, self._oldest, self._parked = waiting, oldest_wait, parked
         self._lease: Lease | None = None
         store.db.executescript(SCHEMA)
-        # Connections open when the last process ended were closed by that end (or its crash).
-        store.db.execute("UPDATE worker_time SET closed_at = opened_at WHERE closed_at IS NULL")
+        with contextlib.suppress(sqlite3.OperationalError):  # a record from before seen_at existed
+            store.db.execute("ALTER TABLE worker_time ADD COLUMN seen_at REAL")
+        # Connections open when the last process ended were closed by that end (or its crash): at the
+        # last time they were seen.
+        store.db.execute(
+            "UPDATE worker_time SET closed_at = MAX(opened_at, COALESCE(seen_at, opened_at)) WHERE closed_at IS NULL"
+        )
         store.commit()
 
     # --- signals ----------------------------------------------------------------------------------
@@ -104,6 +116,14 @@ class Capacity:
             (worker_id, place or "unknown", time.time()),
         )
         return int(cursor.lastrowid or 0)
+
+    def checkpoint(self, now: float | None = None) -> None:
+        self._store.db.execute("UPDATE worker_time SET seen_at = ? WHERE closed_at IS NULL", (now or time.time(),))
+
+    async def checkpoint_forever(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_S)
+            self.checkpoint()
 
     def closed(self, row_id: int) -> None:
         self._store.db.execute("UPDATE worker_time SET closed_at = ? WHERE id = ?", (time.time(), row_id))

@@ -72,6 +72,8 @@ class Settings:
     kafka_probe_ms: int = 2_000
     submit_timeout_ms: int = 5_000
     outbox_max_records: int = 100_000
+    chain_max_depth: int = 0
+    chain_budget: int = 20
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_username: str | None = None
@@ -169,6 +171,8 @@ def load_settings(reader: EnvReader) -> Settings:
         kafka_probe_ms=reader.int("DAC_KAFKA_PROBE_MS", 2_000, minimum=100, maximum=60_000),
         submit_timeout_ms=reader.int("DAC_SUBMIT_TIMEOUT_MS", 5_000, minimum=100, maximum=120_000),
         outbox_max_records=reader.int("DAC_OUTBOX_MAX_RECORDS", 100_000, minimum=0),
+        chain_max_depth=reader.int("DAC_CHAIN_MAX_DEPTH", 0, minimum=0, maximum=100),
+        chain_budget=reader.int("DAC_CHAIN_BUDGET", 20, minimum=1, maximum=100_000),
         **_kafka_security(reader),
     )
     if settings.heartbeat_timeout_ms <= settings.heartbeat_interval_ms:

@@ -60,6 +60,7 @@ class Events:
                 timestamp=time.time(),
             )
             await bus.event(record)
+            self.orch.chains.on_event(request, frame.event_type, frame.payload)
             item = {"kind": "event", "seq": frame.seq, "eventType": frame.event_type, "payload": frame.payload}
         else:
             stream = "stdout" if isinstance(frame, Stdout) else "stderr"
@@ -83,6 +84,8 @@ class Events:
             status=status,
             timestamp=time.time(),
             attempt=request.attempt,
+            parent_id=request.parent_id,
+            depth=request.depth,
             **extra,
         )
         await self.orch.bus.lifecycle(record)
@@ -112,7 +115,10 @@ class Events:
         )
         self.orch.metrics.finished.labels(status).inc()
         self.orch.alarms.finished(status)
-        await self.lifecycle(request, status, exit_code=exit_code, duration_ms=duration_ms, usage=usage, reason=reason)
+        last_seq = self.orch.store.last_seq(request.execution_id)  # flushed above: every row is there
+        await self.lifecycle(
+            request, status, exit_code=exit_code, duration_ms=duration_ms, usage=usage, reason=reason, last_seq=last_seq
+        )
         if dead_letter:
             attempts = request.attempt
             dead = DeadLetter(error=reason or status, attempts=attempts, timestamp=time.time(), request=request)

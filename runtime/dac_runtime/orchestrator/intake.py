@@ -93,6 +93,8 @@ class Intake:
         self._commit_wanted: dict[TopicPartition, int] = {}
         self._commit_needed = asyncio.Event()
         self._lag = 0
+        self._lag_at = float("-inf")
+        self._lag_lock = asyncio.Lock()
         self._last_record = time.monotonic()
         self.backlog = Backlog(self.settings.kafka_bootstrap, self.settings.kafka_client())
 
@@ -297,34 +299,44 @@ class Intake:
     def lag(self) -> int:
         return self._lag
 
+    async def refresh_lag(self, max_age: float) -> None:
+        """Measure the lag now unless a measurement is younger than ``max_age`` (a scaling controller
+        reading the signals wants a backlog seen when it happens, not up to a period later). Measured
+        from the broker's end offsets, since a paused consumer (backpressure) has no fetch metadata."""
+        if time.monotonic() - self._lag_at < max_age:
+            return
+        async with self._lag_lock:
+            if time.monotonic() - self._lag_at < max_age:
+                return
+            consumer = self.consumer
+            if consumer is None or not consumer.assignment():
+                return
+            try:
+                partitions = list(consumer.assignment())
+                ends = await consumer.end_offsets(partitions)
+                total = 0
+                waiting = {}
+                for tp in partitions:
+                    position = self.offsets.position(tp) if tp in self.offsets.partitions() else None
+                    if position is None:
+                        position = await consumer.committed(tp) or 0
+                    total += max(0, ends.get(tp, 0) - position)
+                    if ends.get(tp, 0) > position:
+                        waiting[tp] = position
+                self._lag, self._lag_at = total, time.monotonic()
+                await self.backlog.measure(waiting)
+            except KafkaError as exc:
+                log.debug("lag measurement failed: %s", type(exc).__name__)
+
     def oldest_wait(self) -> float:
         """Seconds the oldest request not yet finished with has waited since it was produced."""
         return self.backlog.age()
 
     async def measure_lag(self, interval: float = 2.0) -> None:
-        """Requests on the exec topic not yet accepted by a worker. Measured from the broker's end
-        offsets, since a paused consumer (backpressure) has no fetch metadata to go on."""
+        """Requests on the exec topic not yet accepted by a worker, every ``interval``."""
         try:
             while True:
                 await asyncio.sleep(interval)
-                consumer = self.consumer
-                if consumer is None or not consumer.assignment():
-                    continue
-                try:
-                    partitions = list(consumer.assignment())
-                    ends = await consumer.end_offsets(partitions)
-                    total = 0
-                    waiting = {}
-                    for tp in partitions:
-                        position = self.offsets.position(tp) if tp in self.offsets.partitions() else None
-                        if position is None:
-                            position = await consumer.committed(tp) or 0
-                        total += max(0, ends.get(tp, 0) - position)
-                        if ends.get(tp, 0) > position:
-                            waiting[tp] = position
-                    self._lag = total
-                    await self.backlog.measure(waiting)
-                except KafkaError as exc:
-                    log.debug("lag measurement failed: %s", type(exc).__name__)
+                await self.refresh_lag(interval / 2)
         finally:
             await self.backlog.close()

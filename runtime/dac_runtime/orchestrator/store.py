@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sqlite3
 import time
@@ -78,11 +79,18 @@ CREATE TABLE IF NOT EXISTS worker_tokens (
 
 EXECUTION_COLUMNS = (
     "id, persona_id, status, attempt, generation, worker_id, request, exit_code, duration_ms, usage, reason, "
-    "created_at, updated_at, submitted_by, submitter, given_credentials, retry_of"
+    "created_at, updated_at, submitted_by, submitter, given_credentials, retry_of, chain_id, actions"
 )
 #: Columns added after the first release, with their types (added to an older database at open).
 LATER_COLUMNS = {
-    "executions": {"submitted_by": "TEXT", "submitter": "TEXT", "given_credentials": "TEXT", "retry_of": "TEXT"},
+    "executions": {
+        "submitted_by": "TEXT",
+        "submitter": "TEXT",
+        "given_credentials": "TEXT",
+        "retry_of": "TEXT",
+        "chain_id": "TEXT",
+        "actions": "TEXT",
+    },
     "worker_tokens": {"issued_by": "TEXT"},
 }
 
@@ -109,6 +117,7 @@ class Store:
             for column, kind in added.items():
                 if column not in columns:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        self.db.execute("CREATE INDEX IF NOT EXISTS executions_chain ON executions(chain_id)")
 
     def close(self) -> None:
         self.commit()
@@ -156,6 +165,16 @@ class Store:
             (execution_id, persona_id, attempt, generation, request, now, now, submitted_by, submitter),
         )
         return cursor.rowcount == 1
+
+    def chain_size(self, chain_id: str) -> int:
+        """Executions started in the chain whose root is ``chain_id`` (the root not counted)."""
+        return int(self.db.execute("SELECT COUNT(*) FROM executions WHERE chain_id = ?", (chain_id,)).fetchone()[0])
+
+    def add_action(self, execution_id: str, action: dict[str, Any]) -> None:
+        """Note what became of one of the execution's persona_action events (started, or refused and why)."""
+        row = self.db.execute("SELECT actions FROM executions WHERE id = ?", (execution_id,)).fetchone()
+        actions = json.loads(row[0]) if row and row[0] else []
+        self._write("UPDATE executions SET actions = ? WHERE id = ?", (json.dumps([*actions, action]), execution_id))
 
     def get_execution(self, execution_id: str) -> dict[str, Any] | None:
         query = f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?"  # noqa: S608 - constant columns

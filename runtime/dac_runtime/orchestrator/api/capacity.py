@@ -19,7 +19,9 @@ class LeaseBody(Body):
 
 
 async def get_capacity(request: web.Request) -> web.Response:
-    return web.json_response(request.app[ORCH_KEY].capacity.signals())
+    orchestrator = request.app[ORCH_KEY]
+    await orchestrator.intake.refresh_lag(0.25)  # a backlog seen when it forms, not a period later
+    return web.json_response(orchestrator.capacity.signals())
 
 
 async def take_lease(request: web.Request) -> web.Response:

@@ -49,6 +49,10 @@ def _execution_view(row: dict[str, Any]) -> dict[str, Any]:
         "submittedBy": {"id": row["submitted_by"], "name": row["submitter"]} if row["submitted_by"] else None,
         "credentials": json.loads(row["given_credentials"]) if row["given_credentials"] else [],
         "retryOf": row["retry_of"],
+        "parentId": request.get("parentId"),
+        "depth": request.get("depth", 0),
+        "chainId": request.get("chainId"),
+        "actions": json.loads(row["actions"]) if row["actions"] else [],
     }
 
 

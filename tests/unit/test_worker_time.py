@@ -1,0 +1,52 @@
+"""Worker time across an orchestrator crash: a connection still open when the process died is closed
+at the last checkpoint that saw it, not at its start (which dropped all of its time) nor at the
+restart (which would bill the time the orchestrator was down)."""
+
+from __future__ import annotations
+
+import time
+
+from dac_runtime.orchestrator.capacity import Capacity
+from dac_runtime.orchestrator.store import Store
+
+
+class NoPool:
+    workers: dict = {}
+
+    def counts(self) -> dict[str, int]:
+        return {}
+
+
+def capacity(store: Store) -> Capacity:
+    return Capacity(store, NoPool(), lambda: 0, lambda: 0.0, lambda: {})  # type: ignore[arg-type]
+
+
+def test_a_crash_keeps_worker_time_up_to_the_last_checkpoint(tmp_path):
+    path = tmp_path / "orchestrator.db"
+    first = Store(path)
+    before = capacity(first)
+    start = time.time() - 100
+    before._store.db.execute(  # a connection opened 100 s ago, seen 40 s ago, then the process died
+        "INSERT INTO worker_time (worker_id, place, opened_at) VALUES ('w1', 'do', ?)", (start,)
+    )
+    before.checkpoint(start + 60)
+    first.db.close()
+
+    after = capacity(Store(path))  # the restart closes what the crash left open
+    used = after.worker_seconds(start - 1, time.time())
+    assert used["do"]["workers"] == 1 and abs(used["do"]["seconds"] - 60) < 0.01
+    assert after.worker_seconds(start + 61, time.time()) == {}  # nothing billed after the last sighting
+
+
+def test_a_record_from_before_checkpoints_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "orchestrator.db"
+    old = Store(path)
+    old.db.execute(
+        "CREATE TABLE worker_time (id INTEGER PRIMARY KEY AUTOINCREMENT, worker_id TEXT NOT NULL,"
+        " place TEXT NOT NULL, opened_at REAL NOT NULL, closed_at REAL)"
+    )
+    old.db.execute("INSERT INTO worker_time (worker_id, place, opened_at, closed_at) VALUES ('w', 'do', 10, 70)")
+    old.db.close()
+    upgraded = capacity(Store(path))
+    assert upgraded.worker_seconds(0, 100) == {"do": {"seconds": 60.0, "workers": 1}}
+    upgraded.checkpoint()  # the new column is there
