@@ -79,9 +79,20 @@ class HostExecution:
 
 
 class Host:
-    def __init__(self, default: Any, personas: dict[str, Any] | None = None) -> None:
+    """``default`` runs every persona not named in ``personas``; ``event_bus`` (if given) receives the
+    payload of each ``emit_event`` an agent sends, as the host's own bus would."""
+
+    def __init__(
+        self,
+        default: Any,
+        personas: dict[str, Any] | None = None,
+        *,
+        event_bus: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
         self.default, self.personas = default, dict(personas or {})
         self._handlers: dict[str, list[Handler]] = {}
+        if event_bus is not None:
+            self.on("emit_event", lambda execution, item: event_bus(item.payload))
 
     def executor_for(self, persona_id: str) -> Any:
         return self.personas.get(persona_id, self.default)

@@ -80,12 +80,14 @@ async def test_cancel_and_timeout_end_the_same_way(executor):
 
 
 async def test_handlers_hear_events_from_every_mode_and_a_reply_follows_up(executor):
-    host = Host(executor)
+    bus: list[dict] = []
+    host = Host(executor, event_bus=bus.append)
     heard: list[tuple[str, dict]] = []
     host.on("manual_review", lambda execution, item: heard.append((execution.id, item.payload)))
-    execution = await host.execute("host", "plain event:manual_review lines:1")
+    execution = await host.execute("host", "plain event:manual_review event:emit_event lines:1")
     assert (await execution.wait()).status == "completed"
     assert [h[0] for h in heard] == [execution.id] and heard[0][1]["source"] == "stand-in"
+    assert [b["source"] for b in bus] == ["stand-in"]  # emit_event went to the host's own bus
     assert execution.mode == ("local" if isinstance(executor, LocalExecutor) else "cloud")
     question = Output("event", event_type="manual_review", payload={"message": "ship it?"})
     follow_up = await host.reply(execution, question, "yes, ship it")
