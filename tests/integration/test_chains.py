@@ -85,3 +85,26 @@ async def test_a_chain_of_three_runs_with_no_host_and_a_loop_stops_at_the_depth_
         refused = [r for r in events if r["eventType"] == "persona_action_refused"]
         assert refused[0]["executionId"] == chain[-1]["executionId"]
         assert "depth limit" in refused[0]["payload"]["reason"] and refused[0]["seq"] == 0
+
+
+async def test_a_fan_out_is_stopped_by_the_chain_budget(system):
+    """Each link asks for two more: within the depth limit the tree would have 2 + 4 + 8 children,
+    the budget lets 5 start and refuses the rest, saying so."""
+    orch, _ = system(workers=2, DAC_CHAIN_MAX_DEPTH="3", DAC_CHAIN_BUDGET="5")
+    await wait_workers(orch, 2)
+    async with Client(orch.url, orch.api_key) as client:
+        root = await client.execute("fan", "plain loop:fan loop:fan")
+        seen, frontier, refusals = set(), [root.id], []
+        while frontier:
+            view = await finished(client, frontier.pop())
+            while len(view["actions"]) < 2:  # both of its asks are answered
+                await asyncio.sleep(0.1)
+                view = await client.get(view["executionId"])
+            seen.add(view["executionId"])
+            for action in view["actions"]:
+                if "refused" in action:
+                    refusals.append(action["refused"])
+                else:
+                    frontier.append(action["executionId"])
+        assert len(seen) == 1 + 5  # the root and the five the budget allowed
+        assert refusals and all("chain budget of 5 executions spent" in r for r in refusals)
