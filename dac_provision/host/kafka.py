@@ -150,6 +150,7 @@ class KafkaExecutor:
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._assigned = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._handlers: dict[str, list[OnEvent]] = {}
         self._handling: set[asyncio.Future[Any]] = set()
@@ -212,14 +213,24 @@ class KafkaExecutor:
         await asyncio.wait({assigned, self._task}, return_when=asyncio.FIRST_COMPLETED)
         if self._task.done():
             assigned.cancel()
+            why = self._task.exception()
             await self.aclose()
-            raise ClientError(f"the host's Kafka consumer stopped: {self._task.exception()}")
+            raise ClientError(f"the host's Kafka consumer stopped: {why}")
 
     async def aclose(self) -> None:
+        """Let the consumer finish its round (a commit is never cut in half), commit what the
+        application has had, then leave the group."""
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 5)
+            except Exception:  # it had failed, or would not end: stop it
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
+        if self._consumer is not None and (last := self._offsets.to_commit()):
+            with contextlib.suppress(Exception):
+                await self._consumer.commit(last)
         for client in (self._consumer, self._producer):
             if client is not None:
                 await client.stop()
@@ -288,7 +299,7 @@ class KafkaExecutor:
 
     async def _consume(self) -> None:
         assert self._consumer is not None
-        while True:
+        while not self._stopping.is_set():
             batches = await self._consumer.getmany(timeout_ms=200, max_records=2000)
             finished: list[KafkaExecution] = []
             for tp, records in batches.items():
