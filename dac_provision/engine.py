@@ -336,6 +336,9 @@ async def destroy_async(name: str, on_progress: OnProgress | None = None, store:
             except Exception as exc:
                 store.set_status(name, "failed")
                 raise DeployError(f"destroy stopped, run it again to finish: {exc}") from None
+        after = getattr(provider, "after_destroy", None)
+        if after is not None:
+            await after(ctx)
         shutil.rmtree(ctx.directory, ignore_errors=True)
         store.forget(name)
     return True

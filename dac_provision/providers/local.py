@@ -194,7 +194,13 @@ class LocalProvider:
         return f"{ctx.spec.name}-{name}"
 
     def _start_worker(self, ctx: Context, name: str) -> Resource:
+        """Create or adopt: a worker process this deployment started for ``name`` in a run that died
+        before recording it (a scaling controller killed mid-scale) is adopted, not started twice."""
         worker_id = self.worker_id(ctx, name)
+        for handle, env in processes.running_in(ctx.directory):
+            if env.get("DAC_WORKER_ID") == worker_id:
+                log = ctx.directory / "logs" / f"{name}.log"
+                return self._process("worker", name, handle, log, worker_id=worker_id)
         work = ctx.directory / "work"
         work.mkdir(exist_ok=True, mode=0o700)
         env = _base_env() | {n: os.environ[n] for n in ctx.spec.agent_passthrough if n in os.environ}
@@ -263,6 +269,12 @@ class LocalProvider:
             await asyncio.to_thread(sweep_runs, ctx.directory / "work", worker_id)
         else:
             await asyncio.to_thread(processes.stop, handle, 10)
+
+    async def after_destroy(self, ctx: Context) -> None:
+        """Whatever still runs in the deployment's folder after its recorded resources went (a worker
+        no record named) is stopped: a destroyed deployment leaves no process behind."""
+        for handle, _ in await asyncio.to_thread(processes.running_in, ctx.directory):
+            await asyncio.to_thread(processes.stop, handle, 10, 0.5)
 
     # --- readiness ------------------------------------------------------------------------------
 

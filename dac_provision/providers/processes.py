@@ -139,3 +139,25 @@ def wait_port(port: int, handle: Handle, timeout: float) -> bool:
             return False
         time.sleep(0.01)
     return False
+
+
+def running_in(directory: Path) -> list[tuple[Handle, dict[str, str]]]:
+    """Processes of this user whose working directory is ``directory`` (a deployment's folder), with
+    their environment: what the OS says runs there, recorded or not. Empty where there is no /proc."""
+    target = str(directory.resolve())
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.readlink(entry / "cwd").removesuffix(" (deleted)") != target:
+                continue
+            env = dict(
+                item.split("=", 1)
+                for item in (entry / "environ").read_bytes().decode(errors="replace").split("\0")
+                if "=" in item
+            )
+        except OSError:
+            continue
+        started = start_time(int(entry.name))
+        if started is not None:
+            found.append((Handle(int(entry.name), started), env))
+    return found

@@ -150,6 +150,13 @@ def test_a_controller_killed_mid_scale_and_restarted_neither_loses_nor_doubles_w
         # exactly as many worker processes as recorded, each registered once.
         records = store.resources("killed", "worker")
         assert len(records) == 4 == len({r.name for r in records})
+        # What the OS says runs in the deployment's folder: one process per worker, none started twice.
+        ids = [
+            env["DAC_WORKER_ID"]
+            for _, env in processes.running_in(store.deployment_dir("killed"))
+            if "DAC_WORKER_ID" in env
+        ]
+        assert sorted(ids) == [f"killed-worker-{i}" for i in range(1, 5)], ids
         status = cli.status("killed")
         assert len([w for w in status["workers"] if w["state"] in ("idle", "executing")]) == 4, status["workers"]
     finally:
@@ -157,6 +164,9 @@ def test_a_controller_killed_mid_scale_and_restarted_neither_loses_nor_doubles_w
         _, err = second.communicate(timeout=30)
     assert second.returncode == 0, err
     assert '"kind": "waiting"' in said.read_text()  # it waited for the dead one's lease, did not act beside it
+    folder = store.deployment_dir("killed")
+    cli.ok("destroy", "--yes", "--name", "killed")
+    assert processes.running_in(folder) == []  # nothing of it outlives the deployment
 
 
 def test_the_local_deployment_can_run_the_controller_as_its_own_process(cli, tmp_path):
