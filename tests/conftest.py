@@ -37,3 +37,30 @@ def fly(monkeypatch):
 @pytest.fixture
 def echo_command() -> list[str]:
     return [sys.executable, "-m", "dac_runtime.standin", "-p", "--", "{prompt}"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL server for the session (Debian's, as tools/dev.py installs it), on 127.0.0.1
+    and a free port; each test that wants a database gets a new one in it."""
+    from dac_provision.providers.postgres import PostgresServer
+    from dac_provision.providers.processes import free_port
+
+    with PostgresServer.scratch(free_port()) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """A new empty database on the session's server."""
+    import uuid
+
+    return postgres_server.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request, tmp_path) -> str:
+    """Where an orchestrator keeps its store, once per backend: the tests that take this run twice."""
+    if request.param == "sqlite":
+        return str(tmp_path / "orchestrator.db")
+    return request.getfixturevalue("postgres_url")

@@ -335,3 +335,38 @@ async def checked(client: httpx.AsyncClient, method: str, path: str, template: s
     )
     _SPEC.validate_response(request, MockResponse(response.content, status_code=response.status_code))
     return response
+
+
+def store_url(orch: Orchestrator) -> str:
+    """Where this orchestrator keeps its store: its PostgreSQL URL, or its SQLite file."""
+    url_file = orch.env.get("DAC_STORE_URL_FILE")
+    if url_file:
+        return Path(url_file).read_text().strip()
+    return orch.env.get("DAC_STORE_URL") or orch.env["DAC_DB_PATH"]
+
+
+async def store_rows(orch: Orchestrator, sql: str) -> list[tuple]:
+    """Rows of a query on the orchestrator's store, read beside it (either backend)."""
+    from dac_runtime.orchestrator.store import open_store
+
+    store = await open_store(store_url(orch))
+    try:
+        return [tuple(row) for row in await store.fetch(sql)]
+    finally:
+        await store.close()
+
+
+async def stored_text(orch: Orchestrator) -> str:
+    """Everything at rest, to grep for secrets: SQLite's files byte for byte (the -wal and -shm too),
+    or every row of every table of the PostgreSQL database."""
+    url = store_url(orch)
+    if not url.startswith(("postgres://", "postgresql://")):
+        files = sorted(Path(url).parent.glob(Path(url).name + "*"))
+        return "".join(p.read_bytes().decode("utf-8", "replace") for p in files)
+    tables = await store_rows(orch, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    dumped = []
+    for (table,) in tables:
+        for row in await store_rows(orch, f"SELECT * FROM {table}"):  # noqa: S608 - names from the catalogue
+            text = (bytes(v).decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in row)
+            dumped.append(" ".join(text))
+    return "\n".join(dumped)

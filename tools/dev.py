@@ -11,6 +11,7 @@ provisioning library) into it; nothing is installed anywhere else.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
@@ -57,16 +58,27 @@ def demo(keep: bool) -> int:
 #: Debian packages the tests drive for real, by the command each provides: the user-data tests run
 #: ``cloud-init schema``, the alert-rule tests ``promtool``, the console tests a headless ``chromium``.
 SYSTEM_TOOLS = {"cloud-init": "cloud-init", "promtool": "prometheus", "chromium": "chromium"}
+#: PostgreSQL's server (the store several orchestrators share; local deployments with ``--store
+#: postgres`` and the store tests start it): Debian keeps its binaries off PATH, in a versioned folder.
+POSTGRES_SERVER = "/usr/lib/postgresql/*/bin/postgres"
 
 
 def ensure_system_tools() -> None:
     """Install Debian's packages for the tools that are missing, when we can (root and apt-get)."""
     missing = [package for command, package in SYSTEM_TOOLS.items() if not shutil.which(command)]
+    if not glob.glob(POSTGRES_SERVER):
+        missing.append("postgresql")
     if not missing or not shutil.which("apt-get") or os.geteuid() != 0:
         return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
     subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=False, env=env)
+    if "postgresql" in missing and shutil.which("pg_lsclusters"):
+        # The package makes a cluster of its own and may start it; the tests start their own servers.
+        for line in subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout.splitlines():
+            version, name, _port, status = line.split()[:4]
+            if status == "online":
+                subprocess.run(["pg_ctlcluster", version, name, "stop"], check=False)
 
 
 def test(extra: list[str]) -> int:
@@ -87,6 +99,7 @@ def main(argv: list[str]) -> int:
             return demo(keep="--keep" in argv[1:])
         if argv[0] == "setup":
             ensure_env()
+            ensure_system_tools()
             return 0
         return test(argv[1:])
     except subprocess.CalledProcessError as exc:

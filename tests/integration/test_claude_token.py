@@ -13,7 +13,7 @@ import pytest
 
 from tests.harness import ROOT, checked, produce_request, read_topic, submit, wait_terminal, wait_workers
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.stores]
 SETUP_TOKEN = "sk-ant-oat01-" + "LifeOfAToken" * 4
 DAY = 86400
 

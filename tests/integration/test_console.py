@@ -11,7 +11,7 @@ import pytest
 
 from tests.harness import ROOT, submit, wait_terminal, wait_workers
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.stores]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "tests" / "artifacts" / "console"
 

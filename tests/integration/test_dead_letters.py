@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 
 from tests.harness import checked, produce_request, start_worker, stop_process, submit, wait_terminal, wait_workers
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.stores]
 
 
 async def test_dead_letters_are_listed_retried_and_discarded(system):

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from tests.harness import read_topic, submit, wait_terminal, wait_workers
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.stores]
 TERMINAL = {"completed", "failed", "cancelled", "timed_out"}
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.harness import checked, read_topic, submit, wait_terminal, wait_workers
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.stores]
 SECRET = "ghp_" + "PersonaScoped" * 3
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import read_topic, wait_terminal, wait_workers
+from tests.harness import read_topic, stored_text, wait_terminal, wait_workers
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.stores]
 CLAUDE_TOKEN = "sk-ant-oat01-" + "T0kenValue" * 5
 GITHUB_TOKEN = "ghp_" + "S3cretGithub" * 3
 
@@ -58,7 +58,7 @@ async def test_secrets_stay_secret(system):
     assert "GITHUB_TOKEN=[REDACTED]" in text and "CLAUDE_CODE_OAUTH_TOKEN=[REDACTED]" in text
     everything = [text, seen_argv, orch.log()]
     everything += [p.read_text(errors="replace") for p in orch.workdir.glob("*.log")]
-    everything += [p.read_bytes().decode("latin-1") for p in orch.workdir.glob("orchestrator.db*")]
+    everything.append(await stored_text(orch))
     for blob in everything:
         assert GITHUB_TOKEN not in blob and CLAUDE_TOKEN not in blob
         assert orch.api_key not in blob and orch.worker_token not in blob
@@ -103,7 +103,7 @@ async def test_values_with_quotes_backslashes_newlines_and_non_ascii_are_redacte
         urllib.parse.quote(TRICKY, safe=""),
         "S3cr3tTail",  # the distinctive middle, in whatever form
     }
-    database = b"".join(p.read_bytes() for p in orch.workdir.glob("orchestrator.db*")).decode("utf-8", "replace")
+    database = await stored_text(orch)
     for blob in (kafka_text, streamed, database, orch.log()):
         for form in forms:
             assert form not in blob, form

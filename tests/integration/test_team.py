@@ -4,7 +4,6 @@ may change what, revoking a member, and a master-key rotation that keeps every s
 from __future__ import annotations
 
 import secrets
-import sqlite3
 
 import httpx
 import pytest
@@ -13,9 +12,17 @@ from dac_provision import ClientError, StateStore
 from dac_provision.membership import join_async
 from dac_runtime.crypto import key_id
 from dac_runtime.orchestrator.invites import connect_string
-from tests.harness import checked, read_topic, restart_orchestrator, stop_process, wait_terminal, wait_workers
+from tests.harness import (
+    checked,
+    read_topic,
+    restart_orchestrator,
+    stop_process,
+    store_rows,
+    wait_terminal,
+    wait_workers,
+)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.stores]
 VALUE = "ghp_" + "Contributed" * 3
 
 
@@ -163,8 +170,7 @@ async def test_a_master_key_rotation_reseals_every_secret_and_keeps_every_key(sy
     stop_process(orch.proc)
     orch.env.update(DAC_MASTER_KEY=new, DAC_PREVIOUS_MASTER_KEYS=old)
     restart_orchestrator(orch)
-    db = sqlite3.connect(orch.workdir / "orchestrator.db")
-    ids = {bytes(blob[1:5]) for (blob,) in db.execute("SELECT blob FROM sealed")}
+    ids = {bytes(blob[1:5]) for (blob,) in await store_rows(orch, "SELECT blob FROM sealed")}
     assert ids == {key_id(_vault_key(new))}  # every sealed value now under the new key
     async with orch.client() as owner:  # the owner's and the member's keys still work (re-hashed on use)
         assert (await owner.get("/api/workers")).status_code == 200

@@ -7,7 +7,7 @@ import pytest
 
 from tests.harness import checked, produce_request, wait_terminal, wait_workers
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.stores]
 
 
 async def test_usage_counts_each_execution_once_and_retries_as_attempts(system):

@@ -4,10 +4,11 @@ restart (which would bill the time the orchestrator was down)."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 from dac_runtime.orchestrator.capacity import Capacity
-from dac_runtime.orchestrator.store import Store
+from dac_runtime.orchestrator.store import SQLiteStore, Store
 
 
 class NoPool:
@@ -17,36 +18,44 @@ class NoPool:
         return {}
 
 
-def capacity(store: Store) -> Capacity:
-    return Capacity(store, NoPool(), lambda: 0, lambda: 0.0, lambda: {})  # type: ignore[arg-type]
+async def capacity(store: Store) -> Capacity:
+    made = Capacity(store, NoPool(), lambda: 0, lambda: 0.0, lambda: {})  # type: ignore[arg-type]
+    await made.load()
+    return made
 
 
-def test_a_crash_keeps_worker_time_up_to_the_last_checkpoint(tmp_path):
+async def test_a_crash_keeps_worker_time_up_to_the_last_checkpoint(tmp_path):
     path = tmp_path / "orchestrator.db"
-    first = Store(path)
-    before = capacity(first)
+    first = SQLiteStore(path)
+    before = await capacity(first)
     start = time.time() - 100
-    before._store.db.execute(  # a connection opened 100 s ago, seen 40 s ago, then the process died
-        "INSERT INTO worker_time (worker_id, place, opened_at) VALUES ('w1', 'do', ?)", (start,)
+    await first.execute(  # a connection opened 100 s ago, seen 40 s ago, then the process died
+        "INSERT INTO worker_time (worker_id, place, opened_at) VALUES ('w1', 'do', ?)", start
     )
     before.checkpoint(start + 60)
+    await first.commit()
     first.db.close()
 
-    after = capacity(Store(path))  # the restart closes what the crash left open
-    used = after.worker_seconds(start - 1, time.time())
+    after = await capacity(SQLiteStore(path))  # the restart closes what the crash left open
+    used = await after.worker_seconds(start - 1, time.time())
     assert used["do"]["workers"] == 1 and abs(used["do"]["seconds"] - 60) < 0.01
-    assert after.worker_seconds(start + 61, time.time()) == {}  # nothing billed after the last sighting
+    assert await after.worker_seconds(start + 61, time.time()) == {}  # nothing billed after the last sighting
 
 
-def test_a_record_from_before_checkpoints_is_upgraded_in_place(tmp_path):
+async def test_a_record_from_before_checkpoints_is_upgraded_in_place(tmp_path):
     path = tmp_path / "orchestrator.db"
-    old = Store(path)
-    old.db.execute(
+    old = sqlite3.connect(path)  # a database as an orchestrator before checkpoints (and migrations) left it
+    old.execute(
+        "CREATE TABLE executions (id TEXT PRIMARY KEY, persona_id TEXT NOT NULL, status TEXT NOT NULL,"
+        " request BLOB NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL)"
+    )
+    old.execute(
         "CREATE TABLE worker_time (id INTEGER PRIMARY KEY AUTOINCREMENT, worker_id TEXT NOT NULL,"
         " place TEXT NOT NULL, opened_at REAL NOT NULL, closed_at REAL)"
     )
-    old.db.execute("INSERT INTO worker_time (worker_id, place, opened_at, closed_at) VALUES ('w', 'do', 10, 70)")
-    old.db.close()
-    upgraded = capacity(Store(path))
-    assert upgraded.worker_seconds(0, 100) == {"do": {"seconds": 60.0, "workers": 1}}
+    old.execute("INSERT INTO worker_time (worker_id, place, opened_at, closed_at) VALUES ('w', 'do', 10, 70)")
+    old.commit()
+    old.close()
+    upgraded = await capacity(SQLiteStore(path))
+    assert await upgraded.worker_seconds(0, 100) == {"do": {"seconds": 60.0, "workers": 1}}
     upgraded.checkpoint()  # the new column is there

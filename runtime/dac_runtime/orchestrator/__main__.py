@@ -15,6 +15,7 @@ from ..envconfig import ConfigError, EnvReader
 from .app import Orchestrator
 from .config import load_settings
 from .kafka_health import RateLimit
+from .store import StoreUnavailable, open_store
 
 log = logging.getLogger("dac.orchestrator")
 
@@ -61,7 +62,12 @@ def main() -> int:
     except ConfigError as exc:
         print(f"dac orchestrator: {exc}", file=sys.stderr)
         return 2
-    orchestrator = Orchestrator(settings)
+    try:  # opened on the loop that serves: PostgreSQL's pool belongs to it
+        store = loop.run_until_complete(open_store(settings.store, timeout_s=settings.store_timeout_ms / 1000))
+    except StoreUnavailable as exc:
+        print(f"dac orchestrator: {exc}", file=sys.stderr)
+        return 3
+    orchestrator = Orchestrator(settings, store)
     web.run_app(
         orchestrator.app(),
         loop=loop,

@@ -38,12 +38,10 @@ log = logging.getLogger("dac.orchestrator")
 
 
 class Orchestrator:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
-        self.store = Store(settings.db_path)
+        self.store = store
         self.vault = Vault(self.store, settings.master_keys)
-        if len(settings.master_keys) > 1 and (resealed := self.vault.reseal()):
-            log.info("re-sealed %d secret(s) under the current master key", resealed)
         self.personas = Personas(self.store)
         self.credentials = Credentials(self.store, self.vault)
         self.invites = Invites(self.store, self.vault)
@@ -77,17 +75,33 @@ class Orchestrator:
             self.vault.claude_token_info,
             self.kafka.why_down,
         )
-        self.metrics.watch(self.store.count_by_status, self.registry.counts, self.intake.lag, self.intake.oldest_wait)
+        #: executions by status, as the last scrape of /metrics read them (a query, so not in the collector)
+        self.execution_counts: dict[str, int] = {}
+        self.metrics.watch(
+            lambda: self.execution_counts, self.registry.counts, self.intake.lag, self.intake.oldest_wait
+        )
         self.metrics.watch_gc()
         self.metrics.watch_claude_token(lambda: (info := self.vault.claude_token_info()) and info.expires_at)
+
+    async def load(self) -> None:
+        """What start-up reads from the store: re-sealing after a key rotation, the bootstrap keys,
+        and the tables every dispatch consults, held in memory."""
+        settings = self.settings
+        if len(settings.master_keys) > 1 and (resealed := await self.vault.reseal()):
+            log.info("re-sealed %d secret(s) under the current master key", resealed)
         if settings.owner_api_key:
-            self.vault.adopt_api_key(settings.owner_api_key, "owner", "owner")
+            await self.vault.adopt_api_key(settings.owner_api_key, "owner", "owner")
         if settings.worker_token:
-            self.vault.add_registration_token(settings.worker_token, uses=None)
+            await self.vault.add_registration_token(settings.worker_token, uses=None)
+        await self.vault.load()
+        await self.personas.load()
+        await self.credentials.load()
+        await self.capacity.load()
 
     async def _lifespan(self, app: web.Application) -> AsyncIterator[None]:
+        await self.load()
         await self.bus.start()
-        self.dispatcher.adopt_orphans()
+        await self.dispatcher.adopt_orphans()
         await self._requeue_stored()
         supervisor = self.supervisor
         supervisor.start("intake", lambda: self.intake.run(**self.settings.kafka_client()))
@@ -104,7 +118,7 @@ class Orchestrator:
         await supervisor.stop()
         self.events.flush()
         await self.bus.stop()
-        self.store.close()
+        await self.store.close()
 
     async def _close_workers(self, app: web.Application) -> None:
         # on_shutdown runs before aiohttp waits for open handlers, so live sockets don't stall exit.
@@ -142,7 +156,7 @@ class Orchestrator:
     async def _requeue_stored(self) -> None:
         """Queued executions may have lost their Kafka request in a crash (a retry's backoff window):
         produce them again. Duplicates are harmless: dispatch is idempotent by id and generation."""
-        for row in self.store.executions_by_status("queued"):
+        for row in await self.store.executions_by_status("queued"):
             await self.bus.request(msgspec.json.decode(row["request"], type=ExecRequest))
 
     def app(self) -> web.Application:

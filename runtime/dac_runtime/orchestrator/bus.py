@@ -58,11 +58,12 @@ class Bus:
         self._dropped_metric = dropped
         self._max_held = max_held
         self.producer: AIOKafkaProducer | None = None
-        self.held = store.held_count()  # a restart keeps what it could not send before
+        self.held = 0
         self.dropped: collections.Counter[str] = collections.Counter()
         self.broker_up = True
 
     async def start(self) -> None:
+        self.held = await self._store.held_count()  # a restart keeps what it could not send before
         # aiokafka binds to the running loop at construction, so the producer is made here. One for
         # everything: a second one for requests measured no faster beyond noise, and with it a CI run
         # of a broker coming back empty lost two re-queued requests.
@@ -137,7 +138,7 @@ class Bus:
         assert self.producer is not None, "Bus.start() first"
         sent = 0
         while self.held:
-            batch = self._store.held_records(DRAIN_BATCH)
+            batch = await self._store.held_records(DRAIN_BATCH)
             if not batch:
                 self.held = 0
                 break

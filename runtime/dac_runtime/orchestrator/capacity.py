@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,18 +23,6 @@ if TYPE_CHECKING:
     from .pool import Pool
     from .store import Store
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS worker_time (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    worker_id TEXT NOT NULL,
-    place TEXT NOT NULL,
-    opened_at REAL NOT NULL,
-    closed_at REAL,
-    seen_at REAL
-);
-CREATE INDEX IF NOT EXISTS worker_time_closed ON worker_time(closed_at);
-CREATE INDEX IF NOT EXISTS worker_time_worker ON worker_time(worker_id);
-"""
 MAX_LEASE_S = 600.0
 CHECKPOINT_S = 30.0
 
@@ -59,15 +45,13 @@ class Capacity:
         self._store, self._pool = store, pool
         self._waiting, self._oldest, self._parked = waiting, oldest_wait, parked
         self._lease: Lease | None = None
-        store.db.executescript(SCHEMA)
-        with contextlib.suppress(sqlite3.OperationalError):  # a record from before seen_at existed
-            store.db.execute("ALTER TABLE worker_time ADD COLUMN seen_at REAL")
-        # Connections open when the last process ended were closed by that end (or its crash): at the
-        # last time they were seen.
-        store.db.execute(
-            "UPDATE worker_time SET closed_at = MAX(opened_at, COALESCE(seen_at, opened_at)) WHERE closed_at IS NULL"
-        )
-        store.commit()
+
+    async def load(self) -> None:
+        """Connections open when the last process ended were closed by that end (or its crash): at the
+        last time they were seen."""
+        closed_at = self._store.sql.greatest("opened_at", "COALESCE(seen_at, opened_at)")
+        await self._store.execute(f"UPDATE worker_time SET closed_at = {closed_at} WHERE closed_at IS NULL")  # noqa: S608
+        await self._store.commit()
 
     # --- signals ----------------------------------------------------------------------------------
 
@@ -110,15 +94,17 @@ class Capacity:
 
     # --- worker time ------------------------------------------------------------------------------
 
-    def opened(self, worker_id: str, place: str | None) -> int:
-        cursor = self._store.db.execute(
-            "INSERT INTO worker_time (worker_id, place, opened_at) VALUES (?, ?, ?)",
-            (worker_id, place or "unknown", time.time()),
+    async def opened(self, worker_id: str, place: str | None) -> int:
+        row_id = await self._store.fetchval(
+            "INSERT INTO worker_time (worker_id, place, opened_at) VALUES (?, ?, ?) RETURNING id",
+            worker_id,
+            place or "unknown",
+            time.time(),
         )
-        return int(cursor.lastrowid or 0)
+        return int(row_id or 0)
 
     def checkpoint(self, now: float | None = None) -> None:
-        self._store.db.execute("UPDATE worker_time SET seen_at = ? WHERE closed_at IS NULL", (now or time.time(),))
+        self._store.write("UPDATE worker_time SET seen_at = ? WHERE closed_at IS NULL", now or time.time())
 
     async def checkpoint_forever(self) -> None:
         while True:
@@ -126,14 +112,17 @@ class Capacity:
             self.checkpoint()
 
     def closed(self, row_id: int) -> None:
-        self._store.db.execute("UPDATE worker_time SET closed_at = ? WHERE id = ?", (time.time(), row_id))
+        self._store.write("UPDATE worker_time SET closed_at = ? WHERE id = ?", time.time(), row_id)
 
-    def worker_seconds(self, start: float, end: float) -> dict[str, dict[str, float]]:
+    async def worker_seconds(self, start: float, end: float) -> dict[str, dict[str, float]]:
         """Connected seconds within [start, end) by where workers ran: ``{place: {seconds, workers}}``."""
-        rows = self._store.db.execute(
-            "SELECT place, SUM(MIN(COALESCE(closed_at, ?3), ?2) - MAX(opened_at, ?1)),"
-            " COUNT(DISTINCT worker_id) FROM worker_time"
+        sql = self._store.sql
+        held = f"{sql.least('COALESCE(closed_at, ?3)', '?2')} - {sql.greatest('opened_at', '?1')}"
+        rows = await self._store.fetch(
+            f"SELECT place, SUM({held}), COUNT(DISTINCT worker_id) FROM worker_time"  # noqa: S608
             " WHERE opened_at < ?2 AND COALESCE(closed_at, ?3) > ?1 GROUP BY place ORDER BY place",
-            (start, end, time.time()),
+            start,
+            end,
+            time.time(),
         )
-        return {place: {"seconds": round(max(0.0, secs or 0.0), 3), "workers": n} for place, secs, n in rows}
+        return {r[0]: {"seconds": round(max(0.0, float(r[1] or 0.0)), 3), "workers": int(r[2])} for r in rows}

@@ -63,7 +63,7 @@ class Chains:
             why = f"depth limit {self._max_depth} reached (chain {chain}: this execution is at depth {parent.depth})"
             return await self._refuse(parent, persona, why)
         async with self._lock:
-            started = self._store.chain_size(chain)
+            started = await self._store.chain_size(chain)
             if started >= self._budget:
                 return await self._refuse(parent, persona, f"chain budget of {self._budget} executions spent")
             child = ExecRequest(
@@ -75,20 +75,20 @@ class Chains:
                 depth=depth,
                 chain_id=chain,
             )
-            row = self._store.get_execution(chain) or self._store.get_execution(parent.execution_id) or {}
+            row = await self._store.get_execution(chain) or await self._store.get_execution(parent.execution_id) or {}
             submitter = {"id": row.get("submitted_by"), "name": row.get("submitter")}
             try:
                 await self._submitter.submit(child, submitter)  # type: ignore[arg-type]
             except Refused as exc:
                 return await self._refuse(parent, persona, f"not queued: {exc.message}")
             self._store.update_execution(child.execution_id, chain_id=chain)
-        self._store.add_action(parent.execution_id, {"persona": persona, "executionId": child.execution_id})
+        await self._store.add_action(parent.execution_id, {"persona": persona, "executionId": child.execution_id})
         await self._say(parent, "persona_action_started", {"persona": persona, "executionId": child.execution_id})
         log.info("chain %s: %s started %s at depth %d", chain, parent.execution_id, child.execution_id, depth)
 
     async def _refuse(self, parent: ExecRequest, persona: Any, why: str) -> None:
         shown = persona if isinstance(persona, str) else None
-        self._store.add_action(parent.execution_id, {"persona": shown, "refused": why})
+        await self._store.add_action(parent.execution_id, {"persona": shown, "refused": why})
         await self._say(parent, "persona_action_refused", {"persona": shown, "reason": why})
         log.info("chain: a persona_action of %s refused: %s", parent.execution_id, why)
 

@@ -8,7 +8,10 @@ Environment (secrets may also come from ``NAME_FILE``; they are removed from the
     DAC_OWNER_API_KEY          bootstrap owner key (``dac_...``), stored hashed
     DAC_WORKER_TOKEN           bootstrap worker registration token, stored hashed, reusable
     DAC_HOST / DAC_PORT        HTTP listen address (default 127.0.0.1:8080)
-    DAC_DB_PATH                SQLite file (default ./dac-orchestrator.db)
+    DAC_DB_PATH                SQLite file (default ./dac-orchestrator.db), when DAC_STORE_URL is not set
+    DAC_STORE_URL              postgres://USER:PASSWORD@HOST:PORT/DB: the store several orchestrators
+                               share (a secret: its password; prefer DAC_STORE_URL_FILE)
+    DAC_STORE_TIMEOUT_MS       how long a store call waits for PostgreSQL before 503 (default 5000)
     DAC_HEARTBEAT_INTERVAL_MS  told to workers in ack (default 15000)
     DAC_HEARTBEAT_TIMEOUT_MS   a silent worker is offline after this (default 90000)
     DAC_LEASE_MS               a running execution survives a lost worker this long (default 120000)
@@ -53,6 +56,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     db_path: Path = Path("dac-orchestrator.db")
+    store_url: str | None = field(default=None, repr=False)
+    store_timeout_ms: int = 5_000
     consumer_group: str = "dac-orchestrator"
     heartbeat_interval_ms: int = 15_000
     heartbeat_timeout_ms: int = 90_000
@@ -79,6 +84,11 @@ class Settings:
     kafka_username: str | None = None
     kafka_password: str | None = field(default=None, repr=False)
     kafka_ca_file: Path | None = None
+
+    @property
+    def store(self) -> str:
+        """Where the store is: the PostgreSQL URL when one is set, else the SQLite file."""
+        return self.store_url or str(self.db_path)
 
     def kafka_client(self) -> dict[str, Any]:
         """aiokafka keyword arguments for TLS and SASL, shared by the producer and the consumer."""
@@ -143,6 +153,9 @@ def load_settings(reader: EnvReader) -> Settings:
     owner = reader.secret("DAC_OWNER_API_KEY")
     if owner is not None and not owner.startswith("dac_"):
         reader.problems.append("DAC_OWNER_API_KEY must start with dac_")
+    store_url = reader.secret("DAC_STORE_URL")
+    if store_url is not None and not store_url.startswith(("postgres://", "postgresql://")):
+        reader.problems.append("DAC_STORE_URL must be a postgres:// or postgresql:// URL (SQLite: DAC_DB_PATH)")
     settings = Settings(
         master_keys=keys,
         kafka_bootstrap=bootstrap,
@@ -152,6 +165,8 @@ def load_settings(reader: EnvReader) -> Settings:
         host=reader.str("DAC_HOST", "127.0.0.1") or "127.0.0.1",
         port=reader.int("DAC_PORT", 8080, minimum=0, maximum=65535),
         db_path=Path(reader.str("DAC_DB_PATH", "dac-orchestrator.db") or "dac-orchestrator.db"),
+        store_url=store_url,
+        store_timeout_ms=reader.int("DAC_STORE_TIMEOUT_MS", 5_000, minimum=100, maximum=120_000),
         consumer_group=reader.str("DAC_CONSUMER_GROUP", "dac-orchestrator") or "dac-orchestrator",
         heartbeat_interval_ms=reader.int("DAC_HEARTBEAT_INTERVAL_MS", 15_000, minimum=100),
         heartbeat_timeout_ms=reader.int("DAC_HEARTBEAT_TIMEOUT_MS", 90_000, minimum=500),

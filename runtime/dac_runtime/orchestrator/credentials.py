@@ -21,22 +21,6 @@ from typing import Any
 from .store import Store
 from .vault import Vault
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS credentials (
-    name TEXT PRIMARY KEY,
-    contributor_id TEXT,
-    contributor TEXT,
-    service TEXT NOT NULL DEFAULT '',
-    metadata TEXT NOT NULL DEFAULT '{}',
-    expires_at REAL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    last_used_at REAL,
-    revoked_at REAL,
-    revoked_by TEXT,
-    flagged TEXT
-);
-"""
 EXPIRING_S = 30 * 86400
 TOUCH_EVERY_S = 60.0
 #: Who a credential stored before contributors were recorded belongs to: the deployer's key.
@@ -58,11 +42,14 @@ class Unavailable(Exception):
 class Credentials:
     def __init__(self, store: Store, vault: Vault) -> None:
         self._store, self._vault = store, vault
-        store.db.executescript(SCHEMA)
-        self._rows = {r["name"]: dict(r) for r in store.db.execute("SELECT * FROM credentials")}
-        for sealed in vault.list_credentials():  # stored before contributors were recorded
+        self._rows: dict[str, dict[str, Any]] = {}
+
+    async def load(self) -> None:
+        self._rows = {r["name"]: dict(r) for r in await self._store.fetch("SELECT * FROM credentials")}
+        for sealed in await self._vault.list_credentials():  # stored before contributors were recorded
             if sealed["name"] not in self._rows:
                 self._insert(sealed["name"], DEPLOYER, "", {}, None, sealed["updatedAt"])
+        await self._store.commit()
 
     def _insert(
         self, name: str, by: tuple[str, str], service: str, metadata: dict[str, str], expires: float | None, now: float
@@ -82,15 +69,17 @@ class Credentials:
             "flagged": None,
         }
         columns = ", ".join(row)
-        self._store.db.execute(
-            f"INSERT OR REPLACE INTO credentials ({columns}) VALUES ({', '.join('?' * len(row))})",  # noqa: S608
-            tuple(row.values()),
+        updates = ", ".join(f"{c} = excluded.{c}" for c in row if c != "name")
+        self._store.write(
+            f"INSERT INTO credentials ({columns}) VALUES ({', '.join('?' * len(row))})"  # noqa: S608
+            f" ON CONFLICT (name) DO UPDATE SET {updates}",
+            *row.values(),
         )
         self._rows[name] = row
 
     def _update(self, name: str, **fields: Any) -> None:
         sets = ", ".join(f"{k} = ?" for k in fields)
-        self._store.db.execute(f"UPDATE credentials SET {sets} WHERE name = ?", (*fields.values(), name))  # noqa: S608
+        self._store.write(f"UPDATE credentials SET {sets} WHERE name = ?", *fields.values(), name)  # noqa: S608
         self._rows[name].update(fields)
 
     def get(self, name: str) -> dict[str, Any] | None:
@@ -101,7 +90,7 @@ class Credentials:
         row = self._rows.get(name)
         return caller["role"] == "owner" or row is None or row["contributor_id"] == caller["id"]
 
-    def put(
+    async def put(
         self,
         name: str,
         value: str,
@@ -115,14 +104,14 @@ class Credentials:
             raise NotYours(f"{name} was contributed by {self._rows[name]['contributor']}; only they or an owner")
         old = self._rows.get(name)
         now = time.time()
-        self._vault.set_credential(name, value)  # commits: the value is durable before the row says so
+        await self._vault.set_credential(name, value)  # commits: the value is durable before the row says so
         self._insert(name, (caller["id"], caller["name"]), service, metadata or {}, expires_at, now)
         if old is not None:
             self._update(name, created_at=old["created_at"], last_used_at=old["last_used_at"])
-        self._store.commit()
+        await self._store.commit()
         return old is None
 
-    def revoke(self, name: str, caller: dict[str, Any]) -> str:
+    async def revoke(self, name: str, caller: dict[str, Any]) -> str:
         """Remove a credential: ``deleted``, or ``tombstoned`` when an owner revoked someone else's
         (the value is wiped and the row stays, saying who revoked it). Raise KeyError if unknown."""
         row = self._rows.get(name)
@@ -130,30 +119,30 @@ class Credentials:
             raise KeyError(name)
         if not self.may_change(name, caller):
             raise NotYours(f"{name} was contributed by {row['contributor']}; only they or an owner may revoke it")
-        self._vault.delete_credential(name)
+        await self._vault.delete_credential(name)
         if row["contributor_id"] != caller["id"] and row["revoked_at"] is None:
             self._update(name, revoked_at=time.time(), revoked_by=caller["name"], flagged=None)
-            self._store.commit()
+            await self._store.commit()
             return "tombstoned"
-        self._store.db.execute("DELETE FROM credentials WHERE name = ?", (name,))
-        self._store.commit()
+        self._store.write("DELETE FROM credentials WHERE name = ?", name)
+        await self._store.commit()
         del self._rows[name]
         return "deleted"
 
-    def adopt(self, name: str, caller: dict[str, Any]) -> None:
+    async def adopt(self, name: str, caller: dict[str, Any]) -> None:
         """An owner takes over a flagged credential: it is theirs and handed out again."""
         row = self._rows[name]
         if row["revoked_at"] is not None:
             raise Unavailable(name, "was revoked (its value is gone): set it again instead")
         self._update(name, contributor_id=caller["id"], contributor=caller["name"], flagged=None)
-        self._store.commit()
+        await self._store.commit()
 
-    def flag_contributor(self, key_id: str, why: str) -> int:
+    async def flag_contributor(self, key_id: str, why: str) -> int:
         """Flag every credential ``key_id`` contributed (their key was revoked); how many."""
         names = [n for n, r in self._rows.items() if r["contributor_id"] == key_id and r["revoked_at"] is None]
         for name in names:
             self._update(name, flagged=why)
-        self._store.commit()
+        await self._store.commit()
         return len(names)
 
     def check_usable(self, names: list[str]) -> None:

@@ -22,22 +22,6 @@ from ..records import DeadLetter
 from .store import Store
 from .submit import Refused, Submitter
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id TEXT PRIMARY KEY,
-    execution_id TEXT,
-    persona_id TEXT,
-    error TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    record BLOB NOT NULL,
-    state TEXT NOT NULL DEFAULT 'open',
-    resolved_by TEXT,
-    resolved_at REAL,
-    retried_as TEXT
-);
-CREATE INDEX IF NOT EXISTS dead_letters_created ON dead_letters(created_at);
-"""
 STATES = ("open", "retried", "discarded")
 RAW_SHOWN = 2000
 
@@ -45,58 +29,60 @@ RAW_SHOWN = 2000
 class DeadLetters:
     def __init__(self, store: Store) -> None:
         self._store = store
-        store.db.executescript(SCHEMA)
 
     def add(self, record: DeadLetter) -> str:
         """Index one dead letter as it is produced; its id."""
         letter_id = "dl_" + secrets.token_hex(8)
         request = record.request
-        self._store.db.execute(
+        self._store.write(
             "INSERT INTO dead_letters (id, execution_id, persona_id, error, attempts, created_at, record)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                letter_id,
-                request.execution_id if request else None,
-                request.persona_id if request else None,
-                record.error,
-                record.attempts,
-                record.timestamp,
-                msgspec.json.encode(record),
-            ),
+            letter_id,
+            request.execution_id if request else None,
+            request.persona_id if request else None,
+            record.error,
+            record.attempts,
+            record.timestamp,
+            msgspec.json.encode(record),
         )
         return letter_id
 
-    def get(self, letter_id: str) -> dict[str, Any] | None:
-        row = self._store.db.execute("SELECT * FROM dead_letters WHERE id = ?", (letter_id,)).fetchone()
+    async def get(self, letter_id: str) -> dict[str, Any] | None:
+        row = await self._store.fetchrow("SELECT * FROM dead_letters WHERE id = ?", letter_id)
         return dict(row) if row else None
 
     def record(self, row: dict[str, Any]) -> DeadLetter:
         return msgspec.json.decode(row["record"], type=DeadLetter)
 
-    def page(self, state: str | None, limit: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    async def page(self, state: str | None, limit: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
         """Newest first (one state, or all), and how many there are in each state."""
         where, params = ("WHERE state = ?", (state, limit)) if state else ("", (limit,))
-        rows = self._store.db.execute(
+        rows = await self._store.fetch(
             f"SELECT * FROM dead_letters {where} ORDER BY created_at DESC LIMIT ?",  # noqa: S608 - fixed text
-            params,
-        ).fetchall()
+            *params,
+        )
         counts = dict.fromkeys(STATES, 0)
-        counts.update(dict(self._store.db.execute("SELECT state, COUNT(*) FROM dead_letters GROUP BY state")))
+        for state, count in await self._store.fetch("SELECT state, COUNT(*) FROM dead_letters GROUP BY state"):
+            counts[state] = int(count)
         return [view(dict(r)) for r in rows], counts
 
-    def resolve(self, letter_id: str, state: str, by: str, retried_as: str | None = None) -> bool:
+    async def resolve(self, letter_id: str, state: str, by: str, retried_as: str | None = None) -> bool:
         """Mark an open dead letter retried or discarded (once: False when it was not open)."""
-        cursor = self._store.db.execute(
+        resolved = await self._store.execute(
             "UPDATE dead_letters SET state = ?, resolved_by = ?, resolved_at = ?, retried_as = ?"
             " WHERE id = ? AND state = 'open'",
-            (state, by, time.time(), retried_as, letter_id),
+            state,
+            by,
+            time.time(),
+            retried_as,
+            letter_id,
         )
-        self._store.commit()  # confirmed to a caller right after: durable first
-        return cursor.rowcount == 1
+        await self._store.commit()  # confirmed to a caller right after: durable first
+        return resolved == 1
 
-    def open_letter(self, letter_id: str) -> dict[str, Any]:
+    async def open_letter(self, letter_id: str) -> dict[str, Any]:
         """The dead letter's row when it is open; :class:`Refused` (404, 409) otherwise."""
-        row = self.get(letter_id)
+        row = await self.get(letter_id)
         if row is None:
             raise Refused(404, "not_found", f"no dead letter {letter_id}")
         if row["state"] != "open":
@@ -105,22 +91,22 @@ class DeadLetters:
 
     async def retry(self, letter_id: str, submitter: Submitter, by: dict[str, Any]) -> str:
         """Submit the dead letter's request again as a new execution on behalf of ``by``; its id."""
-        original = self.record(self.open_letter(letter_id)).request
+        original = self.record(await self.open_letter(letter_id)).request
         if original is None:
             raise Refused(409, "not_retryable", f"{letter_id} never parsed as a request: it can only be discarded")
         again = msgspec.structs.replace(
             original, execution_id=uuid.uuid4().hex, attempt=1, generation=0, submitted_at=time.time()
         )
         await submitter.submit(again, by, retry_of=original.execution_id)
-        self.resolve(letter_id, "retried", by["name"], again.execution_id)
+        await self.resolve(letter_id, "retried", by["name"], again.execution_id)
         return again.execution_id
 
-    def discard(self, letter_ids: list[str], by: dict[str, Any]) -> None:
+    async def discard(self, letter_ids: list[str], by: dict[str, Any]) -> None:
         """Close these open dead letters, all or none (:class:`Refused` naming the first that is not)."""
         for letter_id in letter_ids:
-            self.open_letter(letter_id)
+            await self.open_letter(letter_id)
         for letter_id in letter_ids:
-            self.resolve(letter_id, "discarded", by["name"])
+            await self.resolve(letter_id, "discarded", by["name"])
 
 
 def view(row: dict[str, Any]) -> dict[str, Any]:

@@ -68,7 +68,7 @@ class Dispatcher(Leases):
         which keeps the lifecycle order intact."""
         request = pending.request
         store, events = self.orch.store, self.orch.events
-        row = store.get_execution(request.execution_id)
+        row = await store.get_execution(request.execution_id)
         if row is not None and (row["status"] != "queued" or row["generation"] != request.generation):
             log.debug("skipping duplicate request for %s (%s)", request.execution_id, row["status"])
             self.orch.intake.done(pending.tp, pending.offset)
@@ -88,7 +88,7 @@ class Dispatcher(Leases):
         given = personas.credentials_for(request.persona_id, request.credentials)
         try:
             self.orch.credentials.check_usable(given)
-            env = self.orch.vault.environment_for(given)
+            env = await self.orch.vault.environment_for(given)
         except (MissingCredential, Unavailable, TokenExpired, CryptoError) as exc:
             self.orch.registry.mark_idle(worker)
             if row is None:
@@ -130,7 +130,7 @@ class Dispatcher(Leases):
             ),
             not_after=time.time() + s.accept_timeout_ms / 1000,
         )
-        store.commit()  # durable before the worker can act on it
+        await store.commit()  # durable before the worker can act on it
         sent = await worker.send(assign)
         env.clear()
         metrics = self.orch.metrics
@@ -149,8 +149,8 @@ class Dispatcher(Leases):
 
     def _insert(self, request: ExecRequest) -> None:
         """A request that came straight from Kafka (not through the API) gets its row."""
-        self.orch.store.insert_execution(
-            request.execution_id, request.persona_id, msgspec.json.encode(request), request.attempt, 0
+        self.orch.store.insert_execution_later(
+            request.execution_id, request.persona_id, msgspec.json.encode(request), request.attempt
         )
 
     async def _accept_timeout(self, active: Active) -> None:
@@ -228,7 +228,7 @@ class Dispatcher(Leases):
         if worker is not None and worker.execution_id == request.execution_id:
             worker.execution_id = None
         await self._record_completion(active, frame)
-        self.orch.store.commit()
+        await self.orch.store.commit()
         if worker is not None:  # recorded: the worker may forget this result
             await worker.send(Received(execution_id=request.execution_id, seq=active.last_seq, final=True))
 
@@ -252,7 +252,7 @@ class Dispatcher(Leases):
         )
 
     async def _retry(self, request: ExecRequest, frame: Complete) -> None:
-        row = self.orch.store.get_execution(request.execution_id) or {}
+        row = await self.orch.store.get_execution(request.execution_id) or {}
         retry = msgspec.structs.replace(
             request, attempt=request.attempt + 1, generation=int(row.get("generation", 0)) + 1
         )
@@ -286,7 +286,7 @@ class Dispatcher(Leases):
     async def cancel(self, execution_id: str) -> None:
         active = self.active.get(execution_id)
         if active is None:
-            row = self.orch.store.get_execution(execution_id)
+            row = await self.orch.store.get_execution(execution_id)
             if row is not None:
                 request = msgspec.json.decode(row["request"], type=ExecRequest)
                 await self.orch.events.finish(request, "cancelled", reason="cancelled before dispatch")

@@ -115,7 +115,7 @@ class Events:
         )
         self.orch.metrics.finished.labels(status).inc()
         self.orch.alarms.finished(status)
-        last_seq = self.orch.store.last_seq(request.execution_id)  # flushed above: every row is there
+        last_seq = await self.orch.store.last_seq(request.execution_id)  # flushed above: every row is there
         await self.lifecycle(
             request, status, exit_code=exit_code, duration_ms=duration_ms, usage=usage, reason=reason, last_seq=last_seq
         )

@@ -19,20 +19,6 @@ if TYPE_CHECKING:  # the client parses connect strings without loading the orche
     from .store import Store
     from .vault import Vault
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS invites (
-    id TEXT PRIMARY KEY,
-    code_hash TEXT NOT NULL UNIQUE,
-    role TEXT NOT NULL,
-    name TEXT,
-    created_by TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    expires_at REAL,
-    used_at REAL,
-    used_by TEXT,
-    revoked_at REAL
-);
-"""
 PREFIX = "daci1"
 CODE_PREFIX = "dacinv_"
 
@@ -63,60 +49,69 @@ def parse_connect_string(text: str) -> tuple[str, str]:
 class Invites:
     def __init__(self, store: Store, vault: Vault) -> None:
         self._store, self._vault = store, vault
-        store.db.executescript(SCHEMA)
 
-    def create(self, role: str, created_by: str, name: str | None, ttl_s: float | None) -> tuple[dict, str]:
+    async def create(self, role: str, created_by: str, name: str | None, ttl_s: float | None) -> tuple[dict, str]:
         """A new invite and its code (returned once; only its hash is kept)."""
         code = CODE_PREFIX + secrets.token_urlsafe(24)
         invite_id = "inv_" + secrets.token_hex(6)
         now = time.time()
         expires = now + ttl_s if ttl_s else None
-        self._store.db.execute(
+        await self._store.execute(
             "INSERT INTO invites (id, code_hash, role, name, created_by, created_at, expires_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (invite_id, self._vault.hash(code), role, name, created_by, now, expires),
+            invite_id,
+            self._vault.hash(code),
+            role,
+            name,
+            created_by,
+            now,
+            expires,
         )
-        self._store.commit()  # confirmed to a caller right after: durable first
-        return self.get(invite_id) or {}, code
+        await self._store.commit()  # confirmed to a caller right after: durable first
+        return await self.get(invite_id) or {}, code
 
-    def get(self, invite_id: str) -> dict[str, Any] | None:
-        row = self._store.db.execute("SELECT * FROM invites WHERE id = ?", (invite_id,)).fetchone()
+    async def get(self, invite_id: str) -> dict[str, Any] | None:
+        row = await self._store.fetchrow("SELECT * FROM invites WHERE id = ?", invite_id)
         return _view(dict(row)) if row else None
 
-    def all(self) -> list[dict[str, Any]]:
-        rows = self._store.db.execute("SELECT * FROM invites ORDER BY created_at DESC LIMIT 500")
+    async def all(self) -> list[dict[str, Any]]:
+        rows = await self._store.fetch("SELECT * FROM invites ORDER BY created_at DESC LIMIT 500")
         return [_view(dict(r)) for r in rows]
 
-    def revoke(self, invite_id: str) -> bool:
-        cursor = self._store.db.execute(
+    async def revoke(self, invite_id: str) -> bool:
+        revoked = await self._store.execute(
             "UPDATE invites SET revoked_at = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL",
-            (time.time(), invite_id),
+            time.time(),
+            invite_id,
         )
-        self._store.commit()
-        return cursor.rowcount == 1
+        await self._store.commit()
+        return revoked == 1
 
-    def redeem(self, code: str, name: str | None) -> dict[str, Any]:
+    async def redeem(self, code: str, name: str | None) -> dict[str, Any]:
         """Spend the code and make the member's API key: ``{id, name, role, apiKey}``."""
         if not code.startswith(CODE_PREFIX):
             raise InviteError("not an invite code")
         now = time.time()
         code_hash = self._vault.hash(code)
-        row = self._store.db.execute("SELECT * FROM invites WHERE code_hash = ?", (code_hash,)).fetchone()
+        row = await self._store.fetchrow("SELECT * FROM invites WHERE code_hash = ?", code_hash)
         if row is None:
             raise InviteError("no such invite (check the connect string, or ask for a new one)")
         member = name or row["name"]
         if not member:
             raise InviteError("this invite names nobody: give your name")
-        cursor = self._store.db.execute(
+        spent = await self._store.execute(
             "UPDATE invites SET used_at = ?, used_by = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL"
             " AND (expires_at IS NULL OR expires_at > ?)",
-            (now, "(joining)", row["id"], now),
+            now,
+            "(joining)",
+            row["id"],
+            now,
         )
-        if cursor.rowcount != 1:
+        if spent != 1:
             raise InviteError(f"this invite {_why_not(dict(row), now)}: ask an owner for a new one")
-        key_id, key = self._vault.create_api_key(member, row["role"])  # commits the spent invite with it
-        self._store.db.execute("UPDATE invites SET used_by = ? WHERE id = ?", (key_id, row["id"]))
-        self._store.commit()
+        key_id, key = await self._vault.create_api_key(member, row["role"])  # commits the spent invite with it
+        self._store.write("UPDATE invites SET used_by = ? WHERE id = ?", key_id, row["id"])
+        await self._store.commit()
         return {"id": key_id, "name": member, "role": row["role"], "apiKey": key}
 
 

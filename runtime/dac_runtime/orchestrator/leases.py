@@ -128,12 +128,12 @@ class Leases:
         loop = asyncio.get_running_loop()
         active.timer = loop.call_later(self.settings.lease_ms / 1000, self._spawn, self._lease_expired, active)
 
-    def _from_row(self, row: dict[str, Any]) -> Active:
+    async def _from_row(self, row: dict[str, Any]) -> Active:
         """Rebuild a running execution from its stored row (after an orchestrator restart). Output
         de-duplication resumes from the highest seq the store holds."""
         request = msgspec.json.decode(row["request"], type=ExecRequest)
         active = Active(Pending(request, None, None, time.time()), None, status="running")
-        active.last_seq = self.orch.store.last_seq(request.execution_id)
+        active.last_seq = await self.orch.store.last_seq(request.execution_id)
         active.recorded.set()
         self.active[request.execution_id] = active
         return active
@@ -157,10 +157,10 @@ class Leases:
         active = self.active.get(execution_id)
         if active is None:
             self.orch.events.flush()  # the stored output is where de-duplication resumes
-            row = self.orch.store.get_execution(execution_id)
+            row = await self.orch.store.get_execution(execution_id)
             ours = row is not None and row["worker_id"] == worker.worker_id
             if ours and row["status"] in {"dispatched", "running"}:
-                active = self._from_row(row)
+                active = await self._from_row(row)
             else:
                 worker.released.add(execution_id)
                 if ours and row["status"] in TERMINAL_STATUSES:
@@ -197,11 +197,11 @@ class Leases:
             self.orch.events.flush()
             await worker.send(Received(execution_id=execution_id, seq=active.last_seq))
 
-    def adopt_orphans(self) -> None:
+    async def adopt_orphans(self) -> None:
         """After a restart, executions the store says were running get a lease to be re-attached."""
         for status in ("dispatched", "running"):
-            for row in self.orch.store.executions_by_status(status):
-                active = self._from_row(row)
+            for row in await self.orch.store.executions_by_status(status):
+                active = await self._from_row(row)
                 active.status = status
                 if status == "dispatched" and row["worker_id"]:
                     self.unconfirmed.setdefault(row["worker_id"], set()).add(row["id"])

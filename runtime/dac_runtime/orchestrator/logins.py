@@ -124,7 +124,7 @@ class Logins:
             self._finishing.pop(session, None)
         if not isinstance(answer, LoginToken):
             raise LoginError(502, "login_failed", getattr(answer, "reason", "the worker sent no token"))
-        return self._vault.set_claude_token(answer.token, minted_at=time.time())
+        return await self._vault.set_claude_token(answer.token, minted_at=time.time())
 
     def on_frame(self, worker: WorkerConn, frame: LoginUrl | LoginToken | LoginFailed) -> None:
         """A worker's answer: taken only from the worker the login was started on."""

@@ -20,14 +20,6 @@ from ..protocol import Id, PositiveInt
 from ..records import CredentialName
 from .store import Store
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS personas (
-    id TEXT PRIMARY KEY,
-    body BLOB NOT NULL
-);
-"""
-
-
 #: The limits of a persona's fields, shared by its API body and the deploy tool's persona files.
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Description = Annotated[str, msgspec.Meta(max_length=4000)]
@@ -49,8 +41,10 @@ class Persona(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_field
 class Personas:
     def __init__(self, store: Store) -> None:
         self._store = store
-        store.db.executescript(SCHEMA)
-        rows = store.db.execute("SELECT body FROM personas").fetchall()
+        self._by_id: dict[str, Persona] = {}
+
+    async def load(self) -> None:
+        rows = await self._store.fetch("SELECT body FROM personas")
         self._by_id = {p.persona_id: p for p in (msgspec.json.decode(r[0], type=Persona) for r in rows)}
 
     def get(self, persona_id: str) -> Persona | None:
@@ -59,34 +53,35 @@ class Personas:
     def all(self) -> list[Persona]:
         return sorted(self._by_id.values(), key=lambda p: p.persona_id)
 
-    def put(self, persona: Persona) -> Persona:
+    async def put(self, persona: Persona) -> Persona:
         """Create or replace; the creation time of an existing persona is kept."""
         now = time.time()
         old = self._by_id.get(persona.persona_id)
         persona = msgspec.structs.replace(persona, created_at=old.created_at if old else now, updated_at=now)
         persona.credentials[:] = list(dict.fromkeys(persona.credentials))  # assigned once each
-        self._store.db.execute(
+        await self._store.execute(
             "INSERT INTO personas (id, body) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body",
-            (persona.persona_id, msgspec.json.encode(persona)),
+            persona.persona_id,
+            msgspec.json.encode(persona),
         )
-        self._store.commit()  # confirmed to a caller right after: durable first
+        await self._store.commit()  # confirmed to a caller right after: durable first
         self._by_id[persona.persona_id] = persona
         return persona
 
-    def delete(self, persona_id: str) -> bool:
+    async def delete(self, persona_id: str) -> bool:
         if self._by_id.pop(persona_id, None) is None:
             return False
-        self._store.db.execute("DELETE FROM personas WHERE id = ?", (persona_id,))
-        self._store.commit()
+        await self._store.execute("DELETE FROM personas WHERE id = ?", persona_id)
+        await self._store.commit()
         return True
 
-    def assign(self, persona_id: str, credential: str, assigned: bool) -> Persona | None:
+    async def assign(self, persona_id: str, credential: str, assigned: bool) -> Persona | None:
         """Add or remove one credential of a persona; None when there is no such persona."""
         persona = self._by_id.get(persona_id)
         if persona is None:
             return None
         names = [n for n in persona.credentials if n != credential] + ([credential] if assigned else [])
-        return self.put(msgspec.structs.replace(persona, credentials=names))
+        return await self.put(msgspec.structs.replace(persona, credentials=names))
 
     def credentials_for(self, persona_id: str, requested: list[str]) -> list[str]:
         """What an execution is given: what its request names, then its persona's, once each."""

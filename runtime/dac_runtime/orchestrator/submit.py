@@ -49,7 +49,7 @@ class Submitter:
         down = self._kafka.why_down()
         if down is not None:
             raise Refused(503, "kafka_unavailable", f"could not queue the request: {down}", retry_after)
-        self._store.insert_execution(
+        await self._store.insert_execution(
             request.execution_id,
             request.persona_id,
             msgspec.json.encode(request),

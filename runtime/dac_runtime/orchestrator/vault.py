@@ -45,63 +45,63 @@ class Vault:
 
     # --- sealed values --------------------------------------------------------------------------
 
-    def _seal(self, name: str, value: str) -> None:
-        self._store.put_sealed(name, self._ring.encrypt(value.encode(), name.encode()))
+    async def _seal(self, name: str, value: str) -> None:
+        await self._store.put_sealed(name, self._ring.encrypt(value.encode(), name.encode()))
 
-    def _open(self, name: str) -> str | None:
-        blob = self._store.get_sealed(name)
+    async def _open(self, name: str) -> str | None:
+        blob = await self._store.get_sealed(name)
         if blob is None:
             return None
         value = self._ring.decrypt(blob, name.encode()).decode()
         if self._ring.needs_rewrap(blob):
-            self._seal(name, value)
+            await self._seal(name, value)
         return value
 
-    def reseal(self) -> int:
+    async def reseal(self) -> int:
         """Re-seal every value sealed under an older master key with the current one; how many."""
         count = 0
-        for row in self._store.list_sealed(""):
-            blob = self._store.get_sealed(row["name"])
+        for row in await self._store.list_sealed(""):
+            blob = await self._store.get_sealed(row["name"])
             if blob is not None and self._ring.needs_rewrap(blob):
-                self._seal(row["name"], self._ring.decrypt(blob, row["name"].encode()).decode())
+                await self._seal(row["name"], self._ring.decrypt(blob, row["name"].encode()).decode())
                 count += 1
         return count
 
-    def set_credential(self, name: str, value: str) -> None:
-        self._seal(CREDENTIAL_PREFIX + name, value)
+    async def set_credential(self, name: str, value: str) -> None:
+        await self._seal(CREDENTIAL_PREFIX + name, value)
 
-    def delete_credential(self, name: str) -> bool:
-        return self._store.delete_sealed(CREDENTIAL_PREFIX + name)
+    async def delete_credential(self, name: str) -> bool:
+        return await self._store.delete_sealed(CREDENTIAL_PREFIX + name)
 
-    def list_credentials(self) -> list[dict[str, Any]]:
-        return self._store.list_sealed(CREDENTIAL_PREFIX)
+    async def list_credentials(self) -> list[dict[str, Any]]:
+        return await self._store.list_sealed(CREDENTIAL_PREFIX)
 
-    def set_claude_token(
+    async def set_claude_token(
         self, token: str, expires_at: float | None = None, minted_at: float | None = None
     ) -> TokenInfo:
         info = TokenInfo.describe(token, expires_at, minted_at)
-        self._seal(CLAUDE_TOKEN, token)
-        self._seal(CLAUDE_TOKEN_INFO, msgspec.json.encode(info).decode())
+        await self._seal(CLAUDE_TOKEN, token)
+        await self._seal(CLAUDE_TOKEN_INFO, msgspec.json.encode(info).decode())
         self._token_info = info
         return info
 
+    async def load(self) -> None:
+        """Read the stored token's mint and expiry times into memory (at start: every dispatch asks)."""
+        has_token = await self.has_claude_token()
+        raw = await self._open(CLAUDE_TOKEN_INFO) if has_token else None
+        self._token_info = msgspec.json.decode(raw, type=TokenInfo) if raw else (TokenInfo() if has_token else None)
+
     def claude_token_info(self) -> TokenInfo | None:
-        """Mint and expiry times of the stored token (None without one); kept in memory, since every
-        dispatch asks."""
-        if self._token_info is _UNREAD:
-            raw = self._open(CLAUDE_TOKEN_INFO) if self.has_claude_token() else None
-            self._token_info = (
-                msgspec.json.decode(raw, type=TokenInfo) if raw else (TokenInfo() if self.has_claude_token() else None)
-            )
-        return self._token_info
+        """Mint and expiry times of the stored token (None without one), as :meth:`load` read them."""
+        return None if self._token_info is _UNREAD else self._token_info
 
-    def delete_claude_token(self) -> bool:
+    async def delete_claude_token(self) -> bool:
         self._token_info = None
-        self._store.delete_sealed(CLAUDE_TOKEN_INFO)
-        return self._store.delete_sealed(CLAUDE_TOKEN)
+        await self._store.delete_sealed(CLAUDE_TOKEN_INFO)
+        return await self._store.delete_sealed(CLAUDE_TOKEN)
 
-    def has_claude_token(self) -> bool:
-        return self._store.get_sealed(CLAUDE_TOKEN) is not None
+    async def has_claude_token(self) -> bool:
+        return await self._store.get_sealed(CLAUDE_TOKEN) is not None
 
     def require_live_claude_token(self) -> None:
         """Raise :class:`TokenExpired` when the stored Claude token no longer works (none stored is fine)."""
@@ -109,15 +109,15 @@ class Vault:
         if info is not None and info.expired():
             raise TokenExpired(info.warning() or "the Claude token expired")
 
-    def environment_for(self, credential_names: list[str]) -> dict[str, str]:
+    async def environment_for(self, credential_names: list[str]) -> dict[str, str]:
         """Decrypt what one execution needs into a fresh dict (the caller hands it off and drops it)."""
         env: dict[str, str] = {}
         self.require_live_claude_token()
-        token = self._open(CLAUDE_TOKEN)
+        token = await self._open(CLAUDE_TOKEN)
         if token:
             env[CLAUDE_ENV] = token
         for name in credential_names:
-            value = self._open(CREDENTIAL_PREFIX + name)
+            value = await self._open(CREDENTIAL_PREFIX + name)
             if value is None:
                 raise MissingCredential(name)
             env[name] = value
@@ -128,64 +128,66 @@ class Vault:
     def hash(self, token: str) -> str:
         return hash_token(self._hash_keys[0], token)
 
-    def _rehashed(self, table: str, token: str, lookup: Any) -> Any:
+    async def _rehashed(self, table: str, token: str, lookup: Any) -> Any:
         """The row of a token hashed under a previous master key, re-hashed under the current one."""
         for old_key in self._hash_keys[1:]:
             old = hash_token(old_key, token)
-            row = lookup(old)
+            row = await lookup(old)
             if row is not None:
-                self._store.rehash(table, old, self.hash(token))
+                await self._store.rehash(table, old, self.hash(token))
                 return {**row, "hash": self.hash(token)} if "hash" in row else row
         return None
 
-    def create_api_key(self, name: str, role: str) -> tuple[str, str]:
+    async def create_api_key(self, name: str, role: str) -> tuple[str, str]:
         key = new_token("dac_")
         key_id = "key_" + secrets.token_hex(6)
-        self._store.add_api_key(key_id, name, role, self.hash(key))
+        await self._store.add_api_key(key_id, name, role, self.hash(key))
         return key_id, key
 
-    def adopt_api_key(self, key: str, name: str, role: str) -> None:
+    async def adopt_api_key(self, key: str, name: str, role: str) -> None:
         """Register a key generated elsewhere (the deploy tool's owner key) by its hash."""
-        self._store.add_api_key("key_owner", name, role, self.hash(key))
+        await self._store.add_api_key("key_owner", name, role, self.hash(key))
 
-    def authenticate(self, key: str) -> dict[str, Any] | None:
+    async def authenticate(self, key: str) -> dict[str, Any] | None:
         if not key.startswith("dac_"):
             return None
         digest = self.hash(key)
         row = self._keys.get(digest)
         if row is None:
-            row = self._store.api_key_by_hash(digest) or self._rehashed("api_keys", key, self._store.api_key_by_hash)
+            row = await self._store.api_key_by_hash(digest) or await self._rehashed(
+                "api_keys", key, self._store.api_key_by_hash
+            )
             if row is not None and len(self._keys) < 10_000:
                 self._keys[digest] = row
         return row
 
-    def revoke_api_key(self, key_id: str) -> bool:
+    async def revoke_api_key(self, key_id: str) -> bool:
         """Delete a member's key; it stops working with the next request."""
         self._keys.clear()
-        return self._store.delete_api_key(key_id)
+        return await self._store.delete_api_key(key_id)
 
     # --- worker tokens --------------------------------------------------------------------------
 
-    def add_registration_token(self, token: str, uses: int | None = 1, ttl_s: float | None = None) -> None:
+    async def add_registration_token(self, token: str, uses: int | None = 1, ttl_s: float | None = None) -> None:
         expires = time.time() + ttl_s if ttl_s else None
-        self._store.add_worker_token(self.hash(token), "registration", None, uses, expires)
+        await self._store.add_worker_token(self.hash(token), "registration", None, uses, expires)
 
-    def issue_worker_credential(self, worker_id: str, registration_hash: str) -> str:
+    async def issue_worker_credential(self, worker_id: str, registration_hash: str) -> str:
         """A worker's own credential, replacing any earlier one for that id (one per worker, so a
         reusable registration token cannot make the table grow without limit)."""
         credential = new_token("dacw_")
-        self._store.replace_worker_credential(worker_id, self.hash(credential), registration_hash)
+        await self._store.replace_worker_credential(worker_id, self.hash(credential), registration_hash)
         return credential
 
-    def check_worker_token(self, token: str) -> dict[str, Any] | None:
+    async def check_worker_token(self, token: str) -> dict[str, Any] | None:
         """The token's row if it may connect now (known, unexpired, uses left), else None."""
         lookup = self._store.worker_token
-        row = lookup(self.hash(token)) or self._rehashed("worker_tokens", token, lookup)
+        row = await lookup(self.hash(token)) or await self._rehashed("worker_tokens", token, lookup)
         if row is None or (row["expires_at"] is not None and row["expires_at"] < time.time()):
             return None
         if row["kind"] == "registration" and row["uses_left"] is not None and row["uses_left"] <= 0:
             return None
         return row
 
-    def spend_registration(self, token: str) -> bool:
-        return self._store.use_registration_token(self.hash(token))
+    async def spend_registration(self, token: str) -> bool:
+        return await self._store.use_registration_token(self.hash(token))

@@ -78,7 +78,7 @@ class WorkerRegistry:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         vault = self.orch.vault
         token = bearer_token(request)
-        token_row = vault.check_worker_token(token) if token else None
+        token_row = await vault.check_worker_token(token) if token else None
         if token_row is None:
             self.orch.metrics.auth_failures.labels("worker").inc()
             log.warning("refused a worker connection from %s: bad or missing token", request.remote)
@@ -94,15 +94,15 @@ class WorkerRegistry:
             await self._refuse(ws, "token_mismatch", "this credential belongs to another worker id")
             return ws
         if token_row["kind"] == "registration":
-            refusal = self._registration_refusal(hello.worker_id, token_row["hash"])
+            refusal = await self._registration_refusal(hello.worker_id, token_row["hash"])
             if refusal is not None:
                 await self._refuse(ws, *refusal)
                 return ws
-            if not vault.spend_registration(token):
+            if not await vault.spend_registration(token):
                 await self._refuse(ws, "token_spent", "registration token has no uses left")
                 return ws
-            credential = vault.issue_worker_credential(hello.worker_id, token_row["hash"])
-        conn = self._register(hello, ws)
+            credential = await vault.issue_worker_credential(hello.worker_id, token_row["hash"])
+        conn = await self._register(hello, ws)
         ack = Ack(
             worker_id=conn.worker_id,
             session_token=secrets.token_urlsafe(16),
@@ -132,7 +132,7 @@ class WorkerRegistry:
                 log.info("worker %s %s", conn.worker_id, "left" if left else "disconnected")
         return ws
 
-    def _registration_refusal(self, worker_id: str, registration_hash: str) -> tuple[str, str] | None:
+    async def _registration_refusal(self, worker_id: str, registration_hash: str) -> tuple[str, str] | None:
         """Why a registration token may not register ``worker_id`` now, or ``None``.
 
         A registration token proves only that the machine was meant to join, not which worker it is:
@@ -146,10 +146,10 @@ class WorkerRegistry:
             return "worker_id_in_use", f"worker {worker_id} is connected; only its own credential may replace it"
         cap = self.orch.settings.registration_max_workers
         store = self.orch.store
-        if store.has_worker_credential(worker_id):
+        if await store.has_worker_credential(worker_id):
             return None
         if registration_hash not in self._registered:  # counted once from the store, then kept here
-            self._registered[registration_hash] = store.ids_registered_by(registration_hash)
+            self._registered[registration_hash] = await store.ids_registered_by(registration_hash)
         if self._registered[registration_hash] >= cap:
             return "registration_cap", f"this registration token has registered its limit of {cap} workers"
         self._registered[registration_hash] += 1  # the caller registers it next (a refusal after this
@@ -179,7 +179,7 @@ class WorkerRegistry:
         await ws.send_str(encode(Error(code=code, message=message)))
         await ws.close(code=4001, message=code.encode())
 
-    def _register(self, hello: Hello, ws: web.WebSocketResponse) -> WorkerConn:
+    async def _register(self, hello: Hello, ws: web.WebSocketResponse) -> WorkerConn:
         old = self.workers.get(hello.worker_id)
         if old is not None and old.state != "offline":
             log.info("worker %s reconnected: superseding its stale socket", hello.worker_id)
@@ -188,8 +188,8 @@ class WorkerRegistry:
         conn = WorkerConn(hello.worker_id, hello.version, ws)
         conn.capabilities = frozenset(hello.capabilities)
         conn.place = hello.place
-        conn.time_row = self.orch.capacity.opened(conn.worker_id, conn.place)
-        self.pool.add(conn)
+        self.pool.add(conn)  # before the first await: a second hello of this id finds it
+        conn.time_row = await self.orch.capacity.opened(conn.worker_id, conn.place)
         return conn
 
     async def _serve(self, conn: WorkerConn) -> None:

@@ -47,5 +47,5 @@ async def get_worker_time(request: web.Request) -> web.Response:
     end = query_when(request.query.get("to"), now, "to")
     if end <= start:
         raise ApiError(400, "bad_request", "to must be after from")
-    by_place = request.app[ORCH_KEY].capacity.worker_seconds(start, end)
+    by_place = await request.app[ORCH_KEY].capacity.worker_seconds(start, end)
     return web.json_response({"from": start, "to": end, "byPlace": by_place})

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 from aiohttp import web
 
+from ..store import StoreUnavailable
 from .access import allowed, role_of
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         # The console signs its pages in with a session of its own (console/sessions.py).
         if request.path not in PUBLIC and not request.path.startswith(("/bundle/", "/console")):
             token = bearer_token(request)
-            key = orch.vault.authenticate(token) if token else None
+            key = await orch.vault.authenticate(token) if token else None
             if key is None:
                 orch.metrics.auth_failures.labels("api").inc()
                 raise ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer dac_...)")
@@ -114,6 +115,9 @@ async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     except ApiError as exc:
         orch.metrics.http_errors.labels(str(exc.status)).inc()
         return error(exc.status, exc.code, exc.message, exc.headers)
+    except StoreUnavailable as exc:  # nothing was accepted: the caller retries shortly
+        orch.metrics.http_errors.labels("503").inc()
+        return error(503, "store_unavailable", str(exc), {"Retry-After": "1"})
     except web.HTTPException as exc:
         if exc.status >= 400:
             orch.metrics.http_errors.labels(str(exc.status)).inc()

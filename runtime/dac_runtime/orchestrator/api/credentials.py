@@ -47,7 +47,7 @@ async def put_credential(request: web.Request) -> web.Response:
     name = credential_name(request)
     body = await decode_body(request, CredentialBody)
     try:
-        created = request.app[ORCH_KEY].credentials.put(
+        created = await request.app[ORCH_KEY].credentials.put(
             name, body.value, request["api_key"], body.service, body.metadata, body.expires_at
         )
     except NotYours as exc:
@@ -60,7 +60,7 @@ async def put_credential(request: web.Request) -> web.Response:
 async def delete_credential(request: web.Request) -> web.Response:
     name = credential_name(request)
     try:
-        outcome = request.app[ORCH_KEY].credentials.revoke(name, request["api_key"])
+        outcome = await request.app[ORCH_KEY].credentials.revoke(name, request["api_key"])
     except KeyError:
         raise ApiError(404, "not_found", f"no credential {name}") from None
     except NotYours as exc:
@@ -76,7 +76,7 @@ async def adopt_credential(request: web.Request) -> web.Response:
     if credentials.get(name) is None:
         raise ApiError(404, "not_found", f"no credential {name}")
     try:
-        credentials.adopt(name, request["api_key"])
+        await credentials.adopt(name, request["api_key"])
     except Unavailable as exc:
         raise ApiError(409, "revoked", str(exc)) from None
     return web.Response(status=204)

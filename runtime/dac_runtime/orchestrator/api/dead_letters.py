@@ -23,7 +23,7 @@ class LettersBody(Body):
 async def list_dead_letters(request: web.Request) -> web.Response:
     state = query_choice(request, "state", STATES)
     limit = query_limit(request, 100)
-    letters, counts = request.app[ORCH_KEY].dead_letters.page(state, limit)
+    letters, counts = await request.app[ORCH_KEY].dead_letters.page(state, limit)
     return web.json_response({"deadLetters": letters, "counts": counts})
 
 
@@ -44,7 +44,7 @@ async def retry(request: web.Request) -> web.Response:
 async def discard(request: web.Request) -> web.Response:
     body = await decode_body(request, LettersBody)
     try:
-        request.app[ORCH_KEY].dead_letters.discard(body.ids, request["api_key"])
+        await request.app[ORCH_KEY].dead_letters.discard(body.ids, request["api_key"])
     except Refused as exc:
         raise ApiError(exc.status, exc.code, exc.message) from None
     return web.json_response({"deadLetters": [{"id": i, "state": "discarded"} for i in body.ids]})

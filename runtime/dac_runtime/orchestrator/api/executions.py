@@ -56,8 +56,8 @@ def _execution_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _row_or_404(orch: Orchestrator, execution_id: str) -> dict[str, Any]:
-    row = orch.store.get_execution(execution_id)
+async def _row_or_404(orch: Orchestrator, execution_id: str) -> dict[str, Any]:
+    row = await orch.store.get_execution(execution_id)
     if row is None:
         raise ApiError(404, "not_found", f"no execution {execution_id!r}")
     return row
@@ -67,7 +67,7 @@ async def execute(request: web.Request) -> web.Response:
     orch = request.app[ORCH_KEY]
     body = await decode_body(request, ExecuteBody)
     execution_id = body.execution_id or uuid.uuid4().hex
-    existing = orch.store.get_execution(execution_id)
+    existing = await orch.store.get_execution(execution_id)
     if existing is not None:
         return web.json_response(_execution_view(existing), status=200)
     exec_request = ExecRequest(
@@ -93,20 +93,20 @@ async def list_executions(request: web.Request) -> web.Response:
     orch = request.app[ORCH_KEY]
     status = query_choice(request, "status", typing.get_args(Status))
     limit = query_limit(request, 50)
-    rows = orch.store.recent_executions(status, limit)
-    body = {"executions": [_execution_view(r) for r in rows], "counts": orch.store.count_by_status()}
+    rows = await orch.store.recent_executions(status, limit)
+    body = {"executions": [_execution_view(r) for r in rows], "counts": await orch.store.count_by_status()}
     return web.json_response(body)
 
 
 async def get_execution(request: web.Request) -> web.Response:
     orch = request.app[ORCH_KEY]
-    return web.json_response(_execution_view(_row_or_404(orch, request.match_info["id"])))
+    return web.json_response(_execution_view(await _row_or_404(orch, request.match_info["id"])))
 
 
 async def cancel_execution(request: web.Request) -> web.Response:
     orch = request.app[ORCH_KEY]
     execution_id = request.match_info["id"]
-    row = _row_or_404(orch, execution_id)
+    row = await _row_or_404(orch, execution_id)
     if row["status"] in TERMINAL_STATUSES:
         raise ApiError(409, "already_finished", f"execution {execution_id} already ended: {row['status']}")
     await orch.dispatcher.cancel(execution_id)
@@ -117,17 +117,17 @@ async def stream_execution(request: web.Request) -> web.StreamResponse:
     """SSE: replay what was said so far, then follow live until the execution ends."""
     orch = request.app[ORCH_KEY]
     execution_id = request.match_info["id"]
-    row = _row_or_404(orch, execution_id)
+    row = await _row_or_404(orch, execution_id)
     queue = orch.events.subscribe(execution_id)
     try:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         orch.events.flush()
         last = 0
-        for seq, kind, body in orch.store.read_output(execution_id):
+        for seq, kind, body in await orch.store.read_output(execution_id):
             await response.write(f"event: {kind}\ndata: {body}\n\n".encode())  # stored as the SSE payload
             last = seq
-        row = orch.store.get_execution(execution_id) or row
+        row = await orch.store.get_execution(execution_id) or row
         status_item = {"kind": "lifecycle", "executionId": execution_id, "status": row["status"], "replay": True}
         if row["status"] in TERMINAL_STATUSES:
             status_item.update(exitCode=row["exit_code"], reason=row["reason"])

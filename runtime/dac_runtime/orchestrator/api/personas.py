@@ -62,13 +62,13 @@ async def put_persona(request: web.Request) -> web.Response:
     existed = personas.get(persona_id) is not None
     fields = msgspec.structs.asdict(body)
     fields["name"] = body.name or persona_id
-    persona = personas.put(Persona(persona_id=persona_id, **fields))
+    persona = await personas.put(Persona(persona_id=persona_id, **fields))
     return web.json_response(_view(request, persona), status=200 if existed else 201)
 
 
 async def delete_persona(request: web.Request) -> web.Response:
     persona = _persona_or_404(request)
-    request.app[ORCH_KEY].personas.delete(persona.persona_id)
+    await request.app[ORCH_KEY].personas.delete(persona.persona_id)
     return web.Response(status=204)
 
 
@@ -76,7 +76,7 @@ async def assign_credential(request: web.Request) -> web.Response:
     persona, name = _persona_or_404(request), credential_name(request)
     orch = request.app[ORCH_KEY]
     require_own(request, name)
-    return web.json_response(_view(request, orch.personas.assign(persona.persona_id, name, True)))
+    return web.json_response(_view(request, await orch.personas.assign(persona.persona_id, name, True)))
 
 
 async def unassign_credential(request: web.Request) -> web.Response:
@@ -86,4 +86,4 @@ async def unassign_credential(request: web.Request) -> web.Response:
     if request.app[ORCH_KEY].credentials.get(name) is not None:
         require_own(request, name)
     orch = request.app[ORCH_KEY]
-    return web.json_response(_view(request, orch.personas.assign(persona.persona_id, name, False)))
+    return web.json_response(_view(request, await orch.personas.assign(persona.persona_id, name, False)))

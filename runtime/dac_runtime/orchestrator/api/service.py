@@ -35,7 +35,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[ORCH_KEY].metrics.render(), content_type="text/plain", charset="utf-8")
+    orch = request.app[ORCH_KEY]
+    orch.execution_counts = await orch.store.count_by_status()
+    return web.Response(body=orch.metrics.render(), content_type="text/plain", charset="utf-8")
 
 
 async def openapi(request: web.Request) -> web.Response:

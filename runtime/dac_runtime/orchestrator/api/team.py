@@ -43,13 +43,13 @@ def _role(role: str) -> str:
 
 
 async def list_team(request: web.Request) -> web.Response:
-    return web.json_response({"members": request.app[ORCH_KEY].store.list_api_keys()})
+    return web.json_response({"members": await request.app[ORCH_KEY].store.list_api_keys()})
 
 
 async def add_member(request: web.Request) -> web.Response:
     body = await decode_body(request, MemberBody)
     role = _role(body.role)
-    key_id, key = request.app[ORCH_KEY].vault.create_api_key(body.name, role)
+    key_id, key = await request.app[ORCH_KEY].vault.create_api_key(body.name, role)
     return web.json_response({"id": key_id, "name": body.name, "role": role, "apiKey": key}, status=201)
 
 
@@ -58,7 +58,7 @@ async def remove_member(request: web.Request) -> web.Response:
     orch = request.app[ORCH_KEY]
     member_id = request.match_info["id"]
     try:
-        flagged = remove_member_now(orch.store, orch.vault, orch.credentials, member_id, request["api_key"])
+        flagged = await remove_member_now(orch.store, orch.vault, orch.credentials, member_id, request["api_key"])
     except CannotRemove as exc:
         raise ApiError(exc.status, exc.code, exc.message) from None
     return web.json_response({"id": member_id, "flaggedCredentials": flagged})
@@ -72,7 +72,7 @@ def origin(request: web.Request) -> str:
 
 async def create_invite(request: web.Request) -> web.Response:
     body = await decode_body(request, InviteBody, empty_ok=True)
-    invite, code = request.app[ORCH_KEY].invites.create(
+    invite, code = await request.app[ORCH_KEY].invites.create(
         _role(body.role), request["api_key"]["id"], body.name, body.expires_in
     )
     created = {**invite, "code": code, "connectString": connect_string(origin(request), code)}
@@ -80,15 +80,15 @@ async def create_invite(request: web.Request) -> web.Response:
 
 
 async def list_invites(request: web.Request) -> web.Response:
-    return web.json_response({"invites": request.app[ORCH_KEY].invites.all()})
+    return web.json_response({"invites": await request.app[ORCH_KEY].invites.all()})
 
 
 async def withdraw_invite(request: web.Request) -> web.Response:
     invites = request.app[ORCH_KEY].invites
     invite_id = request.match_info["id"]
-    if invites.get(invite_id) is None:
+    if await invites.get(invite_id) is None:
         raise ApiError(404, "not_found", f"no invite {invite_id}")
-    if not invites.revoke(invite_id):
+    if not await invites.revoke(invite_id):
         raise ApiError(409, "not_open", f"invite {invite_id} was already used or withdrawn")
     return web.Response(status=204)
 
@@ -98,7 +98,7 @@ async def join(request: web.Request) -> web.Response:
     orch = request.app[ORCH_KEY]
     body = await decode_body(request, JoinBody)
     try:
-        member = orch.invites.redeem(body.code, body.name)
+        member = await orch.invites.redeem(body.code, body.name)
     except InviteError as exc:
         orch.metrics.auth_failures.labels("join").inc()
         raise ApiError(403, "invite_refused", str(exc)) from None

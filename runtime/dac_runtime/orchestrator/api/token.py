@@ -20,7 +20,7 @@ class TokenBody(Body):
 
 async def put_token(request: web.Request) -> web.Response:
     body = await decode_body(request, TokenBody)
-    request.app[ORCH_KEY].vault.set_claude_token(body.token, body.expires_at, body.minted_at)
+    await request.app[ORCH_KEY].vault.set_claude_token(body.token, body.expires_at, body.minted_at)
     return web.Response(status=204)
 
 
@@ -44,5 +44,5 @@ async def get_token(request: web.Request) -> web.Response:
 
 
 async def delete_token(request: web.Request) -> web.Response:
-    request.app[ORCH_KEY].vault.delete_claude_token()
+    await request.app[ORCH_KEY].vault.delete_claude_token()
     return web.Response(status=204)

@@ -36,5 +36,5 @@ async def get_usage(request: web.Request) -> web.Response:
     start = query_when(query.get("from"), 0.0, "from")
     if start >= end:
         raise ApiError(400, "bad_request", "from must be before to")
-    body = usage(request.app[ORCH_KEY].store, start, end, group_by)
+    body = await usage(request.app[ORCH_KEY].store, start, end, group_by)
     return web.json_response({"from": start, "to": end, "groupBy": group_by, **body})

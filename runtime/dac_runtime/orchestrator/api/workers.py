@@ -31,7 +31,7 @@ async def create_worker_token(request: web.Request) -> web.Response:
     exchanged on the worker's first hello for a per-worker credential, so nothing long-lived rides along."""
     body = await decode_body(request, WorkerTokenBody, empty_ok=True)
     token = new_token("dacr_")
-    request.app[ORCH_KEY].vault.add_registration_token(token, uses=body.uses, ttl_s=body.ttl_seconds)
+    await request.app[ORCH_KEY].vault.add_registration_token(token, uses=body.uses, ttl_s=body.ttl_seconds)
     expires = time.time() + body.ttl_seconds
     return web.json_response({"token": token, "uses": body.uses, "expiresAt": expires}, status=201)
 

@@ -24,7 +24,7 @@ from .sessions import Session
 async def cancel(request: web.Request, session: Session) -> web.StreamResponse:
     orch = request.app[ORCH_KEY]
     execution_id = request.match_info["id"]
-    row = orch.store.get_execution(execution_id)
+    row = await orch.store.get_execution(execution_id)
     where = f"/console/executions/{execution_id}"
     if row is None:
         raise back("/console/executions", "no such execution")
@@ -46,7 +46,7 @@ async def dead_letters(request: web.Request, session: Session) -> web.StreamResp
         if not may(session, "POST", "/api/dead-letters/discard"):
             raise back("/console/dead-letters", "only an owner may discard")
         try:
-            orch.dead_letters.discard(ids, session.key)
+            await orch.dead_letters.discard(ids, session.key)
         except Refused as exc:
             raise back("/console/dead-letters", exc.message) from None
         raise back("/console/dead-letters", f"{len(ids)} discarded")
@@ -68,15 +68,17 @@ async def invite(request: web.Request, session: Session) -> web.StreamResponse:
     if role not in ROLES:
         raise back("/console/team", f"role must be one of {', '.join(ROLES)}")
     name = str(form.get("name", "")).strip()[:100] or None
-    _, code = request.app[ORCH_KEY].invites.create(role, session.key["id"], name, 7 * 86400)
-    return team_page(request, session, "invite made: send it once", connect_string(origin(request), code))
+    _, code = await request.app[ORCH_KEY].invites.create(role, session.key["id"], name, 7 * 86400)
+    return await team_page(request, session, "invite made: send it once", connect_string(origin(request), code))
 
 
 @action("DELETE", "/api/team/{id}")
 async def remove_member(request: web.Request, session: Session) -> web.StreamResponse:
     orch = request.app[ORCH_KEY]
     try:
-        flagged = members.remove_member(orch.store, orch.vault, orch.credentials, request.match_info["id"], session.key)
+        flagged = await members.remove_member(
+            orch.store, orch.vault, orch.credentials, request.match_info["id"], session.key
+        )
     except members.CannotRemove as exc:
         raise back("/console/team", exc.message) from None
     raise back("/console/team", f"{request.match_info['id']} revoked; {flagged} credential(s) flagged")
@@ -86,7 +88,7 @@ async def remove_member(request: web.Request, session: Session) -> web.StreamRes
 async def revoke_credential(request: web.Request, session: Session) -> web.StreamResponse:
     name = request.match_info["name"]
     try:
-        outcome = request.app[ORCH_KEY].credentials.revoke(name, session.key)
+        outcome = await request.app[ORCH_KEY].credentials.revoke(name, session.key)
     except KeyError:
         raise back("/console/team", f"no credential {name}") from None
     except NotYours as exc:

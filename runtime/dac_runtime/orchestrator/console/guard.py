@@ -89,7 +89,7 @@ def page(read: tuple[str, str] | None = None) -> Callable[[Handler], Callable[[w
     def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[Any]]:
         @functools.wraps(handler)
         async def guarded(request: web.Request) -> web.StreamResponse:
-            session = request.app[SESSIONS_KEY].find(request)
+            session = await request.app[SESSIONS_KEY].find(request)
             if session is None:
                 raise web.HTTPSeeOther("/console/sign-in")
             if read is not None and not may(session, *read):
@@ -108,7 +108,7 @@ def action(method: str, route: str) -> Callable[[Handler], Callable[[web.Request
     def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[Any]]:
         @functools.wraps(handler)
         async def guarded(request: web.Request) -> web.StreamResponse:
-            session = request.app[SESSIONS_KEY].find(request)
+            session = await request.app[SESSIONS_KEY].find(request)
             if session is None:
                 return refuse(request, None, 401, "sign in first")
             form = await request.post()

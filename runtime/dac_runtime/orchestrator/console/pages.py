@@ -21,7 +21,7 @@ STATUSES = ("queued", "dispatched", "running", "completed", "failed", "cancelled
 
 
 async def index(request: web.Request) -> web.StreamResponse:
-    signed_in = request.app[SESSIONS_KEY].find(request) is not None
+    signed_in = await request.app[SESSIONS_KEY].find(request) is not None
     raise web.HTTPSeeOther("/console/overview" if signed_in else "/console/sign-in")
 
 
@@ -34,7 +34,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     orch = request.app[ORCH_KEY]
     if not same_origin(request):
         return refuse(request, None, 403, "this form was not sent from this console")
-    made = request.app[SESSIONS_KEY].sign_in(str(form.get("api_key", "")))
+    made = await request.app[SESSIONS_KEY].sign_in(str(form.get("api_key", "")))
     if made is None:
         orch.metrics.auth_failures.labels("console").inc()
         return render(request, "sign_in.html", None, status=401, error="That API key is not valid here.")
@@ -45,11 +45,11 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
 
 async def sign_out(request: web.Request) -> web.StreamResponse:
     sessions = request.app[SESSIONS_KEY]
-    session = sessions.find(request)
+    session = await sessions.find(request)
     form = await request.post()
     if session is not None and (not same_origin(request) or not csrf_ok(session, form.get("csrf"))):  # type: ignore[arg-type]
         return refuse(request, session, 403, "this form was not sent from this console (CSRF check failed)")
-    sessions.sign_out(request)
+    await sessions.sign_out(request)
     response = web.HTTPSeeOther("/console/sign-in")
     clear_cookie(response)
     raise response
@@ -59,12 +59,12 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
 async def overview(request: web.Request, session: Session) -> web.Response:
     orch = request.app[ORCH_KEY]
     now = time.time()
-    db = orch.store.db
+    store = orch.store
     by_window = {}
     for label, since in (("hour", now - 3600), ("day", now - 86400)):
-        rows = db.execute("SELECT status, COUNT(*) FROM executions WHERE updated_at >= ? GROUP BY status", (since,))
-        by_window[label] = dict(rows.fetchall())
-    last = db.execute("SELECT id, status, updated_at FROM executions ORDER BY created_at DESC LIMIT 1").fetchone()
+        rows = await store.fetch("SELECT status, COUNT(*) FROM executions WHERE updated_at >= ? GROUP BY status", since)
+        by_window[label] = {r[0]: int(r[1]) for r in rows}
+    last = await store.fetchrow("SELECT id, status, updated_at FROM executions ORDER BY created_at DESC LIMIT 1")
     return render(
         request,
         "overview.html",
@@ -95,16 +95,18 @@ def worker_rows(request: web.Request) -> list[dict[str, Any]]:
 async def executions(request: web.Request, session: Session) -> web.Response:
     orch = request.app[ORCH_KEY]
     status, persona, member = (request.query.get(k) or None for k in ("status", "persona", "member"))
-    rows = orch.store.db.execute(
+    # Only the filters chosen become conditions: an untyped "? IS NULL" has no type on PostgreSQL.
+    chosen = {"status": status, "persona_id": persona, "submitted_by": member}
+    where = " AND ".join(f"{column} = ?" for column, value in chosen.items() if value is not None) or "1 = 1"
+    rows = await orch.store.fetch(
         "SELECT id, persona_id, status, attempt, worker_id, duration_ms, usage, reason, created_at, submitter"
-        " FROM executions WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR persona_id = ?2)"
-        " AND (?3 IS NULL OR submitted_by = ?3) ORDER BY created_at DESC LIMIT 200",
-        (status, persona, member),
-    ).fetchall()
-    personas = [r[0] for r in orch.store.db.execute("SELECT DISTINCT persona_id FROM executions ORDER BY 1 LIMIT 500")]
-    members = orch.store.db.execute(
+        f" FROM executions WHERE {where} ORDER BY created_at DESC LIMIT 200",
+        *(value for value in chosen.values() if value is not None),
+    )
+    personas = [r[0] for r in await orch.store.fetch("SELECT DISTINCT persona_id FROM executions ORDER BY 1 LIMIT 500")]
+    members = await orch.store.fetch(
         "SELECT DISTINCT submitted_by, submitter FROM executions WHERE submitted_by IS NOT NULL ORDER BY 2 LIMIT 500"
-    ).fetchall()
+    )
     return render(
         request,
         "executions.html",
@@ -126,7 +128,7 @@ def _row(row: Any) -> dict[str, Any]:
 @page(("GET", "/api/executions/{id}"))
 async def execution(request: web.Request, session: Session) -> web.Response:
     orch = request.app[ORCH_KEY]
-    row = orch.store.get_execution(request.match_info["id"])
+    row = await orch.store.get_execution(request.match_info["id"])
     if row is None:
         return refuse(request, session, 404, "no such execution")
     item = dict(row)
@@ -139,10 +141,12 @@ async def execution(request: web.Request, session: Session) -> web.Response:
 
 @page(("GET", "/api/credentials"))
 async def team(request: web.Request, session: Session) -> web.Response:
-    return team_page(request, session, _note(request))
+    return await team_page(request, session, _note(request))
 
 
-def team_page(request: web.Request, session: Session, note: str | None, invite: str | None = None) -> web.Response:
+async def team_page(
+    request: web.Request, session: Session, note: str | None, invite: str | None = None
+) -> web.Response:
     """Members and invites (for those who may read them), the credentials, and a new invite's connect
     string when one was just made (shown in this answer only, never put in a URL)."""
     orch = request.app[ORCH_KEY]
@@ -150,8 +154,8 @@ def team_page(request: web.Request, session: Session, note: str | None, invite: 
         request,
         "team.html",
         session,
-        members=orch.store.list_api_keys() if may(session, "GET", "/api/team") else None,
-        invites=orch.invites.all() if may(session, "GET", "/api/invites") else None,
+        members=await orch.store.list_api_keys() if may(session, "GET", "/api/team") else None,
+        invites=await orch.invites.all() if may(session, "GET", "/api/invites") else None,
         credentials=orch.credentials.describe(session.key, assigned_by_credential(request)),
         note=note,
         invite=invite,
@@ -163,7 +167,7 @@ def team_page(request: web.Request, session: Session, note: str | None, invite: 
 @page(("GET", "/api/dead-letters"))
 async def dead_letters(request: web.Request, session: Session) -> web.Response:
     state = request.query.get("state") or None
-    letters, counts = request.app[ORCH_KEY].dead_letters.page(
+    letters, counts = await request.app[ORCH_KEY].dead_letters.page(
         state if state in ("open", "retried", "discarded") else None, 200
     )
     return render(

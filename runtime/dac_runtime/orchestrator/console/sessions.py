@@ -21,15 +21,6 @@ if TYPE_CHECKING:
     from ..store import Store
     from ..vault import Vault
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS console_sessions (
-    hash TEXT PRIMARY KEY,
-    key_id TEXT NOT NULL,
-    csrf TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    expires_at REAL NOT NULL
-);
-"""
 COOKIE = "dac_console"
 LIFETIME_S = 12 * 3600
 MAX_SESSIONS = 10_000
@@ -49,48 +40,51 @@ class Session:
 class Sessions:
     def __init__(self, store: Store, vault: Vault) -> None:
         self._store, self._vault = store, vault
-        store.db.executescript(SCHEMA)
 
-    def sign_in(self, api_key: str) -> tuple[str, Session] | None:
+    async def sign_in(self, api_key: str) -> tuple[str, Session] | None:
         """A new session for a valid API key: (the cookie's value, the session); None otherwise."""
-        key = self._vault.authenticate(api_key.strip())
+        key = await self._vault.authenticate(api_key.strip())
         if key is None:
             return None
         now = time.time()
-        self._store.db.execute("DELETE FROM console_sessions WHERE expires_at < ?", (now,))
-        count = self._store.db.execute("SELECT COUNT(*) FROM console_sessions").fetchone()[0]
+        self._store.write("DELETE FROM console_sessions WHERE expires_at < ?", now)
+        count = int(await self._store.fetchval("SELECT COUNT(*) FROM console_sessions") or 0)
         if count >= MAX_SESSIONS:  # the oldest make room: a flood of sign-ins cannot grow the table
-            self._store.db.execute(
+            self._store.write(
                 "DELETE FROM console_sessions WHERE hash IN"
                 " (SELECT hash FROM console_sessions ORDER BY created_at LIMIT ?)",
-                (count - MAX_SESSIONS + 1,),
+                count - MAX_SESSIONS + 1,
             )
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
-        self._store.db.execute(
+        self._store.write(
             "INSERT INTO console_sessions (hash, key_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-            (self._vault.hash(token), key["id"], csrf, now, now + LIFETIME_S),
+            self._vault.hash(token),
+            key["id"],
+            csrf,
+            now,
+            now + LIFETIME_S,
         )
-        self._store.commit()
+        await self._store.commit()
         return token, Session(key, csrf, now + LIFETIME_S)
 
-    def find(self, request: web.Request) -> Session | None:
+    async def find(self, request: web.Request) -> Session | None:
         token = request.cookies.get(COOKIE)
         if not token:
             return None
-        row = self._store.db.execute(
+        row = await self._store.fetchrow(
             "SELECT s.csrf, s.expires_at, k.id, k.name, k.role FROM console_sessions s"
             " JOIN api_keys k ON k.id = s.key_id WHERE s.hash = ?",
-            (self._vault.hash(token),),
-        ).fetchone()
+            self._vault.hash(token),
+        )
         if row is None or row[1] < time.time():
             return None
         return Session({"id": row[2], "name": row[3], "role": row[4]}, row[0], row[1])
 
-    def sign_out(self, request: web.Request) -> None:
+    async def sign_out(self, request: web.Request) -> None:
         token = request.cookies.get(COOKIE)
         if token:
-            self._store.db.execute("DELETE FROM console_sessions WHERE hash = ?", (self._vault.hash(token),))
-            self._store.commit()
+            await self._store.execute("DELETE FROM console_sessions WHERE hash = ?", self._vault.hash(token))
+            await self._store.commit()
 
 
 def csrf_ok(session: Session, presented: str | None) -> bool:

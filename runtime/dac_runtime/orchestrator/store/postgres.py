@@ -1,0 +1,264 @@
+"""PostgreSQL through asyncpg: the store several orchestrators share.
+
+Writes nobody waits for are queued and sent by one writer task, in order, a batch per transaction
+(what one event-loop turn queued, and whatever queued while the previous batch was in flight), with
+runs of one statement sent as one ``executemany``. Anything that waits (a read, an ``execute``, a
+``commit``) first waits for the writes queued before it, so a caller reads its own writes, as it does
+on SQLite.
+
+When the server does not answer, the writer keeps its queue and retries with backoff; callers that
+wait get :class:`StoreUnavailable` after ``timeout_s`` (the API answers 503 with ``Retry-After``), and
+nothing queued is lost while this process lives. A statement the server refuses (bad data, not a lost
+connection) is retried alone, so one bad row cannot take a batch's other writes with it; it is logged
+by its table, never with its values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from .base import Dialect, Row, Store, StoreUnavailable
+from .migrations import TABLE, migrations
+
+log = logging.getLogger("dac.orchestrator.store")
+PLACEHOLDER = re.compile(r"\?(\d*)")
+#: One key for the advisory lock that migrations take, so orchestrators starting together apply each once.
+MIGRATION_LOCK = 0x64616301
+#: Errors that mean "the server is not there right now", not "this statement is wrong".
+UNREACHABLE = (
+    OSError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    TimeoutError,
+)
+
+
+class PostgresDialect(Dialect):
+    name = "postgres"
+
+    def least(self, *terms: str) -> str:
+        return f"LEAST({', '.join(terms)})"
+
+    def greatest(self, *terms: str) -> str:
+        return f"GREATEST({', '.join(terms)})"
+
+    def json_number(self, column: str, key: str) -> str:
+        return f"(({column})::jsonb ->> '{key}')::double precision"
+
+    def utc_day(self, column: str) -> str:
+        return f"to_char(to_timestamp({column}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PostgresStore(Store):
+    sql = PostgresDialect()
+
+    def __init__(self, pool: asyncpg.Pool, location: str, timeout_s: float) -> None:
+        self._pool = pool
+        self.location = location
+        self.timeout_s = timeout_s
+        self._queue: list[tuple[str, tuple[Any, ...]]] = []
+        self._next: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight: asyncio.Future[None] | None = None
+        self._wake = asyncio.Event()
+        self._translated: dict[str, str] = {}
+        self._writer = asyncio.get_running_loop().create_task(self._write_forever(), name="store-writer")
+        #: False from a failed attempt to reach the server until the next one that works
+        self.reachable = True
+
+    @classmethod
+    async def open(cls, url: str, *, timeout_s: float = 5.0, pool_size: int = 10) -> PostgresStore:
+        location = redact(url)
+        try:
+            pool = await asyncpg.create_pool(
+                url, min_size=1, max_size=pool_size, timeout=timeout_s, command_timeout=max(timeout_s, 30.0)
+            )
+        except UNREACHABLE as exc:
+            raise StoreUnavailable(f"cannot reach PostgreSQL at {location}: {type(exc).__name__}") from None
+        except asyncpg.PostgresError as exc:  # wrong password, no such database, ...
+            raise StoreUnavailable(f"PostgreSQL at {location} refused the connection: {exc}") from None
+        store = cls(pool, location, timeout_s)
+        await store.migrate()
+        return store
+
+    # --- schema -----------------------------------------------------------------------------------
+
+    async def migrate(self) -> list[int]:
+        applied = []
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(TABLE)
+            done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for migration in migrations("postgres"):
+                if migration.version in done:
+                    continue
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                    migration.version,
+                    migration.name,
+                    time.time(),
+                )
+                applied.append(migration.version)
+        return applied
+
+    async def schema_version(self) -> int:
+        return int(await self.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") or 0)
+
+    # --- primitives -------------------------------------------------------------------------------
+
+    def _sql(self, sql: str) -> str:
+        """``?`` and ``?N`` placeholders as PostgreSQL's ``$N`` (queries are constants: cached)."""
+        translated = self._translated.get(sql)
+        if translated is None:
+            counter = iter(range(1, 1000))
+            translated = PLACEHOLDER.sub(lambda m: f"${m[1] or next(counter)}", sql)
+            self._translated[sql] = translated
+        return translated
+
+    def write(self, sql: str, *args: Any) -> None:
+        self._queue.append((self._sql(sql), args))
+        self._wake.set()
+
+    async def _flushed(self) -> None:
+        """Wait until every write queued so far is committed."""
+        if self._queue:
+            done = self._next
+        elif self._inflight is not None:
+            done = self._inflight
+        else:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(done), self.timeout_s)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"PostgreSQL at {self.location} did not take writes in {self.timeout_s:g}s"
+            ) from None
+
+    async def _write_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch, self._queue = self._queue, []
+                self._inflight, self._next = self._next, asyncio.get_running_loop().create_future()
+                await self._send(batch)
+                self._inflight.set_result(None)
+                self._inflight = None
+
+    async def _send(self, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """One transaction for the batch, retried until the server takes it."""
+        delay = 0.05
+        while True:
+            try:
+                async with self._pool.acquire(timeout=self.timeout_s) as conn:
+                    try:
+                        async with conn.transaction():
+                            for sql, rows in _runs(batch):
+                                if len(rows) == 1:
+                                    await conn.execute(sql, *rows[0])
+                                else:
+                                    await conn.executemany(sql, rows)
+                    except asyncpg.PostgresError as exc:
+                        if isinstance(exc, UNREACHABLE):
+                            raise
+                        await self._send_alone(conn, batch, exc)
+                self.reachable = True
+                return
+            except UNREACHABLE as exc:
+                if self.reachable:
+                    log.warning("PostgreSQL at %s unreachable, holding writes: %s", self.location, type(exc).__name__)
+                self.reachable = False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    async def _send_alone(
+        self, conn: asyncpg.Connection, batch: list[tuple[str, tuple[Any, ...]]], why: Exception
+    ) -> None:
+        """The batch had a statement the server refuses: send each on its own, skipping the refused."""
+        log.warning("a write batch was refused (%s); sending its statements one by one", type(why).__name__)
+        for sql, args in batch:
+            try:
+                await conn.execute(sql, *args)
+            except asyncpg.PostgresError as exc:
+                if isinstance(exc, UNREACHABLE):
+                    raise
+                log.error("dropped one write refused by PostgreSQL (%s): %s", type(exc).__name__, _table(sql))
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        await self._flushed()
+        status = await self._call("execute", sql, args)
+        count = status.rsplit(" ", 1)[-1]
+        return int(count) if count.isdigit() else 0
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        await self._flushed()
+        return await self._call("fetch", sql, args)
+
+    async def _call(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
+        try:
+            async with self._pool.acquire(timeout=self.timeout_s) as conn:
+                result = await getattr(conn, method)(self._sql(sql), *args, timeout=self.timeout_s)
+        except UNREACHABLE as exc:
+            self.reachable = False
+            raise StoreUnavailable(f"PostgreSQL at {self.location} unreachable: {type(exc).__name__}") from None
+        self.reachable = True
+        return result
+
+    async def commit(self) -> None:
+        await self._flushed()
+
+    async def load_tables(self, tables: list[tuple[str, list[str], list[tuple[Any, ...]]]]) -> None:
+        """COPY each table's rows in one transaction; generated ids continue past the copied ones."""
+        await self._flushed()
+        async with self._pool.acquire(timeout=self.timeout_s) as conn, conn.transaction():
+            for table, columns, rows in tables:
+                await conn.copy_records_to_table(table, records=rows, columns=columns)
+                if "id" in columns and await conn.fetchval("SELECT pg_get_serial_sequence($1, 'id')", table):
+                    await conn.execute(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), MAX(id)) FROM {table}"  # noqa: S608
+                    )
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self._flushed(), self.timeout_s)
+        except (StoreUnavailable, TimeoutError):
+            log.error("closing with %d write(s) PostgreSQL did not take", len(self._queue))
+        self._writer.cancel()
+        await self._pool.close()
+
+
+def _runs(batch: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """Consecutive writes of one statement, grouped (order kept)."""
+    runs: list[tuple[str, list[tuple[Any, ...]]]] = []
+    for sql, args in batch:
+        if runs and runs[-1][0] == sql:
+            runs[-1][1].append(args)
+        else:
+            runs.append((sql, [args]))
+    return runs
+
+
+def _table(sql: str) -> str:
+    match = re.search(r"\b(?:INTO|UPDATE|FROM)\s+(\w+)", sql)
+    return match[1] if match else "?"
