@@ -98,11 +98,9 @@ async def executions(request: web.Request, session: Session) -> web.Response:
     # Only the filters chosen become conditions: an untyped "? IS NULL" has no type on PostgreSQL.
     chosen = {"status": status, "persona_id": persona, "submitted_by": member}
     where = " AND ".join(f"{column} = ?" for column, value in chosen.items() if value is not None) or "1 = 1"
-    rows = await orch.store.fetch(
-        "SELECT id, persona_id, status, attempt, worker_id, duration_ms, usage, reason, created_at, submitter"
-        f" FROM executions WHERE {where} ORDER BY created_at DESC LIMIT 200",
-        *(value for value in chosen.values() if value is not None),
-    )
+    columns = "id, persona_id, status, attempt, worker_id, duration_ms, usage, reason, created_at, submitter"
+    query = f"SELECT {columns} FROM executions WHERE {where} ORDER BY created_at DESC LIMIT 200"  # noqa: S608
+    rows = await orch.store.fetch(query, *(value for value in chosen.values() if value is not None))
     personas = [r[0] for r in await orch.store.fetch("SELECT DISTINCT persona_id FROM executions ORDER BY 1 LIMIT 500")]
     members = await orch.store.fetch(
         "SELECT DISTINCT submitted_by, submitter FROM executions WHERE submitted_by IS NOT NULL ORDER BY 2 LIMIT 500"

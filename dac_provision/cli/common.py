@@ -10,10 +10,10 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from .client import ClientError
-from .engine import DeployError
-from .spec import SpecError
-from .state import StateError
+from ..client import ClientError
+from ..engine import DeployError
+from ..spec import SpecError
+from ..state import StateError
 
 F = TypeVar("F", bound=Callable[..., Any])
 err = Console(stderr=True, highlight=False)

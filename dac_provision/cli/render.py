@@ -8,8 +8,8 @@ from rich.console import Console
 from rich.status import Status
 from rich.table import Table
 
-from .engine import Progress
-from .status import DeploymentStatus
+from ..engine import Progress
+from ..status import DeploymentStatus
 
 STYLE = {
     "created": "green",

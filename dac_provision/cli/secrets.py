@@ -21,8 +21,8 @@ import click
 from dac_runtime.orchestrator.claude_token import REVOKE_HINT
 from dac_runtime.setup_token import SetupToken, SetupTokenError
 
-from .cli_common import BadInput, err, friendly, json_option, name_option, out
-from .client import CREDENTIAL_NAME, Client
+from ..client import CREDENTIAL_NAME, Client
+from .common import BadInput, err, friendly, json_option, name_option, out
 
 T = TypeVar("T")
 

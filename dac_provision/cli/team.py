@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 
 import click
 
-from .cli_common import BadInput, err, friendly, json_option, name_option, out
-from .cli_secrets import with_client
-from .membership import join_async, leave
-from .state import StateStore
+from ..membership import join_async, leave
+from ..state import StateStore
+from .common import BadInput, err, friendly, json_option, name_option, out
+from .secrets import with_client
 
 ROLES = click.Choice(["contributor", "viewer", "owner", "member"])
 

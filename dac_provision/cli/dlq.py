@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import click
 
-from .cli_common import err, friendly, json_option, name_option, out
-from .cli_secrets import with_client
+from .common import err, friendly, json_option, name_option, out
+from .secrets import with_client
 
 
 @click.group()

@@ -11,11 +11,11 @@ from typing import Any
 
 import click
 
-from .cli_common import BadInput, err, friendly, json_option, name_option, out
-from .cli_secrets import credential_name, with_client
-from .client import PERSONA_ID
-from .persona_files import load_persona_files
-from .spec import SpecError
+from ..client import PERSONA_ID
+from ..persona_files import load_persona_files
+from ..spec import SpecError
+from .common import BadInput, err, friendly, json_option, name_option, out
+from .secrets import credential_name, with_client
 
 
 def _persona_id(value: str) -> str:

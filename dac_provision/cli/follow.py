@@ -12,8 +12,8 @@ import sys
 import click
 from rich.console import Console
 
-from .agent_text import AgentText
-from .client import Client, Output
+from ..agent_text import AgentText
+from ..client import Client, Output
 
 TIMED_OUT, CANCELLED = 124, 130
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import click
 
-from . import engine, fleet
-from .cli_common import BadInput, err, friendly, json_option, name_option
-from .client import Client
-from .render_cli import StepPrinter
-from .state import StateStore
+from .. import engine, fleet
+from ..client import Client
+from ..state import StateStore
+from .common import BadInput, err, friendly, json_option, name_option
+from .render import StepPrinter
 
 
 @click.group()

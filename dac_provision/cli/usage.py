@@ -10,11 +10,11 @@ from typing import Any
 
 import click
 
-from .cli_common import friendly, json_option, name_option, out
-from .cli_secrets import with_client
-from .cost import cost, price_usage
-from .engine import spec_of
-from .state import StateStore
+from ..cost import cost, price_usage
+from ..engine import spec_of
+from ..state import StateStore
+from .common import friendly, json_option, name_option, out
+from .secrets import with_client
 
 COLUMNS = (
     "executions",

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import click
 
-from .autoscale import Controller, Event
-from .autoscale.controller import event_dict
-from .cli_common import err, friendly, json_option, name_option
+from ..autoscale import Controller, Event
+from ..autoscale.controller import event_dict
+from .common import err, friendly, json_option, name_option
 
 
 @click.command()
