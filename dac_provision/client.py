@@ -1,7 +1,7 @@
 """The host application's SDK: submit executions, stream their output, cancel, wait; manage secrets.
 
 It speaks the orchestrator's HTTP API, so the same code drives a local and a cloud deployment; only the
-URL and key differ, and :meth:`Client.for_deployment` reads both from the state store. Output arrives
+URL and key differ (``dac_provision.connect(name).client()`` reads both from the state store). Output arrives
 over the orchestrator's SSE stream, which replays what was said before it was opened and then follows
 live; a dropped stream is reopened and de-duplicated by ``seq``, so a consumer sees each chunk once.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from dac_runtime.orchestrator.invites import connect_string
+from dac_runtime.orchestrator.team.invites import connect_string
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "timed_out"})
 #: Credentials reach executions as environment variables, so their names are environment variable names.
@@ -121,13 +121,6 @@ class Client:
         self._http = httpx.AsyncClient(
             base_url=self.url, headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout
         )
-
-    @classmethod
-    def for_deployment(cls, name: str = "default", **kwargs: Any) -> Client:
-        from .engine import connect
-
-        deployment = connect(name)
-        return cls(deployment.url, deployment.api_key, **kwargs)
 
     async def __aenter__(self) -> Client:
         return self

@@ -298,14 +298,19 @@ async def destroy_async(name: str, on_progress: OnProgress | None = None, store:
     store = store or StateStore()
     if store.deployment(name) is None:
         return False
+    spec = spec_of(store, name)
+    provider = provider_for(spec.provider)
+    scaler = context_for(store, spec).resources.get("autoscaler")
+    if scaler is not None:  # a controller stops acting first: it may hold the lock while it scales
+        try:
+            await provider.delete(context_for(store, spec), scaler)
+        except (ProviderError, DeployError) as exc:
+            raise DeployError(f"destroy stopped, run it again to finish: {exc}") from None
     with store.lock(name):
-        spec = spec_of(store, name)
-        provider = provider_for(spec.provider)
+        spec = spec_of(store, name)  # as the controller left it
         ctx = context_for(store, spec)
-        scaler = ctx.resources.get("autoscaler")
-        if scaler is not None:  # a controller must stop acting before its workers go
+        if scaler is not None:
             try:
-                await provider.delete(ctx, scaler)
                 store.unrecord(name, scaler.kind, scaler.name)
                 ctx.resources.pop(scaler.name)
                 if hasattr(provider, "workers_in_cloud"):  # it may have made workers this store never saw

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from dac_runtime.orchestrator.invites import InviteError, parse_connect_string
+from dac_runtime.orchestrator.team.invites import InviteError, parse_connect_string
 
 from .client import Client, ClientError
 from .state import StateStore

@@ -23,11 +23,11 @@ from typing import Annotated, Any
 
 import msgspec
 
-from dac_runtime.orchestrator.personas import Description, Name
+from dac_runtime.orchestrator.team.personas import Description, Name
 from dac_runtime.protocol import Id
 from dac_runtime.records import CredentialName
 
-from .spec import SpecError
+from .errors import SpecError
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 SUFFIXES = (".toml", ".yaml", ".yml")

@@ -18,6 +18,9 @@ import msgspec
 
 from dac_runtime.agent import DEFAULT_COMMAND, command_problems
 
+from .errors import SpecError
+from .persona_files import load_persona_files
+
 Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,29}$", description="lowercase, digits, '-'")]
 EnvName = Annotated[str, msgspec.Meta(pattern=r"^[A-Z_][A-Z0-9_]*$")]
 DEFAULT_AGENT = list(DEFAULT_COMMAND)
@@ -27,16 +30,6 @@ AGENTS = {
     # The stand-in speaks Claude Code's stream-json and needs no account: the embedded demo and tests.
     "stand-in": ["{python}", "-m", "dac_runtime.standin", "-p", "--", "{prompt}"],
 }
-
-
-class SpecError(Exception):
-    """The spec is invalid; ``problems`` has one line per problem."""
-
-    def __init__(self, problems: list[str], source: str | None = None) -> None:
-        where = f" in {source}" if source else ""
-        super().__init__(f"invalid deployment spec{where}: " + "; ".join(problems))
-        self.problems = problems
-        self.source = source
 
 
 class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="kebab"):
@@ -197,8 +190,6 @@ def _cross_checks(spec: DeploySpec) -> list[str]:
     if scaling.keep_warm > scaling.max_workers:
         problems.append(f"scaling.keep-warm: {scaling.keep_warm} is above max-workers {scaling.max_workers}")
     if spec.personas:
-        from .persona_files import load_persona_files  # persona files report through SpecError
-
         try:
             load_persona_files(Path(spec.personas).expanduser())
         except SpecError as exc:

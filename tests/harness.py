@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import secrets
@@ -254,12 +255,17 @@ async def submit(client: httpx.AsyncClient, prompt: str, persona: str = "p", **e
 
 
 async def until(predicate, timeout: float = 20.0, what: str = "condition") -> None:
-    """Poll a plain (non-async) condition until it holds; TimeoutError naming ``what`` otherwise."""
+    """Poll a condition (plain or async) until it holds; TimeoutError naming ``what`` otherwise."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not await _holds(predicate):
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not met after {timeout}s")
         await asyncio.sleep(0.05)
+
+
+async def _holds(predicate) -> bool:
+    result = predicate()
+    return bool(await result) if inspect.isawaitable(result) else bool(result)
 
 
 async def holder_of(

@@ -10,12 +10,13 @@ import click
 
 from .. import fleet
 from ..client import CREDENTIAL_NAME, Client
+from ..engine import connect
 from .common import BadInput, err, friendly, json_option, name_option
 from .follow import CANCELLED, stream_execution
 
 
 def _client(name: str) -> Client:
-    return Client.for_deployment(name)
+    return connect(name).client()
 
 
 @click.command(name="exec")

@@ -18,10 +18,11 @@ from typing import Any, TypeVar
 
 import click
 
-from dac_runtime.orchestrator.claude_token import REVOKE_HINT
+from dac_runtime.orchestrator.team.claude_token import REVOKE_HINT
 from dac_runtime.setup_token import SetupToken, SetupTokenError
 
 from ..client import CREDENTIAL_NAME, Client
+from ..engine import connect
 from .common import BadInput, err, friendly, json_option, name_option, out
 
 T = TypeVar("T")
@@ -33,7 +34,7 @@ from_env_option = click.option(
 
 def with_client(name: str, action: Callable[[Client], Awaitable[T]]) -> T:
     async def run() -> T:
-        async with Client.for_deployment(name) as client:
+        async with connect(name).client() as client:
             return await action(client)
 
     return asyncio.run(run())

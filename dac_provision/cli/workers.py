@@ -9,7 +9,6 @@ from typing import Any
 import click
 
 from .. import engine, fleet
-from ..client import Client
 from ..state import StateStore
 from .common import BadInput, err, friendly, json_option, name_option
 from .render import StepPrinter
@@ -95,7 +94,7 @@ def workers_list(name: str, as_json: bool) -> None:
     """
 
     async def run() -> list[dict[str, Any]]:
-        async with Client.for_deployment(name) as client:
+        async with engine.connect(name).client() as client:
             return await client.workers()
 
     rows = asyncio.run(run())

@@ -11,8 +11,9 @@ local per run; ``Host`` picks an executor per persona and calls event handlers f
 from __future__ import annotations
 
 from .config import HostConfigError, open_host
+from .execution import KafkaExecution
 from .host import Host, HostExecution, HybridExecutor
-from .kafka import KafkaExecution, KafkaExecutor
+from .kafka import KafkaExecutor
 from .local import LocalExecution, LocalExecutor
 
 __all__ = [

@@ -19,7 +19,7 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from ..client import Client
+from ..engine import connect
 from .host import Host, HybridExecutor
 from .kafka import KafkaExecutor
 from .local import LocalExecutor
@@ -61,7 +61,7 @@ async def open_host(config: Mapping[str, Any], *, credentials: Mapping[str, str]
             if mode == "local":
                 made: Any = LocalExecutor(config.get("agent", "claude"), credentials=credentials)
             elif mode == "cloud" and config.get("transport", "kafka") == "http":
-                made = Client.for_deployment(config["deployment"])
+                made = connect(config["deployment"]).client()
             elif mode == "cloud":
                 made = KafkaExecutor.for_deployment(
                     config["deployment"],

@@ -3,11 +3,9 @@ executions, and ``maxConcurrent`` held by dispatch while other personas go on.""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from tests.harness import checked, read_topic, submit, wait_terminal, wait_workers
+from tests.harness import checked, read_topic, submit, until, wait_terminal, wait_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.stores]
 SECRET = "ghp_" + "PersonaScoped" * 3
@@ -73,9 +71,13 @@ async def test_max_concurrent_holds_while_other_personas_go_on(system):
         put = await client.put("/api/personas/narrow", json={"maxConcurrent": 2})
         assert put.status_code == 201
         narrow = [await submit(client, "sleep:0.4", persona="narrow") for _ in range(20)]
-        await asyncio.sleep(0.3)
-        waiting = (await client.get("/api/personas/narrow")).json()
-        assert waiting["running"] == 2 and waiting["waiting"] > 0
+
+        async def two_run_and_the_rest_wait() -> bool:
+            seen = (await client.get("/api/personas/narrow")).json()
+            assert seen["running"] <= 2, seen
+            return seen["running"] == 2 and seen["waiting"] > 0
+
+        await until(two_run_and_the_rest_wait, what="two narrow runs, the rest waiting")
         wide = [await submit(client, "sleep:0.2", persona="wide") for _ in range(4)]
         finals = {e: await wait_terminal(client, e, timeout=60) for e in narrow + wide}
     assert {f["status"] for f in finals.values()} == {"completed"}

@@ -14,9 +14,9 @@ import pytest
 
 from dac_provision.providers.postgres import PostgresServer
 from dac_provision.providers.processes import free_port
+from dac_runtime.orchestrator.ops.usage import usage
 from dac_runtime.orchestrator.store import StoreUnavailable, open_store
 from dac_runtime.orchestrator.store.migrations import latest
-from dac_runtime.orchestrator.usage import usage
 
 
 async def reopen(url: str):

@@ -11,7 +11,7 @@ import pytest
 from dac_provision import ClientError, StateStore
 from dac_provision.membership import join_async
 from dac_runtime.crypto import key_id
-from dac_runtime.orchestrator.invites import connect_string
+from dac_runtime.orchestrator.team.invites import connect_string
 from tests.harness import (
     checked,
     read_topic,
@@ -194,7 +194,7 @@ def _vault_key(hex_key: str) -> bytes:
 
 
 def test_connect_strings_carry_the_url_and_code_and_nothing_else():
-    from dac_runtime.orchestrator.invites import parse_connect_string
+    from dac_runtime.orchestrator.team.invites import parse_connect_string
 
     text = connect_string("https://orch.example:8443", "dacinv_abc-_123")
     assert text.startswith("daci1.") and "https" not in text

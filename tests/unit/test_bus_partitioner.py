@@ -4,7 +4,7 @@ import random
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from dac_runtime.orchestrator.bus import keyed_partitioner
+from dac_runtime.orchestrator.dispatch.bus import keyed_partitioner
 
 
 def test_same_partition_as_the_default_for_every_key_and_partition_count() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 
-from dac_runtime.orchestrator import gc_tuning
+from dac_runtime.orchestrator.ops import gc_tuning
 
 
 class Node:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dac_runtime.orchestrator.pool import Pool, WorkerConn
+from dac_runtime.orchestrator.dispatch.pool import Pool, WorkerConn
 
 
 def _conn(worker_id: str, state: str = "connecting") -> WorkerConn:

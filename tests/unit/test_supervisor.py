@@ -7,7 +7,7 @@ import logging
 
 from prometheus_client import CollectorRegistry, Counter
 
-from dac_runtime.orchestrator.supervisor import Supervisor
+from dac_runtime.orchestrator.ops.supervisor import Supervisor
 
 
 async def test_a_crashing_task_is_restarted_and_reported_down_meanwhile(caplog):

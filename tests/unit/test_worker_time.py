@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from dac_runtime.orchestrator.capacity import Capacity
+from dac_runtime.orchestrator.ops.capacity import Capacity
 from dac_runtime.orchestrator.store import SQLiteStore, Store
 
 
@@ -18,28 +18,34 @@ class NoPool:
         return {}
 
 
-async def capacity(store: Store) -> Capacity:
+async def capacity(store: Store, gone: int | None = None) -> Capacity:
+    """The capacity of an orchestrator that took over from ``gone`` (an epoch; None: from before epochs)."""
     made = Capacity(store, NoPool(), lambda: 0, lambda: 0.0, lambda: {})  # type: ignore[arg-type]
-    await made.load()
+    await made.closed_by(gone)
     return made
 
 
 async def test_a_crash_keeps_worker_time_up_to_the_last_checkpoint(tmp_path):
     path = tmp_path / "orchestrator.db"
     first = SQLiteStore(path)
+    first.fence = 7  # the orchestrator that crashes, as epoch 7
     before = await capacity(first)
     start = time.time() - 100
     await first.execute(  # a connection opened 100 s ago, seen 40 s ago, then the process died
-        "INSERT INTO worker_time (worker_id, place, opened_at) VALUES ('w1', 'do', ?)", start
+        "INSERT INTO worker_time (worker_id, place, opened_at, epoch) VALUES ('w1', 'do', ?, 7)", start
+    )
+    await first.execute(  # a peer's connection (epoch 8), still open: not the crashed one's to close
+        "INSERT INTO worker_time (worker_id, place, opened_at, epoch) VALUES ('w2', 'fly', ?, 8)", start
     )
     before.checkpoint(start + 60)
     await first.commit()
     first.db.close()
 
-    after = await capacity(SQLiteStore(path))  # the restart closes what the crash left open
+    after = await capacity(SQLiteStore(path), gone=7)  # the survivor closes what the crash left open
     used = await after.worker_seconds(start - 1, time.time())
     assert used["do"]["workers"] == 1 and abs(used["do"]["seconds"] - 60) < 0.01
-    assert await after.worker_seconds(start + 61, time.time()) == {}  # nothing billed after the last sighting
+    assert used["fly"]["seconds"] >= 99  # the live peer's connection goes on counting
+    assert set(await after.worker_seconds(start + 61, time.time())) == {"fly"}  # nothing of w1 after its last sighting
 
 
 async def test_a_record_from_before_checkpoints_is_upgraded_in_place(tmp_path):

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 
 from aiohttp import web
 
 from ..envconfig import ConfigError, EnvReader
-from .app import Orchestrator
+from .app import application
 from .config import load_settings
-from .kafka_health import RateLimit
+from .core import Orchestrator
+from .ops.kafka_health import RateLimit
 from .store import StoreUnavailable, open_store
 
 log = logging.getLogger("dac.orchestrator")
@@ -68,19 +70,25 @@ def main() -> int:
         print(f"dac orchestrator: {exc}", file=sys.stderr)
         return 3
     orchestrator = Orchestrator(settings, store)
-    web.run_app(
-        orchestrator.app(),
-        loop=loop,
-        host=settings.host,
-        port=settings.port,
-        print=None,
-        shutdown_timeout=10,
-        access_log=None,
-        # Thousands of workers reconnect at once after a restart; aiohttp's default of 128 pending
-        # connections resets the rest (the kernel caps this at net.core.somaxconn).
-        backlog=4096,
-    )
-    return 0
+    loop.run_until_complete(serve(orchestrator))
+    return orchestrator.exit_code
+
+
+async def serve(orchestrator: Orchestrator) -> None:
+    """Serve until SIGTERM/SIGINT, or until the orchestrator steps down (exit code 4)."""
+    settings = orchestrator.settings
+    # Thousands of workers reconnect at once after a restart; aiohttp's default of 128 pending
+    # connections resets the rest (the kernel caps this at net.core.somaxconn).
+    runner = web.AppRunner(application(orchestrator), access_log=None, shutdown_timeout=10)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port, backlog=4096).start()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, orchestrator.stopping.set)
+        await orchestrator.stopping.wait()
+    finally:
+        await runner.cleanup()
 
 
 if __name__ == "__main__":

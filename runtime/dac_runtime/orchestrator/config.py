@@ -11,6 +11,9 @@ Environment (secrets may also come from ``NAME_FILE``; they are removed from the
     DAC_DB_PATH                SQLite file (default ./dac-orchestrator.db), when DAC_STORE_URL is not set
     DAC_STORE_URL              postgres://USER:PASSWORD@HOST:PORT/DB: the store several orchestrators
                                share (a secret: its password; prefer DAC_STORE_URL_FILE)
+    DAC_ORCHESTRATOR_NAME      this replica's name among orchestrators sharing a store (default: host name)
+    DAC_ORCHESTRATOR_LEASE_MS  how long its lease holds unrenewed: a peer takes over after it (default 6000)
+    DAC_ADVERTISE_URL          the URL peers and operators reach this replica at (shown in /api/orchestrators)
     DAC_STORE_TIMEOUT_MS       how long a store call waits for PostgreSQL before 503 (default 5000)
     DAC_HEARTBEAT_INTERVAL_MS  told to workers in ack (default 15000)
     DAC_HEARTBEAT_TIMEOUT_MS   a silent worker is offline after this (default 90000)
@@ -36,6 +39,7 @@ Environment (secrets may also come from ``NAME_FILE``; they are removed from the
 
 from __future__ import annotations
 
+import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +63,11 @@ class Settings:
     store_url: str | None = field(default=None, repr=False)
     store_timeout_ms: int = 5_000
     consumer_group: str = "dac-orchestrator"
+    #: this replica's name among the orchestrators on one store (a restart under the same name takes
+    #: over its predecessor at once instead of after the lease)
+    orchestrator_name: str = "orchestrator"
+    orchestrator_lease_ms: int = 6_000
+    advertise_url: str | None = None
     heartbeat_interval_ms: int = 15_000
     heartbeat_timeout_ms: int = 90_000
     lease_ms: int = 120_000
@@ -168,6 +177,9 @@ def load_settings(reader: EnvReader) -> Settings:
         store_url=store_url,
         store_timeout_ms=reader.int("DAC_STORE_TIMEOUT_MS", 5_000, minimum=100, maximum=120_000),
         consumer_group=reader.str("DAC_CONSUMER_GROUP", "dac-orchestrator") or "dac-orchestrator",
+        orchestrator_name=reader.str("DAC_ORCHESTRATOR_NAME", socket.gethostname()) or socket.gethostname(),
+        orchestrator_lease_ms=reader.int("DAC_ORCHESTRATOR_LEASE_MS", 6_000, minimum=500, maximum=600_000),
+        advertise_url=reader.str("DAC_ADVERTISE_URL"),
         heartbeat_interval_ms=reader.int("DAC_HEARTBEAT_INTERVAL_MS", 15_000, minimum=100),
         heartbeat_timeout_ms=reader.int("DAC_HEARTBEAT_TIMEOUT_MS", 90_000, minimum=500),
         lease_ms=reader.int("DAC_LEASE_MS", 120_000, minimum=500),

@@ -1,7 +1,10 @@
 """``python -m dac_runtime.worker``: configuration from the environment, then run until drained.
 
 Environment:
-    DAC_ORCHESTRATOR_URL      ws(s)://host:port/ws/worker (required)
+    DAC_ORCHESTRATOR_URL      ws(s)://host:port/ws/worker (required); several, comma-separated: one
+                              per orchestrator, tried in turn when the one in use goes away
+    DAC_PING_INTERVAL_MS      WebSocket pings this often; an orchestrator silent for 1.5x it is given up
+                              and the next one dialled (default 3000)
     DAC_WORKER_TOKEN[_FILE]   bearer token: a registration token or this worker's credential (required)
     DAC_WORKER_ID             stable id; ``{hostname}`` in it is this machine's hostname (one cloud-init
                               user data serves a whole batch of machines) (default: hostname plus
@@ -40,8 +43,9 @@ from .login import login_command
 
 def load_settings(reader: EnvReader) -> WorkerSettings:
     url = reader.str("DAC_ORCHESTRATOR_URL", required=True) or ""
-    if url and not url.startswith(("ws://", "wss://")):
-        reader.problems.append(f"DAC_ORCHESTRATOR_URL must start with ws:// or wss://, got {url!r}")
+    for one in url.split(","):
+        if url and not one.strip().startswith(("ws://", "wss://")):
+            reader.problems.append(f"DAC_ORCHESTRATOR_URL: each URL must start with ws:// or wss://, got {one!r}")
     token = reader.secret("DAC_WORKER_TOKEN", required=True) or ""
     credential = reader.str("DAC_CREDENTIAL_FILE")
     work_root = Path(reader.str("DAC_WORK_DIR", tempfile.gettempdir()) or tempfile.gettempdir())
@@ -60,6 +64,7 @@ def load_settings(reader: EnvReader) -> WorkerSettings:
         place=(reader.str("DAC_WORKER_PLACE") or "")[:32] or None,
         login_command=login_command(command, reader.argv("DAC_SETUP_TOKEN_COMMAND", []) or None),
         passthrough=tuple(n.strip() for n in (reader.str("DAC_AGENT_PASSTHROUGH") or "").split(",") if n.strip()),
+        ping_interval_s=reader.int("DAC_PING_INTERVAL_MS", 3_000, minimum=100, maximum=600_000) / 1000,
     )
     reader.problems.extend(f"DAC_AGENT_COMMAND: {p}" for p in command_problems(command))
     reader.check()

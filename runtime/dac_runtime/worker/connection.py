@@ -76,6 +76,14 @@ class WorkerSettings:
     place: str | None = None
     backoff_base: float = 1.0
     backoff_cap: float = 30.0
+    #: WebSocket pings to the orchestrator this often; no pong within half of it and the socket is
+    #: given up (a paused or cut-off orchestrator says nothing, not even a close)
+    ping_interval_s: float = 3.0
+
+    @property
+    def urls(self) -> list[str]:
+        """Every orchestrator this worker may dial (one address in front of several, or a list)."""
+        return [u.strip() for u in self.url.split(",") if u.strip()]
 
 
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
@@ -99,6 +107,7 @@ class Worker:
         self.connected = asyncio.Event()
         self.logins = Logins(settings.login_command, self._queue_now)
         self._idle_from = time.monotonic()
+        self._url_turn = 0  # the first URL first: a deployment spreads workers by rotating their lists
         if settings.credential_file and settings.credential_file.exists():
             stored = settings.credential_file.read_text().strip()
             if stored:
@@ -120,6 +129,7 @@ class Worker:
                 except _Refused as exc:
                     log.error("orchestrator refused this worker: %s", exc)
                 self.connected.clear()
+                self._url_turn += 1  # the next one in the list: this one went away or refused
                 if self._done.is_set():
                     break
                 delay = backoff_delay(attempt, self.s.backoff_base, self.s.backoff_cap)
@@ -156,10 +166,19 @@ class Worker:
 
     # --- one connection -------------------------------------------------------------------------
 
+    def _dialled(self) -> str:
+        urls = self.s.urls
+        return urls[self._url_turn % len(urls)]
+
     async def _session(self, session: aiohttp.ClientSession) -> bool:
         headers = {"Authorization": f"Bearer {self.s.token}"}
         async with session.ws_connect(
-            self.s.url, headers=headers, heartbeat=None, max_msg_size=4 * MAX_FRAME_BYTES, compress=0, timeout=10
+            self._dialled(),
+            headers=headers,
+            heartbeat=self.s.ping_interval_s,
+            max_msg_size=4 * MAX_FRAME_BYTES,
+            compress=0,
+            timeout=10,
         ) as ws:
             self._ws = ws
             run = self._run

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 from aiohttp import web
 
+from ..bearer import bearer_token
 from ..store import StoreUnavailable
 from .access import allowed, role_of
 
 if TYPE_CHECKING:
-    from ..app import Orchestrator
+    from ..core import Orchestrator
 
 T = TypeVar("T")
 ORCH_KEY: web.AppKey[Orchestrator] = web.AppKey("orchestrator")
@@ -30,12 +31,6 @@ class Body(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=T
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status, headers=headers)
-
-
-def bearer_token(request: web.Request) -> str:
-    """The credential of an ``Authorization: Bearer ...`` header; the scheme is case-insensitive (RFC 9110)."""
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    return credentials.strip() if scheme.lower() == "bearer" else ""
 
 
 async def decode_body(request: web.Request, kind: type[T], empty_ok: bool = False) -> T:

@@ -10,7 +10,7 @@ import msgspec
 from aiohttp import web
 
 from ...records import CredentialName
-from ..credentials import NotYours, Unavailable
+from ..team.credentials import NotYours, Unavailable
 from .common import CREDENTIAL_NAMES, ORCH_KEY, ApiError, Body, decode_body, path_value
 
 Short = Annotated[str, msgspec.Meta(max_length=200)]

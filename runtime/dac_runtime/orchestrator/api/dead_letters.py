@@ -7,8 +7,8 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from ..dead_letters import STATES
-from ..submit import Refused
+from ..ops.dead_letters import STATES
+from ..refusals import Refused
 from .common import ORCH_KEY, ApiError, Body, decode_body, query_choice, query_limit
 
 LetterIds = Annotated[
@@ -34,7 +34,7 @@ async def retry(request: web.Request) -> web.Response:
     done = []
     for letter_id in body.ids:
         try:
-            new_id = await orch.dead_letters.retry(letter_id, orch.submitter, request["api_key"])
+            new_id = await orch.dead_letters.retry(letter_id, orch.submitter.submit, request["api_key"])
         except Refused as exc:
             raise ApiError(exc.status, exc.code, exc.message, exc.headers) from None
         done.append({"id": letter_id, "state": "retried", "executionId": new_id})

@@ -13,11 +13,11 @@ from aiohttp import web
 
 from ...protocol import TERMINAL_STATUSES, Id, PositiveInt
 from ...records import CredentialName, ExecRequest, Status
-from ..submit import Refused
+from ..refusals import Refused
 from .common import ORCH_KEY, ApiError, Body, decode_body, query_choice, query_limit
 
 if TYPE_CHECKING:
-    from ..app import Orchestrator
+    from ..core import Orchestrator
 
 
 class ExecuteBody(Body):

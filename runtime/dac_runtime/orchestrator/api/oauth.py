@@ -9,7 +9,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from ..logins import LoginError
+from ..team.logins import LoginError
 from .common import ORCH_KEY, ApiError, Body, decode_body
 from .token import token_state
 

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ...protocol import Id, PositiveInt
 from ...records import CredentialName
-from ..personas import Description, Name, Persona
+from ..team.personas import Description, Name, Persona
 from .common import ORCH_KEY, ApiError, Body, decode_body, path_value
 from .credentials import credential_name, require_own
 

@@ -16,6 +16,8 @@ async def healthz(request: web.Request) -> web.Response:
     consumer = orch.intake.consumer
     if "intake" not in down and (consumer is None or not consumer.assignment()):
         down["intake"] = "no partitions assigned yet"
+    if orch.membership.lost is not None:
+        down["lease"] = f"stepping down: {orch.membership.lost}"
     kafka_down = orch.kafka.why_down()
     if kafka_down is not None:
         down["kafka"] = kafka_down

@@ -8,9 +8,9 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from ..invites import InviteError, connect_string
-from ..members import CannotRemove
-from ..members import remove_member as remove_member_now
+from ..team.invites import InviteError, connect_string
+from ..team.members import CannotRemove
+from ..team.members import remove_member as remove_member_now
 from .access import ALIASES, ROLES
 from .common import ORCH_KEY, ApiError, Body, decode_body
 

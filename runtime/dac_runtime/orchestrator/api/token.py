@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import msgspec
 from aiohttp import web
 
-from ..vault import Vault
+from ..team.vault import Vault
 from .common import ORCH_KEY, Body, decode_body
 
 

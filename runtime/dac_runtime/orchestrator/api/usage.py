@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from ..usage import GROUPS, usage
+from ..ops.usage import GROUPS, usage
 from .common import ORCH_KEY, ApiError
 
 

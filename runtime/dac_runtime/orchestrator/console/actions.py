@@ -8,13 +8,13 @@ from typing import Any
 from aiohttp import web
 
 from ...protocol import TERMINAL_STATUSES
-from .. import members
 from ..api.access import ROLES
 from ..api.common import ORCH_KEY
 from ..api.team import origin
-from ..credentials import NotYours
-from ..invites import connect_string
-from ..submit import Refused
+from ..refusals import Refused
+from ..team import members
+from ..team.credentials import NotYours
+from ..team.invites import connect_string
 from .guard import action, back, may
 from .pages import team_page
 from .sessions import Session
@@ -53,9 +53,8 @@ async def dead_letters(request: web.Request, session: Session) -> web.StreamResp
     said = []
     for letter_id in ids:
         try:
-            said.append(
-                f"{letter_id}: retried as {await orch.dead_letters.retry(letter_id, orch.submitter, session.key)}"
-            )
+            new_id = await orch.dead_letters.retry(letter_id, orch.submitter.submit, session.key)
+            said.append(f"{letter_id}: retried as {new_id}")
         except Refused as exc:
             said.append(f"{letter_id}: {exc.message}")
     raise back("/console/dead-letters", "; ".join(said))

@@ -19,7 +19,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from ..store import Store
-    from ..vault import Vault
+    from ..team.vault import Vault
 
 COOKIE = "dac_console"
 LIFETIME_S = 12 * 3600

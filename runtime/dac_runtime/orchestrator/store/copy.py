@@ -51,6 +51,10 @@ async def copy_store(source: Store, target: Store) -> dict[str, int]:
             columns = list(dict(rows[0]).keys())
             loads.append((table, columns, [tuple(_plain(row[c]) for c in columns) for row in rows]))
     await target.load_tables(loads)  # one transaction: all of it lands, or none
+    # Executions name their owner by fencing epoch: the target's epochs continue past the source's,
+    # so no orchestrator that joins the target is ever mistaken for one that wrote the source.
+    epoch = await source.fetchval("SELECT epoch FROM fencing WHERE id = 1")
+    await target.execute("UPDATE fencing SET epoch = ? WHERE id = 1", int(epoch or 0))
     for table, count in copied.items():  # the copy is whole, or it is an error
         landed = int(await target.fetchval(f"SELECT COUNT(*) FROM {table}") or 0)  # noqa: S608
         if landed != count:

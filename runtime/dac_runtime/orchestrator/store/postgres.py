@@ -59,6 +59,9 @@ class PostgresDialect(Dialect):
     def utc_day(self, column: str) -> str:
         return f"to_char(to_timestamp({column}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
+    def now(self) -> str:
+        return "EXTRACT(EPOCH FROM clock_timestamp())::double precision"
+
 
 def redact(url: str) -> str:
     """The URL without its password, for logs and errors."""

@@ -14,7 +14,7 @@ import collections
 import time
 from typing import TYPE_CHECKING, Literal
 
-from ..protocol import OrchestratorFrame, encode
+from ...protocol import OrchestratorFrame, encode
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -163,6 +163,11 @@ class Pool:
         _, worker = self._idle.popitem(last=False)
         worker.state = "executing"  # already out of the idle order; the setter fixes the counts
         return worker
+
+    def mark_idle(self, worker: WorkerConn) -> None:
+        if self.workers.get(worker.worker_id) is worker and worker.state not in {"draining", "offline"}:
+            worker.execution_id = None
+            worker.state = "idle"
 
     def counts(self) -> dict[str, int]:
         return dict(self._counts)

@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..protocol import TERMINAL_STATUSES, Cancel, Received, Resume
-from ..records import ExecRequest
+from ...protocol import TERMINAL_STATUSES, Cancel, Received, Resume
+from ...records import ExecRequest
 from .intake import Pending
 
 if TYPE_CHECKING:
-    from .app import Orchestrator
-    from .config import Settings
+    from ..config import Settings
+    from ..store import Store
+    from .events import Events
     from .pool import WorkerConn
 
 log = logging.getLogger("dac.orchestrator.dispatch")
@@ -89,7 +90,8 @@ class Leases:
     """The dispatcher's half that deals with lost and returning workers (a mixin: it shares the
     dispatcher's table of active executions and its requeue and accept steps)."""
 
-    orch: Orchestrator
+    store: Store
+    events: Events
     settings: Settings
     active: ActiveRuns
     #: worker id -> executions restored as ``dispatched`` to it (after a restart), until it says hello
@@ -133,7 +135,7 @@ class Leases:
         de-duplication resumes from the highest seq the store holds."""
         request = msgspec.json.decode(row["request"], type=ExecRequest)
         active = Active(Pending(request, None, None, time.time()), None, status="running")
-        active.last_seq = await self.orch.store.last_seq(request.execution_id)
+        active.last_seq = await self.store.last_seq(request.execution_id)
         active.recorded.set()
         self.active[request.execution_id] = active
         return active
@@ -156,10 +158,17 @@ class Leases:
         worker says it sent: frames sent to a crashed predecessor may never have been relayed."""
         active = self.active.get(execution_id)
         if active is None:
-            self.orch.events.flush()  # the stored output is where de-duplication resumes
-            row = await self.orch.store.get_execution(execution_id)
+            self.events.flush()  # the stored output is where de-duplication resumes
+            row = await self.store.get_execution(execution_id)
             ours = row is not None and row["worker_id"] == worker.worker_id
             if ours and row["status"] in {"dispatched", "running"}:
+                # Run under another orchestrator (gone, or left by this worker): the worker's word
+                # wins, and the previous owner's writes about it are refused from here on.
+                if row.get("owner") != self.store.fence and not await self.store.take_over(
+                    execution_id, worker.worker_id
+                ):
+                    log.warning("could not take over %s from its previous orchestrator", execution_id)
+                    return
                 active = await self._from_row(row)
             else:
                 worker.released.add(execution_id)
@@ -194,18 +203,27 @@ class Leases:
         """On a heartbeat: tell the worker how far its output is recorded, so its journal stays small."""
         active = self.active.get(execution_id)
         if active is not None and active.worker is worker and active.last_seq:
-            self.orch.events.flush()
-            await worker.send(Received(execution_id=execution_id, seq=active.last_seq))
+            seq = active.last_seq
+            self.events.flush()
+            await self.store.commit()  # only what is durable: the worker forgets what it is told of
+            if self.events.acting():
+                await worker.send(Received(execution_id=execution_id, seq=seq))
 
-    async def adopt_orphans(self) -> None:
-        """After a restart, executions the store says were running get a lease to be re-attached."""
-        for status in ("dispatched", "running"):
-            for row in await self.orch.store.executions_by_status(status):
-                active = await self._from_row(row)
-                active.status = status
-                if status == "dispatched" and row["worker_id"]:
-                    self.unconfirmed.setdefault(row["worker_id"], set()).add(row["id"])
-                self._start_lease(active)
+    async def adopt_orphans(self, epoch: int | None = None) -> int:
+        """The running executions of a gone orchestrator (``epoch``; ``None``: rows from before owners
+        were recorded) become this one's, each with a lease for its worker to re-attach."""
+        adopted = 0
+        for row in await self.store.adopt_from(epoch):
+            if row["id"] in self.active:
+                continue
+            status = row["status"]
+            active = await self._from_row(row)
+            active.status = status
+            if status == "dispatched" and row["worker_id"]:
+                self.unconfirmed.setdefault(row["worker_id"], set()).add(row["id"])
+            self._start_lease(active)
+            adopted += 1
+        return adopted
 
     async def _lease_expired(self, active: Active, status: str = "failed") -> None:
         if active.worker is not None or self.active.get(active.request.execution_id) is not active:
@@ -217,4 +235,4 @@ class Leases:
             return
         self.active.pop(active.request.execution_id, None)
         reason = "worker_lost" if status == "failed" else "cancelled while its worker was offline"
-        await self.orch.events.finish(active.request, status, reason=reason)
+        await self.events.finish(active.request, status, reason=reason)

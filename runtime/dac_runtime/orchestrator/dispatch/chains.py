@@ -20,13 +20,13 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ..records import EventRecord, ExecRequest, prompt_problem
-from .submit import Refused
+from ...records import EventRecord, ExecRequest, prompt_problem
+from ..refusals import Refused
 
 if TYPE_CHECKING:
+    from ..config import Settings
+    from ..store import Store
     from .bus import Bus
-    from .config import Settings
-    from .store import Store
     from .submit import Submitter
 
 log = logging.getLogger("dac.orchestrator.chains")

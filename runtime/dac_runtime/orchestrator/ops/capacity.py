@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .pool import Pool
-    from .store import Store
+    from ..dispatch.pool import Pool
+    from ..store import Store
 
 MAX_LEASE_S = 600.0
 CHECKPOINT_S = 30.0
@@ -46,11 +46,15 @@ class Capacity:
         self._waiting, self._oldest, self._parked = waiting, oldest_wait, parked
         self._lease: Lease | None = None
 
-    async def load(self) -> None:
-        """Connections open when the last process ended were closed by that end (or its crash): at the
-        last time they were seen."""
+    async def closed_by(self, epoch: int | None) -> None:
+        """Connections a gone orchestrator (``epoch``; None: one from before epochs) had open were
+        closed by its end or crash: at the last time they were seen."""
         closed_at = self._store.sql.greatest("opened_at", "COALESCE(seen_at, opened_at)")
-        await self._store.execute(f"UPDATE worker_time SET closed_at = {closed_at} WHERE closed_at IS NULL")  # noqa: S608
+        whose = "epoch IS NULL" if epoch is None else "epoch = ?"
+        await self._store.execute(
+            f"UPDATE worker_time SET closed_at = {closed_at} WHERE closed_at IS NULL AND {whose}",  # noqa: S608
+            *(() if epoch is None else (epoch,)),
+        )
         await self._store.commit()
 
     # --- signals ----------------------------------------------------------------------------------
@@ -96,15 +100,20 @@ class Capacity:
 
     async def opened(self, worker_id: str, place: str | None) -> int:
         row_id = await self._store.fetchval(
-            "INSERT INTO worker_time (worker_id, place, opened_at) VALUES (?, ?, ?) RETURNING id",
+            "INSERT INTO worker_time (worker_id, place, opened_at, epoch) VALUES (?, ?, ?, ?) RETURNING id",
             worker_id,
             place or "unknown",
             time.time(),
+            self._store.fence,
         )
         return int(row_id or 0)
 
     def checkpoint(self, now: float | None = None) -> None:
-        self._store.write("UPDATE worker_time SET seen_at = ? WHERE closed_at IS NULL", now or time.time())
+        self._store.write(
+            "UPDATE worker_time SET seen_at = ? WHERE closed_at IS NULL AND epoch = ?",
+            now or time.time(),
+            self._store.fence,
+        )
 
     async def checkpoint_forever(self) -> None:
         while True:

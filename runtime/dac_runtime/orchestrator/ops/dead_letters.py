@@ -14,16 +14,23 @@ import json
 import secrets
 import time
 import uuid
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
 import msgspec
 
-from ..records import DeadLetter
-from .store import Store
-from .submit import Refused, Submitter
+from ...records import DeadLetter, ExecRequest
+from ..refusals import Refused
+from ..store import Store
 
 STATES = ("open", "retried", "discarded")
 RAW_SHOWN = 2000
+
+
+class Resubmit(Protocol):
+    def __call__(
+        self, request: ExecRequest, submitter: dict[str, str], retry_of: str | None = None
+    ) -> Awaitable[None]: ...
 
 
 class DeadLetters:
@@ -89,15 +96,16 @@ class DeadLetters:
             raise Refused(409, "not_open", f"{letter_id} was already {row['state']}")
         return row
 
-    async def retry(self, letter_id: str, submitter: Submitter, by: dict[str, Any]) -> str:
-        """Submit the dead letter's request again as a new execution on behalf of ``by``; its id."""
+    async def retry(self, letter_id: str, submit: Resubmit, by: dict[str, Any]) -> str:
+        """Submit the dead letter's request again, through ``submit`` (the submitter's: every check a new
+        request passes), as a new execution on behalf of ``by``; its id."""
         original = self.record(await self.open_letter(letter_id)).request
         if original is None:
             raise Refused(409, "not_retryable", f"{letter_id} never parsed as a request: it can only be discarded")
         again = msgspec.structs.replace(
             original, execution_id=uuid.uuid4().hex, attempt=1, generation=0, submitted_at=time.time()
         )
-        await submitter.submit(again, by, retry_of=original.execution_id)
+        await submit(again, by, retry_of=original.execution_id)
         await self.resolve(letter_id, "retried", by["name"], again.execution_id)
         return again.execution_id
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..crypto import CryptoError
-from ..protocol import (
+from ...crypto import CryptoError
+from ...protocol import (
     Accepted,
     Assign,
     Cancel,
@@ -34,27 +34,51 @@ from ..protocol import (
     Stderr,
     Stdout,
 )
-from ..records import ExecRequest
-from .claude_token import TokenExpired
-from .credentials import Unavailable
+from ...records import ExecRequest
+from ..team.claude_token import TokenExpired
+from ..team.credentials import Unavailable
+from ..team.vault import MissingCredential
 from .intake import Pending
 from .leases import Active, ActiveRuns, Leases
-from .vault import MissingCredential
 
 if TYPE_CHECKING:
-    from .app import Orchestrator
-    from .pool import WorkerConn
+    from ..config import Settings
+    from ..ops.kafka_health import KafkaHealth
+    from ..ops.metrics import Metrics
+    from ..store import Store
+    from ..team.credentials import Credentials
+    from ..team.personas import Personas
+    from ..team.vault import Vault
+    from .bus import Bus
+    from .events import Events
+    from .intake import Intake
+    from .pool import Pool, WorkerConn
 
 log = logging.getLogger("dac.orchestrator.dispatch")
 JOB_FAILURE_PREFIXES = ("exit_code:", "agent_error")
 
 
 class Dispatcher(Leases):
-    def __init__(self, orch: Orchestrator) -> None:
-        self.orch = orch
-        self.settings = orch.settings
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        intake: Intake,
+        pool: Pool,
+        events: Events,
+        bus: Bus,
+        kafka: KafkaHealth,
+        vault: Vault,
+        personas: Personas,
+        credentials: Credentials,
+        metrics: Metrics,
+    ) -> None:
+        self.settings, self.store, self.intake, self.pool = settings, store, intake, pool
+        self.events, self.bus, self.kafka, self.metrics = events, bus, kafka, metrics
+        self.vault, self.personas, self.credentials = vault, personas, credentials
         self.unconfirmed: dict[str, set[str]] = {}
-        self.active = ActiveRuns(on_leave=lambda persona_id: orch.intake.unpark(persona_id))
+        self.active = ActiveRuns(on_leave=intake.unpark)
 
     # --- dispatch -------------------------------------------------------------------------------
 
@@ -67,32 +91,49 @@ class Dispatcher(Leases):
         The lifecycle records follow the send, off the dispatch latency; ``_accepted`` waits for them,
         which keeps the lifecycle order intact."""
         request = pending.request
-        store, events = self.orch.store, self.orch.events
+        store, events = self.store, self.events
+        if not events.acting():  # stepping down: its next owner reads the request again
+            return
         row = await store.get_execution(request.execution_id)
         if row is not None and (row["status"] != "queued" or row["generation"] != request.generation):
             log.debug("skipping duplicate request for %s (%s)", request.execution_id, row["status"])
-            self.orch.intake.done(pending.tp, pending.offset)
+            self.intake.done(pending.tp, pending.offset)
             return
-        personas = self.orch.personas
+        personas = self.personas
         persona = personas.get(request.persona_id)
         if persona and persona.max_concurrent and self.active.by_persona[request.persona_id] >= persona.max_concurrent:
             if row is None:  # visible (queued) while it waits its turn
                 self._insert(request)
                 await events.lifecycle(request, "queued")
-            self.orch.intake.park(pending)
+            self.intake.park(pending)
             return
-        worker = self.orch.registry.take_idle()
+        worker = self.pool.take_idle()
         if worker is None:
-            self.orch.intake.redeliver(pending, front=True)
+            self.intake.redeliver(pending, front=True)
             return
         given = personas.credentials_for(request.persona_id, request.credentials)
+        # Taken in the store first, atomically: of two orchestrators that read the same request (a
+        # rebalance, a restart), or one whose lease ran out, exactly one goes on past this point.
+        claimed = await store.claim_execution(
+            msgspec.json.encode(request),
+            request.execution_id,
+            request.persona_id,
+            request.attempt,
+            request.generation,
+            worker_id=worker.worker_id,
+            given_credentials=json.dumps(given) if given else None,  # names only, for who-used-what
+        )
+        if not claimed:
+            self.pool.mark_idle(worker)
+            log.debug("%s was taken or decided elsewhere: skipped", request.execution_id)
+            self.intake.done(pending.tp, pending.offset)
+            return
         try:
-            self.orch.credentials.check_usable(given)
-            env = await self.orch.vault.environment_for(given)
+            self.credentials.check_usable(given)
+            env = await self.vault.environment_for(given)
         except (MissingCredential, Unavailable, TokenExpired, CryptoError) as exc:
-            self.orch.registry.mark_idle(worker)
+            self.pool.mark_idle(worker)
             if row is None:
-                self._insert(request)
                 await events.lifecycle(request, "queued")
             if isinstance(exc, MissingCredential):
                 reason = f"unknown credential {exc}"
@@ -101,20 +142,12 @@ class Dispatcher(Leases):
             else:
                 reason = str(exc)
             await events.finish(request, "failed", reason=reason, dead_letter=True)
-            self.orch.intake.done(pending.tp, pending.offset)
+            self.intake.done(pending.tp, pending.offset)
             return
-        self.orch.credentials.touch(given)
+        self.credentials.touch(given)
         active = Active(pending, worker)
         self.active[request.execution_id] = active
         worker.execution_id = request.execution_id
-        if row is None:
-            self._insert(request)
-        store.update_execution(
-            request.execution_id,
-            status="dispatched",
-            worker_id=worker.worker_id,
-            given_credentials=json.dumps(given) if given else None,  # names only, for who-used-what
-        )
         s = self.settings
         assign = Assign(
             execution_id=request.execution_id,
@@ -130,10 +163,9 @@ class Dispatcher(Leases):
             ),
             not_after=time.time() + s.accept_timeout_ms / 1000,
         )
-        await store.commit()  # durable before the worker can act on it
-        sent = await worker.send(assign)
+        sent = await worker.send(assign)  # (the claim made it durable before the worker can act on it)
         env.clear()
-        metrics = self.orch.metrics
+        metrics = self.metrics
         metrics.dispatch_latency.observe(max(0.0, time.time() - pending.produced_at))
         if pending.read_at:
             metrics.dispatch_handling.observe(time.perf_counter() - pending.read_at)
@@ -149,7 +181,7 @@ class Dispatcher(Leases):
 
     def _insert(self, request: ExecRequest) -> None:
         """A request that came straight from Kafka (not through the API) gets its row."""
-        self.orch.store.insert_execution_later(
+        self.store.insert_execution_later(
             request.execution_id, request.persona_id, msgspec.json.encode(request), request.attempt
         )
 
@@ -170,13 +202,13 @@ class Dispatcher(Leases):
             active.timer.cancel()
         log.info("re-dispatching %s: %s", execution_id, why)
         if active.cancel_requested:
-            await self.orch.events.finish(active.request, "cancelled", reason="cancelled before start")
-            self.orch.intake.done(active.pending.tp, active.pending.offset)
+            await self.events.finish(active.request, "cancelled", reason="cancelled before start")
+            self.intake.done(active.pending.tp, active.pending.offset)
             return
-        self.orch.store.update_execution(execution_id, status="queued", worker_id=None)
-        await self.orch.events.lifecycle(active.request, "queued", reason=why)
+        self.store.update_execution(execution_id, status="queued", worker_id=None)
+        await self.events.lifecycle(active.request, "queued", reason=why)
         active.pending.read_at = 0.0  # its handling time would include the failed attempt
-        self.orch.intake.redeliver(active.pending)
+        self.intake.redeliver(active.pending)
 
     # --- frames from workers --------------------------------------------------------------------
 
@@ -193,7 +225,7 @@ class Dispatcher(Leases):
             if frame.seq <= active.last_seq and frame.seq != 0:
                 return  # replayed after a reconnect: already relayed
             active.last_seq = max(active.last_seq, frame.seq)
-            await self.orch.events.output(active.request, frame)
+            await self.events.output(active.request, frame)
         elif isinstance(frame, Accepted):
             await self._accepted(active)
         elif isinstance(frame, Rejected):
@@ -211,11 +243,9 @@ class Dispatcher(Leases):
             active.timer.cancel()
         active.status = "running"
         request = active.request
-        self.orch.store.update_execution(request.execution_id, status="running")
-        await self.orch.events.lifecycle(
-            request, "running", worker_id=active.worker.worker_id if active.worker else None
-        )
-        self.orch.intake.done(active.pending.tp, active.pending.offset)
+        self.store.update_execution(request.execution_id, status="running")
+        await self.events.lifecycle(request, "running", worker_id=active.worker.worker_id if active.worker else None)
+        self.intake.done(active.pending.tp, active.pending.offset)
         if active.cancel_requested and active.worker:
             await active.worker.send(Cancel(execution_id=request.execution_id))
 
@@ -227,21 +257,22 @@ class Dispatcher(Leases):
         worker = active.worker
         if worker is not None and worker.execution_id == request.execution_id:
             worker.execution_id = None
-        await self._record_completion(active, frame)
-        await self.orch.store.commit()
-        if worker is not None:  # recorded: the worker may forget this result
+        recorded = await self._record_completion(active, frame)
+        await self.store.commit()
+        if worker is not None and recorded:  # recorded: the worker may forget this result
             await worker.send(Received(execution_id=request.execution_id, seq=active.last_seq, final=True))
 
-    async def _record_completion(self, active: Active, frame: Complete) -> None:
+    async def _record_completion(self, active: Active, frame: Complete) -> bool:
+        """False when the store refused it: the worker keeps the result for the execution's owner."""
         request = active.request
         if active.status == "dispatched":  # complete without accepted (e.g. spawn failure): still commit
-            self.orch.intake.done(active.pending.tp, active.pending.offset)
+            self.intake.done(active.pending.tp, active.pending.offset)
         max_attempts = request.max_attempts or self.settings.max_attempts
         job_failure = frame.status == "failed" and (frame.reason or "").startswith(JOB_FAILURE_PREFIXES)
         if job_failure and request.attempt < max_attempts:
             await self._retry(request, frame)
-            return
-        await self.orch.events.finish(
+            return True
+        return await self.events.finish(
             request,
             frame.status,
             exit_code=frame.exit_code,
@@ -252,12 +283,12 @@ class Dispatcher(Leases):
         )
 
     async def _retry(self, request: ExecRequest, frame: Complete) -> None:
-        row = await self.orch.store.get_execution(request.execution_id) or {}
+        row = await self.store.get_execution(request.execution_id) or {}
         retry = msgspec.structs.replace(
             request, attempt=request.attempt + 1, generation=int(row.get("generation", 0)) + 1
         )
         delay = self.settings.retry_backoff_ms / 1000 * 2 ** (request.attempt - 1)
-        self.orch.store.update_execution(
+        self.store.update_execution(
             request.execution_id,
             status="queued",
             attempt=retry.attempt,
@@ -266,18 +297,18 @@ class Dispatcher(Leases):
             request=msgspec.json.encode(retry),
         )
         reason = f"attempt {request.attempt} failed ({frame.reason}); retrying in {delay:.1f}s"
-        await self.orch.events.lifecycle(retry, "queued", reason=reason)
+        await self.events.lifecycle(retry, "queued", reason=reason)
 
         async def later() -> None:
             await asyncio.sleep(delay)
             while True:  # the row stays queued until its request is on the broker
                 try:
-                    await self.orch.bus.request(retry)
+                    await self.bus.request(retry)
                     return
                 except Exception as exc:
                     log.warning("retry of %s not queued yet (%s)", request.execution_id, type(exc).__name__)
                     await asyncio.sleep(self.settings.kafka_probe_ms / 1000)
-                    await self.orch.kafka.wait_up()
+                    await self.kafka.wait_up()
 
         asyncio.get_running_loop().create_task(later())
 
@@ -286,10 +317,10 @@ class Dispatcher(Leases):
     async def cancel(self, execution_id: str) -> None:
         active = self.active.get(execution_id)
         if active is None:
-            row = await self.orch.store.get_execution(execution_id)
+            row = await self.store.get_execution(execution_id)
             if row is not None:
                 request = msgspec.json.decode(row["request"], type=ExecRequest)
-                await self.orch.events.finish(request, "cancelled", reason="cancelled before dispatch")
+                await self.events.finish(request, "cancelled", reason="cancelled before dispatch")
             return
         active.cancel_requested = True
         if active.worker is not None:
@@ -298,4 +329,4 @@ class Dispatcher(Leases):
             self.active.pop(execution_id, None)
             if active.timer:
                 active.timer.cancel()
-            await self.orch.events.finish(active.request, "cancelled", reason="cancelled while its worker was offline")
+            await self.events.finish(active.request, "cancelled", reason="cancelled while its worker was offline")

@@ -14,6 +14,7 @@ import collections
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +22,17 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from ..protocol import ProtocolError
-from ..records import DeadLetter, ExecRequest, decode_request
+from ...protocol import ProtocolError
+from ...records import DeadLetter, ExecRequest, decode_request
 from .backlog import Backlog
 
 if TYPE_CHECKING:
-    from .app import Orchestrator
+    from ..config import Settings
+    from ..ops.dead_letters import DeadLetters
+    from ..ops.kafka_health import KafkaHealth
+    from ..ops.metrics import Metrics
+    from .bus import Bus
+    from .pool import Pool
 
 log = logging.getLogger("dac.orchestrator.intake")
 #: Records fetched at once (never more than there are idle workers).
@@ -79,10 +85,24 @@ class OffsetTracker:
         return list(self._next)
 
 
+async def _nowhere(pending: Pending) -> None:
+    raise RuntimeError("intake read a request before a dispatcher was wired to it")
+
+
 class Intake:
-    def __init__(self, orch: Orchestrator) -> None:
-        self.orch = orch
-        self.settings = orch.settings
+    def __init__(
+        self,
+        settings: Settings,
+        pool: Pool,
+        kafka: KafkaHealth,
+        bus: Bus,
+        metrics: Metrics,
+        dead_letters: DeadLetters,
+    ) -> None:
+        self.settings, self.pool, self.kafka, self.bus = settings, pool, kafka, bus
+        self.metrics, self.dead_letters = metrics, dead_letters
+        #: where a request read goes: the dispatcher's, set by the composition root (it needs this intake)
+        self.dispatch: Callable[[Pending], Awaitable[None]] = _nowhere
         self.offsets = OffsetTracker()
         self._redeliver: collections.deque[Pending] = collections.deque()
         self._parked: dict[str, collections.deque[Pending]] = {}
@@ -155,7 +175,7 @@ class Intake:
                 try:
                     await self._step()
                 except (KafkaError, OSError) as exc:
-                    if self.orch.kafka.up:  # an outage is logged once, by the health probe
+                    if self.kafka.up:  # an outage is logged once, by the health probe
                         log.error("kafka intake error (retrying in 1s): %s", type(exc).__name__)
                     await asyncio.sleep(1)
                 # A backlog can be dispatched without ever waiting on I/O; let the API, heartbeats
@@ -175,13 +195,13 @@ class Intake:
         as many records as there are idle workers (and ``INTAKE_BATCH``), so the backlog stays in Kafka."""
         consumer = self.consumer
         assert consumer is not None
-        registry = self.orch.registry
-        if not registry.has_idle():
+        pool = self.pool
+        if not pool.has_idle():
             try:  # a worker usually frees up within moments; pausing and resuming the fetcher costs more
-                await asyncio.wait_for(registry.wait_idle(), PAUSE_AFTER_S)
+                await asyncio.wait_for(pool.wait_idle(), PAUSE_AFTER_S)
             except TimeoutError:
                 consumer.pause(*consumer.assignment())
-                await registry.wait_idle()
+                await pool.wait_idle()
                 consumer.resume(*consumer.assignment())
         if self._redeliver:
             await self._dispatch(self._redeliver.popleft())
@@ -190,7 +210,7 @@ class Intake:
             self._unparked.clear()
             await self._unparked.wait()
             return
-        wanted = max(1, min(INTAKE_BATCH, registry.counts()["idle"]))
+        wanted = max(1, min(INTAKE_BATCH, pool.counts()["idle"]))
         # While requests are parked, a run's end hands one back: come back for it soon.
         batch = await consumer.getmany(timeout_ms=10 if self._parked else 200, max_records=wanted)
         self._pace_fetches(bool(batch))
@@ -232,7 +252,7 @@ class Intake:
     async def _dispatch(self, pending: Pending) -> None:
         """Nothing one request holds may end intake: if its dispatch raises, it is dead-lettered."""
         try:
-            await self.orch.dispatcher.dispatch(pending)
+            await self.dispatch(pending)
         except (KafkaError, OSError, asyncio.CancelledError):
             raise  # the broker, not the record: the caller retries
         except Exception as exc:
@@ -253,11 +273,11 @@ class Intake:
     ) -> None:
         where = f"{tp.topic}:{offset}" if tp is not None else "a re-queued request"
         log.warning("dead-lettering the request at %s: %s", where, reason[:300])
-        self.orch.metrics.dead_letters.labels(reason.split(":", 1)[0]).inc()
+        self.metrics.dead_letters.labels(reason.split(":", 1)[0]).inc()
         text = raw.decode("utf-8", errors="replace") if raw is not None else None
         dead = DeadLetter(error=reason, attempts=0, timestamp=time.time(), raw=text, request=request)
-        self.orch.dead_letters.add(dead)
-        await self.orch.bus.dead_letter(dead, key.decode("utf-8", errors="replace") if key else None)
+        self.dead_letters.add(dead)
+        await self.bus.dead_letter(dead, key.decode("utf-8", errors="replace") if key else None)
         self.done(tp, offset)
 
     def done(self, tp: TopicPartition | None, offset: int | None) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..protocol import TERMINAL_STATUSES
-from .store import Dialect, Store
+from ...protocol import TERMINAL_STATUSES
+from ..store import Dialect, Store
 
 
 #: groupBy -> (SQL for the group's key, SQL for its display name)

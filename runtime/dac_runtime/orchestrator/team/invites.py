@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the client parses connect strings without loading the orchestrator
-    from .store import Store
+    from ..store import Store
     from .vault import Vault
 
 PREFIX = "daci1"

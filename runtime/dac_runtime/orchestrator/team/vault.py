@@ -17,9 +17,9 @@ from typing import Any
 
 import msgspec
 
-from ..crypto import Keyring, derive_key, hash_token, new_token
+from ...crypto import Keyring, derive_key, hash_token, new_token
+from ..store import Store
 from .claude_token import TokenExpired, TokenInfo
-from .store import Store
 
 CREDENTIAL_PREFIX = "credential:"
 CLAUDE_TOKEN = "claude:oauth-token"  # noqa: S105 - a row name, not a secret

@@ -26,8 +26,8 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from prometheus_client import Counter
 
-from ..records import DeadLetter, EventRecord, ExecRequest, LifecycleRecord, OutputRecord, Topics, encode
-from .store import Store
+from ...records import DeadLetter, EventRecord, ExecRequest, LifecycleRecord, OutputRecord, Topics, encode
+from ..store import Store
 
 log = logging.getLogger("dac.orchestrator.bus")
 DRAIN_BATCH = 500

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .claude_token import TokenInfo
+from ..team.claude_token import TokenInfo
 
 FAILURE_WINDOW_S = 15 * 60
 FAILURE_MIN_COUNT = 10

@@ -17,14 +17,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..protocol import LoginCode, LoginEnd, LoginFailed, LoginStart, LoginToken, LoginUrl
-from ..setup_token import SetupTokenError, check_code, url_state
+from ...protocol import LoginCode, LoginEnd, LoginFailed, LoginStart, LoginToken, LoginUrl
+from ...setup_token import SetupTokenError, check_code, url_state
 from .claude_token import TokenInfo
 
 if TYPE_CHECKING:
-    from .pool import WorkerConn
+    from ..dispatch.pool import Pool, WorkerConn
     from .vault import Vault
-    from .workers import WorkerRegistry
 
 CAPABILITY = "setup-token"
 LIFETIME_S = 600.0
@@ -51,8 +50,8 @@ class Login:
 
 
 class Logins:
-    def __init__(self, registry: WorkerRegistry, vault: Vault) -> None:
-        self._registry, self._vault = registry, vault
+    def __init__(self, pool: Pool, vault: Vault) -> None:
+        self._pool, self._vault = pool, vault
         self._open: dict[str, Login] = {}
         #: Logins whose code was sent, waiting for the token: a code is tried once, right or wrong
         self._finishing: dict[str, Login] = {}
@@ -68,7 +67,7 @@ class Logins:
             asyncio.get_running_loop().create_task(login.worker.send(LoginEnd(session=login.session)))
 
     def _pick_worker(self) -> WorkerConn:
-        able = [w for w in self._registry.workers.values() if CAPABILITY in w.capabilities and w.state != "offline"]
+        able = [w for w in self._pool.workers.values() if CAPABILITY in w.capabilities and w.state != "offline"]
         if not able:
             raise LoginError(
                 503,

@@ -51,6 +51,13 @@ class Supervisor:
             delay = min(delay * 2, self._max)
             self.down.pop(name, None)
 
+    def cancel(self, name: str) -> None:
+        """Stop one component for good (an orchestrator stepping down stops reading requests)."""
+        for task in self._tasks:
+            if task.get_name() == name:
+                task.cancel()
+        self.down[name] = "stopped"
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()

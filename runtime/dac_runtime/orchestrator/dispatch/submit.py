@@ -9,24 +9,17 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from ..records import ExecRequest, prompt_problem
-from .claude_token import TokenExpired
+from ...records import ExecRequest, prompt_problem
+from ..refusals import Refused
+from ..team.claude_token import TokenExpired
 
 if TYPE_CHECKING:
+    from ..config import Settings
+    from ..ops.kafka_health import KafkaHealth
+    from ..store import Store
+    from ..team.vault import Vault
     from .bus import Bus
-    from .config import Settings
     from .events import Events
-    from .kafka_health import KafkaHealth
-    from .store import Store
-    from .vault import Vault
-
-
-class Refused(Exception):
-    """Not accepted: an HTTP status, an error code, a message, and headers (Retry-After)."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
 class Submitter:

@@ -18,7 +18,7 @@ import json
 import time
 from typing import Any
 
-from .store import Store
+from ..store import Store
 from .vault import Vault
 
 EXPIRING_S = 30 * 86400

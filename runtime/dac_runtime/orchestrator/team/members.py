@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..store import Store
     from .credentials import Credentials
-    from .store import Store
     from .vault import Vault
 
 

@@ -16,9 +16,9 @@ from typing import Annotated
 
 import msgspec
 
-from ..protocol import Id, PositiveInt
-from ..records import CredentialName
-from .store import Store
+from ...protocol import Id, PositiveInt
+from ...records import CredentialName
+from ..store import Store
 
 #: The limits of a persona's fields, shared by its API body and the deploy tool's persona files.
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]

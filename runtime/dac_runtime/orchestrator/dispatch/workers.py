@@ -12,11 +12,12 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..protocol import (
+from ...protocol import (
     MAX_FRAME_BYTES,
     Ack,
     Error,
@@ -32,19 +33,32 @@ from ..protocol import (
     decode_worker_frame,
     encode,
 )
-from .api import bearer_token
+from ..bearer import bearer_token
 from .pool import Pool, WorkerConn
 
 if TYPE_CHECKING:
-    from .app import Orchestrator
+    from ..config import Settings
+    from ..ops.capacity import Capacity
+    from ..ops.metrics import Metrics
+    from ..store import Store
+    from ..team.logins import Logins
+    from ..team.vault import Vault
+    from .dispatcher import Dispatcher
 
 log = logging.getLogger("dac.orchestrator.workers")
 
 
 class WorkerRegistry:
-    def __init__(self, orch: Orchestrator) -> None:
-        self.orch = orch
-        self.pool = Pool()
+    def __init__(
+        self, settings: Settings, store: Store, vault: Vault, metrics: Metrics, pool: Pool, capacity: Capacity
+    ) -> None:
+        self.settings, self.store, self.vault, self.metrics = settings, store, vault, metrics
+        self.pool, self.capacity = pool, capacity
+        #: what a worker's frames drive, set by the composition root once they exist (each needs this
+        #: registry's pool): its runs, and the subscription connect
+        self.dispatcher: Dispatcher
+        self.logins: Logins
+        self.acting: Callable[[], bool] = lambda: True
         #: registration token hash -> distinct worker ids it has registered
         self._registered: dict[str, int] = {}
         #: worker id -> connection (the pool's own map; change it only through the pool)
@@ -54,14 +68,9 @@ class WorkerRegistry:
         self.take_idle = self.pool.take_idle
         self.counts = self.pool.counts
 
-    def mark_idle(self, worker: WorkerConn) -> None:
-        if self.workers.get(worker.worker_id) is worker and worker.state not in {"draining", "offline"}:
-            worker.execution_id = None
-            worker.state = "idle"
-
     async def reap(self) -> None:
         """Close sockets of workers silent for longer than the heartbeat timeout."""
-        timeout = self.orch.settings.heartbeat_timeout_ms / 1000
+        timeout = self.settings.heartbeat_timeout_ms / 1000
         while True:
             await asyncio.sleep(min(timeout / 4, 5.0))
             now = time.monotonic()
@@ -76,11 +85,15 @@ class WorkerRegistry:
     # --- endpoint -------------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        vault = self.orch.vault
+        if not self.acting():
+            return web.json_response(
+                {"error": "stepping_down", "message": "this orchestrator is stepping down: dial another"}, status=503
+            )
+        vault = self.vault
         token = bearer_token(request)
         token_row = await vault.check_worker_token(token) if token else None
         if token_row is None:
-            self.orch.metrics.auth_failures.labels("worker").inc()
+            self.metrics.auth_failures.labels("worker").inc()
             log.warning("refused a worker connection from %s: bad or missing token", request.remote)
             return web.json_response({"error": "unauthorized", "message": "invalid worker token"}, status=401)
         ws = web.WebSocketResponse(max_msg_size=4 * MAX_FRAME_BYTES, compress=False, heartbeat=None)
@@ -106,7 +119,7 @@ class WorkerRegistry:
         ack = Ack(
             worker_id=conn.worker_id,
             session_token=secrets.token_urlsafe(16),
-            heartbeat_interval_ms=self.orch.settings.heartbeat_interval_ms,
+            heartbeat_interval_ms=self.settings.heartbeat_interval_ms,
             credential=credential,
             server_time=time.time(),
         )
@@ -115,18 +128,18 @@ class WorkerRegistry:
             resumes = hello.resumes
             if not resumes and hello.active_execution_id:  # a worker from before resumes
                 resumes = [Resume(execution_id=hello.active_execution_id)]
-            await self.orch.dispatcher.resume(conn, resumes)
+            await self.dispatcher.resume(conn, resumes)
         log.info("worker %s connected (version %s)", conn.worker_id, conn.version)
         try:
             await self._serve(conn)
         finally:
-            self.orch.capacity.closed(conn.time_row)
+            self.capacity.closed(conn.time_row)
             if not conn.superseded:
                 # A worker that closed its socket normally with nothing running has left for good
                 # (drained, scaled down); keeping it listed as offline would only clutter the pool.
                 left = conn.state != "offline" and conn.execution_id is None and ws.close_code == WSCloseCode.OK
                 conn.state = "offline"
-                self.orch.dispatcher.worker_lost(conn)
+                self.dispatcher.worker_lost(conn)
                 if left:
                     self.pool.remove(conn)
                 log.info("worker %s %s", conn.worker_id, "left" if left else "disconnected")
@@ -144,8 +157,8 @@ class WorkerRegistry:
         current = self.workers.get(worker_id)
         if current is not None and current.state != "offline":
             return "worker_id_in_use", f"worker {worker_id} is connected; only its own credential may replace it"
-        cap = self.orch.settings.registration_max_workers
-        store = self.orch.store
+        cap = self.settings.registration_max_workers
+        store = self.store
         if await store.has_worker_credential(worker_id):
             return None
         if registration_hash not in self._registered:  # counted once from the store, then kept here
@@ -175,7 +188,7 @@ class WorkerRegistry:
 
     async def _refuse(self, ws: web.WebSocketResponse, code: str, message: str) -> None:
         log.warning("refusing worker: %s: %s", code, message)
-        self.orch.metrics.frame_errors.labels(code).inc()
+        self.metrics.frame_errors.labels(code).inc()
         await ws.send_str(encode(Error(code=code, message=message)))
         await ws.close(code=4001, message=code.encode())
 
@@ -189,11 +202,13 @@ class WorkerRegistry:
         conn.capabilities = frozenset(hello.capabilities)
         conn.place = hello.place
         self.pool.add(conn)  # before the first await: a second hello of this id finds it
-        conn.time_row = await self.orch.capacity.opened(conn.worker_id, conn.place)
+        conn.time_row = await self.capacity.opened(conn.worker_id, conn.place)
         return conn
 
     async def _serve(self, conn: WorkerConn) -> None:
         async for message in conn.ws:
+            if not self.acting():  # stepping down: the worker's journal keeps what it sent, for the next one
+                break
             conn.last_seen = time.monotonic()
             if message.type != WSMsgType.TEXT:
                 if message.type == WSMsgType.BINARY:
@@ -206,21 +221,21 @@ class WorkerRegistry:
                 continue
             if isinstance(frame, Heartbeat):
                 if frame.executing and frame.executing == conn.execution_id:
-                    await self.orch.dispatcher.acknowledge_output(conn, frame.executing)
+                    await self.dispatcher.acknowledge_output(conn, frame.executing)
                 continue
             if isinstance(frame, Ready):
                 if conn.execution_id is None:
-                    self.mark_idle(conn)
+                    self.pool.mark_idle(conn)
                 continue
             if isinstance(frame, LoginUrl | LoginToken | LoginFailed):
-                self.orch.logins.on_frame(conn, frame)
+                self.logins.on_frame(conn, frame)
                 continue
             if isinstance(frame, Hello):
                 await self._frame_error(conn, ProtocolError("duplicate_hello", "hello was already received"))
                 continue
-            await self.orch.dispatcher.on_frame(conn, frame)
+            await self.dispatcher.on_frame(conn, frame)
 
     async def _frame_error(self, conn: WorkerConn, exc: ProtocolError) -> None:
-        self.orch.metrics.frame_errors.labels(exc.code).inc()
+        self.metrics.frame_errors.labels(exc.code).inc()
         log.warning("bad frame from worker %s: %s: %s", conn.worker_id, exc.code, exc.message[:200])
         await conn.send(Error(code=exc.code, message=exc.message[:500]))

@@ -1,0 +1,82 @@
+"""Requests that wait for a worker anywhere, not only here.
+
+Each orchestrator reads its own partitions of the exec topic. When one reads a request and has no idle
+worker while a peer has one, the request is *handed off*: stored as queued and marked for any taker,
+its offset committed (the store holds it now). Every orchestrator with an idle worker takes handed-off
+requests, oldest first, through the same dispatch as its own: the store's atomic claim decides who runs
+each, so none runs twice and none waits while a worker anywhere is idle. The reader is a taker too: if
+its own worker frees up first, it runs the request itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from ...records import ExecRequest
+from .intake import Pending
+
+if TYPE_CHECKING:
+    from ..store import Store
+    from .pool import Pool
+
+log = logging.getLogger("dac.orchestrator.handoff")
+#: how often an orchestrator with an idle worker looks for handed-off requests
+POLL_S = 0.05
+#: taken at most per look
+TAKE_MAX = 100
+
+
+class Handoff:
+    def __init__(
+        self,
+        store: Store,
+        pool: Pool,
+        dispatch: Callable[[Pending], Awaitable[None]],
+        acting: Callable[[], bool],
+    ) -> None:
+        self._store, self._pool, self._dispatch, self._acting = store, pool, dispatch, acting
+        #: idle workers the peers reported at their last lease renewal (set by the membership)
+        self.peers_idle: Callable[[], int] = lambda: 0
+        self._given = 0  # handed off by this process, minus those seen taken: a bound on how many wait
+        self.taken = 0
+
+    def wanted(self) -> int:
+        """How many requests to hand off now: none while a worker here is idle."""
+        if self._pool.has_idle():
+            return 0
+        return max(0, self.peers_idle() - self._given)
+
+    async def give(self, pending: Pending) -> None:
+        """Store the request as queued for any taker; its offset may be committed once this returns."""
+        request = pending.request
+        await self._store.hand_off(
+            request.execution_id, request.persona_id, msgspec.json.encode(request), request.attempt, pending.produced_at
+        )
+        await self._store.commit()
+        self._given += 1
+
+    async def take_forever(self) -> None:
+        while True:
+            took = 0
+            if self._acting() and self._pool.has_idle():
+                took = await self._take(min(TAKE_MAX, self._pool.counts()["idle"]))
+            self._given = max(0, self._given - took)
+            await asyncio.sleep(0 if took else POLL_S)
+
+    async def _take(self, limit: int) -> int:
+        took = 0
+        for row in await self._store.handed_off(limit):
+            if not self._pool.has_idle():
+                break
+            request = msgspec.json.decode(row["request"], type=ExecRequest)
+            produced = float(row["handoff_at"] or time.time())
+            await self._dispatch(Pending(request, None, None, produced, time.perf_counter()))
+            took += 1
+        self.taken += took
+        return took

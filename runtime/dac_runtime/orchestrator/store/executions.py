@@ -1,0 +1,196 @@
+"""The queries about executions and their output, the dispatch path's rows. Writes to an execution
+are fenced (:meth:`Primitives.lease_clause`): only its owner, and only while its lease holds."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from .primitives import EXECUTION_COLUMNS, Primitives
+
+
+class ExecutionQueries(Primitives):
+    # --- executions -------------------------------------------------------------------------------
+
+    async def insert_execution(
+        self,
+        execution_id: str,
+        persona_id: str,
+        request: bytes,
+        attempt: int,
+        generation: int,
+        submitted_by: str | None = None,
+        submitter: str | None = None,
+    ) -> bool:
+        """Insert a queued execution; False when the id already exists (idempotent submit).
+        ``submitted_by``/``submitter``: the API key's id and name (None when it came straight from Kafka)."""
+        now = time.time()
+        inserted = await self.execute(
+            "INSERT INTO executions (id, persona_id, status, attempt, generation, request, created_at,"
+            " updated_at, submitted_by, submitter) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO NOTHING",
+            execution_id,
+            persona_id,
+            attempt,
+            generation,
+            request,
+            now,
+            now,
+            submitted_by,
+            submitter,
+        )
+        return inserted == 1
+
+    def insert_execution_later(self, execution_id: str, persona_id: str, request: bytes, attempt: int) -> None:
+        """The row of a request that came straight from Kafka: queued with the rest of the turn's writes
+        (dispatch already knows no row exists, so nothing waits on the answer)."""
+        now = time.time()
+        self.write(
+            "INSERT INTO executions (id, persona_id, status, attempt, generation, request, created_at, updated_at)"
+            " VALUES (?, ?, 'queued', ?, 0, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            execution_id,
+            persona_id,
+            attempt,
+            request,
+            now,
+            now,
+        )
+
+    async def chain_size(self, chain_id: str) -> int:
+        """Executions started in the chain whose root is ``chain_id`` (the root not counted)."""
+        return int(await self.fetchval("SELECT COUNT(*) FROM executions WHERE chain_id = ?", chain_id) or 0)
+
+    async def add_action(self, execution_id: str, action: dict[str, Any]) -> None:
+        """Note what became of one of the execution's persona_action events (started, or refused and why)."""
+        raw = await self.fetchval("SELECT actions FROM executions WHERE id = ?", execution_id)
+        actions = json.loads(raw) if raw else []
+        self.write("UPDATE executions SET actions = ? WHERE id = ?", json.dumps([*actions, action]), execution_id)
+
+    async def get_execution(self, execution_id: str) -> dict[str, Any] | None:
+        query = f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?"  # noqa: S608 - constant columns
+        row = await self.fetchrow(query, execution_id)
+        return dict(row) if row else None
+
+    def delete_execution(self, execution_id: str) -> None:
+        self.write("DELETE FROM executions WHERE id = ?", execution_id)
+
+    def _fenced_update(self, execution_id: str, fields: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+        """An UPDATE of an execution that holds only for its owner (or nobody's) while its lease holds."""
+        fields["updated_at"] = time.time()
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        lease, lease_args = self.lease_clause()
+        owned, owner_args = ("1 = 1", ()) if self.fence is None else ("(owner IS NULL OR owner = ?)", (self.fence,))
+        sql = f"UPDATE executions SET {assignments} WHERE id = ? AND {owned} AND {lease}"  # noqa: S608
+        return sql, (*fields.values(), execution_id, *owner_args, *lease_args)
+
+    def update_execution(self, execution_id: str, **fields: Any) -> None:
+        """Change an execution this orchestrator owns (or nobody does yet). From an orchestrator that
+        lost it (another took it over, or its lease ran out) the store changes nothing."""
+        sql, args = self._fenced_update(execution_id, fields)
+        self.write(sql, *args)
+
+    async def claim_execution(
+        self, request: bytes, execution_id: str, persona_id: str, attempt: int, generation: int, **fields: Any
+    ) -> bool:
+        """Take a queued execution for dispatch, atomically: its row becomes ``dispatched`` and owned
+        by this orchestrator only if it is still queued at this generation (or has no row yet: a
+        request straight from Kafka) and this orchestrator's lease holds. False: another orchestrator
+        has it, or it was decided already (a duplicate read after a rebalance or a restart)."""
+        now = time.time()
+        lease, lease_args = self.lease_clause()
+        fields = {"status": "dispatched", "owner": self.fence, "updated_at": now, **fields}
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        updated = await self.execute(
+            f"UPDATE executions SET {assignments} WHERE id = ? AND status = 'queued' AND generation = ?"  # noqa: S608
+            f" AND {lease}",
+            *fields.values(),
+            execution_id,
+            generation,
+            *lease_args,
+        )
+        if updated:
+            return True
+        columns = ["id", "persona_id", "attempt", "generation", "request", "created_at", *fields]
+        values = [execution_id, persona_id, attempt, generation, request, now, *fields.values()]
+        inserted = await self.execute(
+            f"INSERT INTO executions ({', '.join(columns)}) SELECT {', '.join('?' * len(columns))}"
+            f" WHERE {lease} ON CONFLICT (id) DO NOTHING",
+            *values,
+            *lease_args,
+        )
+        return inserted == 1
+
+    async def finish_execution(self, execution_id: str, **fields: Any) -> bool:
+        """:meth:`update_execution`, awaited, for a change others will be told of (an end): False when
+        the store refused it (not ours any more), so that nothing is said about it on Kafka either."""
+        sql, args = self._fenced_update(execution_id, fields)
+        return await self.execute(sql, *args) == 1
+
+    async def take_over(self, execution_id: str, worker_id: str) -> bool:
+        """Own the execution its worker just brought here (it left the orchestrator it ran under, or
+        that one is gone): the previous owner's writes about it are refused from now on."""
+        lease, lease_args = self.lease_clause()
+        return (
+            await self.execute(
+                f"UPDATE executions SET owner = ? WHERE id = ? AND worker_id = ? AND {lease}",  # noqa: S608
+                self.fence,
+                execution_id,
+                worker_id,
+                *lease_args,
+            )
+            == 1
+        )
+
+    async def adopt_from(self, epoch: int | None) -> list[dict[str, Any]]:
+        """Own the running executions of a gone orchestrator (``None``: of none, rows from before
+        owners were recorded); queued ones go back to nobody's, for whoever reads them next."""
+        lease, lease_args = self.lease_clause()
+        owner = "owner IS NULL" if epoch is None else "owner = ?"
+        owner_args = () if epoch is None else (epoch,)
+        await self.execute(
+            f"UPDATE executions SET owner = NULL WHERE {owner} AND status = 'queued' AND {lease}",  # noqa: S608
+            *owner_args,
+            *lease_args,
+        )
+        rows = await self.fetch(
+            f"UPDATE executions SET owner = ? WHERE {owner} AND status IN ('dispatched', 'running') AND {lease}"  # noqa: S608
+            f" RETURNING {EXECUTION_COLUMNS}",
+            self.fence,
+            *owner_args,
+            *lease_args,
+        )
+        return [dict(r) for r in rows]
+
+    async def executions_by_status(self, status: str) -> list[dict[str, Any]]:
+        rows = await self.fetch(f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = ?", status)  # noqa: S608
+        return [dict(r) for r in rows]
+
+    async def recent_executions(self, status: str | None, limit: int) -> list[dict[str, Any]]:
+        where, params = ("WHERE status = ?", (status,)) if status else ("", ())
+        query = f"SELECT {EXECUTION_COLUMNS} FROM executions {where} ORDER BY created_at DESC LIMIT ?"  # noqa: S608
+        return [dict(r) for r in await self.fetch(query, *params, limit)]
+
+    async def count_by_status(self) -> dict[str, int]:
+        rows = await self.fetch("SELECT status, COUNT(*) FROM executions GROUP BY status")
+        return {r[0]: int(r[1]) for r in rows}
+
+    # --- output -----------------------------------------------------------------------------------
+
+    def append_output(self, rows: list[tuple[str, int, str, str]]) -> None:
+        self.write_many(
+            "INSERT INTO output (execution_id, seq, kind, body) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (execution_id, seq) DO NOTHING",
+            rows,
+        )
+
+    async def last_seq(self, execution_id: str) -> int:
+        return int(await self.fetchval("SELECT MAX(seq) FROM output WHERE execution_id = ?", execution_id) or 0)
+
+    async def read_output(self, execution_id: str, after_seq: int = 0) -> list[tuple[int, str, str]]:
+        rows = await self.fetch(
+            "SELECT seq, kind, body FROM output WHERE execution_id = ? AND seq > ? ORDER BY seq",
+            execution_id,
+            after_seq,
+        )
+        return [(int(r[0]), r[1], r[2]) for r in rows]

@@ -1,0 +1,23 @@
+-- Several orchestrators on one store (sqlite/0002 is its twin).
+-- Each process that joins gets the next fencing epoch; its lease runs out at expires_at (the store's
+-- clock) unless renewed. An execution's owner is the epoch of the orchestrator that may write it.
+CREATE TABLE IF NOT EXISTS fencing (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    epoch BIGINT NOT NULL
+);
+INSERT INTO fencing (id, epoch) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS orchestrators (
+    epoch BIGINT PRIMARY KEY,
+    name TEXT NOT NULL,
+    url TEXT,
+    state TEXT NOT NULL,
+    started_at DOUBLE PRECISION NOT NULL,
+    renewed_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    workers TEXT
+);
+CREATE INDEX IF NOT EXISTS orchestrators_state ON orchestrators(state, expires_at);
+ALTER TABLE executions ADD COLUMN IF NOT EXISTS owner BIGINT;
+CREATE INDEX IF NOT EXISTS executions_owner ON executions(owner, status);
+-- whose connection a worker-time row is: a restarting orchestrator closes its predecessor's only
+ALTER TABLE worker_time ADD COLUMN IF NOT EXISTS epoch BIGINT;

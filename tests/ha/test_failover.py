@@ -1,0 +1,53 @@
+"""kill -9 one of three orchestrators under load: nothing lost, nothing run twice, every status true.
+
+Six workers, each listing the three orchestrators (rotated, so two start on each). Requests over many
+personas keep every partition busy; mid-flight the orchestrator holding the most runs is killed. Its
+workers dial the next orchestrator in their lists and re-attach their runs, finished ones included; its
+partitions move to the survivors, which read again what it had not decided; its lease runs out and a
+survivor takes over whatever had no worker to bring it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.faults.observe import judge
+from tests.harness import until, wait_workers
+
+pytestmark = [pytest.mark.integration, pytest.mark.ha]
+
+
+async def test_kill_9_one_of_three_under_load(cluster):
+    c = cluster(3, DAC_LEASE_MS="6000")
+    urls = [o.ws_url for o in c.orchs]
+    for i in range(6):
+        turn = i % 3
+        c.start_worker(f"w{i}", ",".join(urls[turn:] + urls[:turn]))
+    for orch in c.orchs:
+        await wait_workers(orch, 2)
+    expected: dict[str, int] = {}
+    async with c.client(0) as api:
+        for i in range(18):
+            r = await api.post("/api/execute", json={"personaId": f"p{i % 9}", "prompt": f"lines:3 sleep:{1 + i % 3}"})
+            assert r.status_code == 202, r.text
+            expected[r.json()["executionId"]] = 3
+
+        async def running_everywhere() -> bool:
+            return len([e for e in (await api.get("/api/executions?status=running")).json()["executions"]]) >= 4
+
+        await until(running_everywhere, timeout=20, what="runs under way")
+    counts = []
+    for orch in c.orchs:
+        async with orch.client() as api:
+            workers = (await api.get("/api/workers")).json()["workers"]
+            counts.append(sum(1 for w in workers if w.get("executionId")))
+    victim = counts.index(max(counts))
+    c.kill(victim)
+    survivor = c.orchs[(victim + 1) % 3]
+    async with survivor.client() as api:
+        verdict = await judge("kill -9 one of three", survivor, api, c.recorded, expected, timeout=90)
+    assert verdict.lost == verdict.ran_twice == verdict.untruthful == 0, verdict.problems
+    assert verdict.completed == len(expected)
+    await asyncio.sleep(0)
