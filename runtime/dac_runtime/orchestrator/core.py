@@ -16,6 +16,7 @@ from .dispatch.bus import Bus
 from .dispatch.chains import Chains
 from .dispatch.dispatcher import Dispatcher
 from .dispatch.events import Events
+from .dispatch.handoff import Handoff
 from .dispatch.intake import Intake
 from .dispatch.pool import Pool
 from .dispatch.submit import Submitter
@@ -95,6 +96,13 @@ class Orchestrator:
             self.pool.counts,
         )
         self.events.acting = self.registry.acting = self.membership.valid
+        self.handoff = Handoff(
+            self.store, self.pool, self.dispatcher.dispatch, self.membership.valid, self.metrics.handoffs
+        )
+        if store.sql.name == "postgres":  # peers are possible only on a shared store
+            self.intake.handoff = self.handoff
+            self.handoff.peers_idle = lambda: self.membership.peers_idle
+            self.membership.on_peers = self.handoff.peers_changed
         #: the process's exit code once it stopped: 4 when it stepped down (its lease was lost)
         self.exit_code = 0
         self.stopping = asyncio.Event()
@@ -146,6 +154,8 @@ class Orchestrator:
         supervisor.start("worker-time", self.capacity.checkpoint_forever)
         supervisor.start("lease", self.membership.renew_forever)
         supervisor.start("takeover", self._take_over_forever)
+        if self.intake.handoff is not None:
+            supervisor.start("handoff", self.handoff.take_forever)
         pool = self.pool
         supervisor.start("gc", lambda: keep_collections_short(lambda: len(pool.workers), lambda: pool.departed))
         log.info("orchestrator up on %s:%d", self.settings.host, self.settings.port)

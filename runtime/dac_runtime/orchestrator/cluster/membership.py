@@ -46,6 +46,10 @@ class Membership:
         self.epoch: int | None = None
         self._valid_until = float("-inf")
         self.lost: str | None = None  # why, once stepped down
+        #: idle workers on the other orchestrators, as their last renewals said
+        self.peers_idle = 0
+        #: called with the live orchestrators after every renewal
+        self.on_peers: Callable[[list[dict[str, Any]]], None] = lambda peers: None
 
     # --- the lease ------------------------------------------------------------------------------
 
@@ -105,6 +109,9 @@ class Membership:
             return False
         if time.monotonic() - sent < self.lease_s * (1 - SAFETY):
             self._valid_until = sent + self.lease_s * (1 - SAFETY)
+        peers = await self.peers()
+        self.peers_idle = sum(int(p["workers"].get("idle", 0)) for p in peers if p["epoch"] != self.epoch)
+        self.on_peers(peers)
         return True
 
     async def renew_forever(self) -> None:

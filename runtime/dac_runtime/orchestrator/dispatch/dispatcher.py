@@ -38,8 +38,8 @@ from ...records import ExecRequest
 from ..team.claude_token import TokenExpired
 from ..team.credentials import Unavailable
 from ..team.vault import MissingCredential
-from .intake import Pending
 from .leases import Active, ActiveRuns, Leases
+from .pending import Pending
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -251,13 +251,18 @@ class Dispatcher(Leases):
 
     async def _complete(self, active: Active, frame: Complete) -> None:
         request = active.request
-        self.active.pop(request.execution_id, None)
+        if active.completing:
+            return  # the same result again (a replay) while the first is being recorded
+        active.completing = True
         if active.timer:
             active.timer.cancel()
         worker = active.worker
         if worker is not None and worker.execution_id == request.execution_id:
             worker.execution_id = None
         recorded = await self._record_completion(active, frame)
+        # Gone from the active runs only now: its persona's next run is dispatched after this end is told.
+        if self.active.get(request.execution_id) is active:
+            self.active.pop(request.execution_id)
         await self.store.commit()
         if worker is not None and recorded:  # recorded: the worker may forget this result
             await worker.send(Received(execution_id=request.execution_id, seq=active.last_seq, final=True))

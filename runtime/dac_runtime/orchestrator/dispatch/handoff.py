@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from ...records import ExecRequest
-from .intake import Pending
+from .pending import Pending
 
 if TYPE_CHECKING:
+    from prometheus_client import Counter
+
     from ..store import Store
     from .pool import Pool
 
@@ -39,12 +41,17 @@ class Handoff:
         pool: Pool,
         dispatch: Callable[[Pending], Awaitable[None]],
         acting: Callable[[], bool],
+        counted: Counter,
     ) -> None:
         self._store, self._pool, self._dispatch, self._acting = store, pool, dispatch, acting
+        self._given_total, self._taken_total = counted.labels("given"), counted.labels("taken")
         #: idle workers the peers reported at their last lease renewal (set by the membership)
         self.peers_idle: Callable[[], int] = lambda: 0
-        self._given = 0  # handed off by this process, minus those seen taken: a bound on how many wait
-        self.taken = 0
+        self._given = 0  # handed off since the peers last reported their idle workers
+
+    def peers_changed(self, peers: object) -> None:
+        """Fresh counts from the peers: what was handed off before them is in those counts already."""
+        self._given = 0
 
     def wanted(self) -> int:
         """How many requests to hand off now: none while a worker here is idle."""
@@ -60,13 +67,13 @@ class Handoff:
         )
         await self._store.commit()
         self._given += 1
+        self._given_total.inc()
 
     async def take_forever(self) -> None:
         while True:
             took = 0
             if self._acting() and self._pool.has_idle():
                 took = await self._take(min(TAKE_MAX, self._pool.counts()["idle"]))
-            self._given = max(0, self._given - took)
             await asyncio.sleep(0 if took else POLL_S)
 
     async def _take(self, limit: int) -> int:
@@ -78,5 +85,5 @@ class Handoff:
             produced = float(row["handoff_at"] or time.time())
             await self._dispatch(Pending(request, None, None, produced, time.perf_counter()))
             took += 1
-        self.taken += took
+        self._taken_total.inc(took)
         return took

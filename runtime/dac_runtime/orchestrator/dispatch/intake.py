@@ -15,7 +15,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -25,6 +24,7 @@ from aiokafka.structs import OffsetAndMetadata
 from ...protocol import ProtocolError
 from ...records import DeadLetter, ExecRequest, decode_request
 from .backlog import Backlog
+from .pending import Pending
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ..ops.kafka_health import KafkaHealth
     from ..ops.metrics import Metrics
     from .bus import Bus
+    from .handoff import Handoff
     from .pool import Pool
 
 log = logging.getLogger("dac.orchestrator.intake")
@@ -41,20 +42,12 @@ INTAKE_BATCH = 64
 YIELD_EVERY_S = 0.002
 #: With no idle worker for this long, the consumer is paused (the backlog stays in Kafka).
 PAUSE_AFTER_S = 0.05
+#: While paused, how often a peer's idle workers are looked at again (their counts come with leases).
+RECHECK_S = 0.25
 #: Quiet this long, and the consumer polls the broker at the idle pace.
 IDLE_AFTER_S = 1.0
 #: Requests waiting for their persona's turn (``maxConcurrent``) held at most; beyond, fetching waits.
 PARK_MAX = 10_000
-
-
-@dataclass(eq=False)
-class Pending:
-    request: ExecRequest
-    tp: TopicPartition | None
-    offset: int | None
-    produced_at: float
-    #: ``time.perf_counter()`` when intake read it (for dac_dispatch_handling_seconds)
-    read_at: float = 0.0
 
 
 class OffsetTracker:
@@ -103,6 +96,8 @@ class Intake:
         self.metrics, self.dead_letters = metrics, dead_letters
         #: where a request read goes: the dispatcher's, set by the composition root (it needs this intake)
         self.dispatch: Callable[[Pending], Awaitable[None]] = _nowhere
+        #: where requests go when no worker here is idle and a peer's is (several orchestrators)
+        self.handoff: Handoff | None = None
         self.offsets = OffsetTracker()
         self._redeliver: collections.deque[Pending] = collections.deque()
         self._parked: dict[str, collections.deque[Pending]] = {}
@@ -197,12 +192,19 @@ class Intake:
         assert consumer is not None
         pool = self.pool
         if not pool.has_idle():
+            if self.handoff is not None and self.handoff.wanted() and await self._hand_off(consumer):
+                return
             try:  # a worker usually frees up within moments; pausing and resuming the fetcher costs more
                 await asyncio.wait_for(pool.wait_idle(), PAUSE_AFTER_S)
             except TimeoutError:
                 consumer.pause(*consumer.assignment())
-                await pool.wait_idle()
-                consumer.resume(*consumer.assignment())
+                try:  # until a worker here frees up, or a peer has one for what waits here
+                    while not pool.has_idle() and not (self.handoff and self.handoff.wanted()):
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(pool.wait_idle(), RECHECK_S)
+                finally:
+                    consumer.resume(*consumer.assignment())
+            return
         if self._redeliver:
             await self._dispatch(self._redeliver.popleft())
             return
@@ -219,6 +221,27 @@ class Intake:
                 pending = await self._take(tp, message)
                 if pending is not None:
                     self._redeliver.append(pending)
+
+    async def _hand_off(self, consumer: AIOKafkaConsumer) -> bool:
+        """No worker here is idle, a peer's is: hand it what waits here (handed back first, then
+        fresh records); each offset is done once the store holds the request."""
+        assert self.handoff is not None
+        wanted, handed = self.handoff.wanted(), 0
+        while self._redeliver and handed < wanted:
+            pending = self._redeliver.popleft()
+            await self.handoff.give(pending)
+            self.done(pending.tp, pending.offset)
+            handed += 1
+        if handed < wanted:
+            batch = await consumer.getmany(timeout_ms=10, max_records=min(INTAKE_BATCH, wanted - handed))
+            for tp, messages in batch.items():
+                for message in messages:
+                    pending = await self._take(tp, message)
+                    if pending is not None:
+                        await self.handoff.give(pending)
+                        self.done(tp, message.offset)
+                        handed += 1
+        return handed > 0
 
     def _pace_fetches(self, got_records: bool) -> None:
         """Poll the broker often while requests flow and rarely once they stop: a 5 ms fetch wait costs

@@ -19,7 +19,7 @@ import msgspec
 
 from ...protocol import TERMINAL_STATUSES, Cancel, Received, Resume
 from ...records import ExecRequest
-from .intake import Pending
+from .pending import Pending
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -37,6 +37,8 @@ class Active:
     status: str = "dispatched"
     last_seq: int = 0
     cancel_requested: bool = False
+    #: its end is being recorded: it still counts towards its persona until that end is told
+    completing: bool = False
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
     #: Set once the dispatch is in the store and on the lifecycle topic.
     recorded: asyncio.Event = field(default_factory=asyncio.Event, repr=False)

@@ -69,6 +69,12 @@ class Metrics:
         self.auth_failures = Counter(
             "dac_auth_failures", "Refused credentials by kind", ["kind"], registry=self.registry
         )
+        self.handoffs = Counter(
+            "dac_handoffs",
+            "Requests handed to any orchestrator with an idle worker (given) and run from there (taken)",
+            ["direction"],
+            registry=self.registry,
+        )
         self.http_errors = Counter("dac_http_errors", "HTTP API errors by status", ["status"], registry=self.registry)
         self.dead_letters = Counter(
             "dac_dead_letters", "Requests dead-lettered at intake, by reason code", ["reason"], registry=self.registry

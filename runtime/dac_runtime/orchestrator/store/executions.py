@@ -99,7 +99,7 @@ class ExecutionQueries(Primitives):
         has it, or it was decided already (a duplicate read after a rebalance or a restart)."""
         now = time.time()
         lease, lease_args = self.lease_clause()
-        fields = {"status": "dispatched", "owner": self.fence, "updated_at": now, **fields}
+        fields = {"status": "dispatched", "owner": self.fence, "handoff_at": None, "updated_at": now, **fields}
         assignments = ", ".join(f"{name} = ?" for name in fields)
         updated = await self.execute(
             f"UPDATE executions SET {assignments} WHERE id = ? AND status = 'queued' AND generation = ?"  # noqa: S608
@@ -120,6 +120,31 @@ class ExecutionQueries(Primitives):
             *lease_args,
         )
         return inserted == 1
+
+    async def hand_off(self, execution_id: str, persona_id: str, request: bytes, attempt: int, at: float) -> None:
+        """Queue a request for whichever orchestrator has an idle worker first (:mod:`..dispatch.handoff`)."""
+        now = time.time()
+        await self.execute(
+            "INSERT INTO executions (id, persona_id, status, attempt, generation, request, created_at, updated_at,"
+            " handoff_at) VALUES (?, ?, 'queued', ?, 0, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET handoff_at = excluded.handoff_at WHERE executions.status = 'queued'",
+            execution_id,
+            persona_id,
+            attempt,
+            request,
+            now,
+            now,
+            at,
+        )
+
+    async def handed_off(self, limit: int) -> list[dict[str, Any]]:
+        """Handed-off requests still waiting, oldest first."""
+        rows = await self.fetch(
+            "SELECT id, request, handoff_at FROM executions WHERE status = 'queued' AND handoff_at IS NOT NULL"
+            " ORDER BY handoff_at LIMIT ?",
+            limit,
+        )
+        return [dict(r) for r in rows]
 
     async def finish_execution(self, execution_id: str, **fields: Any) -> bool:
         """:meth:`update_execution`, awaited, for a change others will be told of (an end): False when

@@ -21,3 +21,6 @@ ALTER TABLE executions ADD COLUMN IF NOT EXISTS owner BIGINT;
 CREATE INDEX IF NOT EXISTS executions_owner ON executions(owner, status);
 -- whose connection a worker-time row is: a restarting orchestrator closes its predecessor's only
 ALTER TABLE worker_time ADD COLUMN IF NOT EXISTS epoch BIGINT;
+-- a request its reader handed to whichever orchestrator has an idle worker first (dispatch/handoff)
+ALTER TABLE executions ADD COLUMN IF NOT EXISTS handoff_at DOUBLE PRECISION;
+CREATE INDEX IF NOT EXISTS executions_handoff ON executions(status, handoff_at);

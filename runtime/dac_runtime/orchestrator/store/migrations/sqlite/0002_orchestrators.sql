@@ -22,3 +22,6 @@ ALTER TABLE executions ADD COLUMN owner INTEGER;
 CREATE INDEX IF NOT EXISTS executions_owner ON executions(owner, status);
 -- whose connection a worker-time row is: a restarting orchestrator closes its predecessor's only
 ALTER TABLE worker_time ADD COLUMN epoch INTEGER;
+-- a request its reader handed to whichever orchestrator has an idle worker first (dispatch/handoff)
+ALTER TABLE executions ADD COLUMN handoff_at REAL;
+CREATE INDEX IF NOT EXISTS executions_handoff ON executions(status, handoff_at);
