@@ -154,8 +154,9 @@ class Orchestrator:
         supervisor.start("worker-time", self.capacity.checkpoint_forever)
         supervisor.start("lease", self.membership.renew_forever)
         supervisor.start("takeover", self._take_over_forever)
-        if self.intake.handoff is not None:
+        if self.intake.handoff is not None:  # peers are possible: their requests and cancels
             supervisor.start("handoff", self.handoff.take_forever)
+            supervisor.start("cancels", self.dispatcher.cancels_forever)
         pool = self.pool
         supervisor.start("gc", lambda: keep_collections_short(lambda: len(pool.workers), lambda: pool.departed))
         log.info("orchestrator up on %s:%d", self.settings.host, self.settings.port)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import typing
@@ -134,16 +135,44 @@ async def stream_execution(request: web.Request) -> web.StreamResponse:
             await response.write(_sse(status_item))
             return response
         await response.write(_sse(status_item))
+        status = row["status"]
         while True:
-            item = await queue.get()
+            # Live from this orchestrator's own runs; from the store for a run another one owns
+            # (its rows land every flush), and now and then for one that moved away from here.
+            local = execution_id in orch.dispatcher.active
+            try:
+                item = await asyncio.wait_for(queue.get(), LOCAL_CHECK_S if local else FOLLOW_S)
+            except TimeoutError:
+                for seq, kind, body in await orch.store.read_output(execution_id, last):
+                    await response.write(f"event: {kind}\ndata: {body}\n\n".encode())
+                    last = seq
+                row = await orch.store.get_execution(execution_id) or row
+                if row["status"] != status:
+                    status = row["status"]
+                    item = {"kind": "lifecycle", "executionId": execution_id, "status": status}
+                    if status in TERMINAL_STATUSES:
+                        item.update(exitCode=row["exit_code"], reason=row["reason"])
+                    await response.write(_sse(item))
+                    if status in TERMINAL_STATUSES:
+                        break
+                continue
             if item is None:
                 break
-            if item["kind"] != "lifecycle" and item["seq"] <= last:
+            if item["kind"] == "lifecycle":
+                status = item["status"]
+            elif item["seq"] <= last:
                 continue
+            else:
+                last = item["seq"]
             await response.write(_sse(item))
         return response
     finally:
         orch.events.unsubscribe(execution_id, queue)
+
+
+#: how often a stream follows the store for a run another orchestrator owns, and checks one of its own
+FOLLOW_S = 0.25
+LOCAL_CHECK_S = 2.0
 
 
 def _sse(item: dict[str, Any]) -> bytes:

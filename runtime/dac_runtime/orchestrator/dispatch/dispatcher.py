@@ -319,13 +319,28 @@ class Dispatcher(Leases):
 
     # --- cancel ---------------------------------------------------------------------------------
 
+    async def cancels_forever(self, interval_s: float = 0.25) -> None:
+        """Carry out cancels asked of other orchestrators for runs this one owns."""
+        while True:
+            await asyncio.sleep(interval_s)
+            if not self.events.acting():
+                continue
+            for execution_id in await self.store.cancels_asked():
+                active = self.active.get(execution_id)
+                if active is not None and not active.cancel_requested:
+                    await self.cancel(execution_id)
+
     async def cancel(self, execution_id: str) -> None:
         active = self.active.get(execution_id)
         if active is None:
             row = await self.store.get_execution(execution_id)
-            if row is not None:
-                request = msgspec.json.decode(row["request"], type=ExecRequest)
-                await self.events.finish(request, "cancelled", reason="cancelled before dispatch")
+            if row is None:
+                return
+            if row["status"] in ("dispatched", "running") and row["owner"] != self.store.fence:
+                await self.store.request_cancel(execution_id)  # its owner carries it out (cancels_forever)
+                return
+            request = msgspec.json.decode(row["request"], type=ExecRequest)
+            await self.events.finish(request, "cancelled", reason="cancelled before dispatch")
             return
         active.cancel_requested = True
         if active.worker is not None:

@@ -152,6 +152,25 @@ class ExecutionQueries(Primitives):
         sql, args = self._fenced_update(execution_id, fields)
         return await self.execute(sql, *args) == 1
 
+    async def request_cancel(self, execution_id: str) -> bool:
+        """Ask the owner of a dispatched or running execution to cancel it (:meth:`cancels_asked`)."""
+        return (
+            await self.execute(
+                "UPDATE executions SET cancel_requested = 1 WHERE id = ? AND status IN ('dispatched', 'running')",
+                execution_id,
+            )
+            == 1
+        )
+
+    async def cancels_asked(self) -> list[str]:
+        """The executions this orchestrator owns that another was asked to cancel."""
+        rows = await self.fetch(
+            "SELECT id FROM executions WHERE owner = ? AND cancel_requested = 1"
+            " AND status IN ('dispatched', 'running')",
+            self.fence,
+        )
+        return [r[0] for r in rows]
+
     async def take_over(self, execution_id: str, worker_id: str) -> bool:
         """Own the execution its worker just brought here (it left the orchestrator it ran under, or
         that one is gone): the previous owner's writes about it are refused from now on."""

@@ -24,3 +24,5 @@ ALTER TABLE worker_time ADD COLUMN IF NOT EXISTS epoch BIGINT;
 -- a request its reader handed to whichever orchestrator has an idle worker first (dispatch/handoff)
 ALTER TABLE executions ADD COLUMN IF NOT EXISTS handoff_at DOUBLE PRECISION;
 CREATE INDEX IF NOT EXISTS executions_handoff ON executions(status, handoff_at);
+-- a cancel asked of an orchestrator that does not own the run, for its owner to carry out
+ALTER TABLE executions ADD COLUMN IF NOT EXISTS cancel_requested INTEGER;

@@ -25,3 +25,5 @@ ALTER TABLE worker_time ADD COLUMN epoch INTEGER;
 -- a request its reader handed to whichever orchestrator has an idle worker first (dispatch/handoff)
 ALTER TABLE executions ADD COLUMN handoff_at REAL;
 CREATE INDEX IF NOT EXISTS executions_handoff ON executions(status, handoff_at);
+-- a cancel asked of an orchestrator that does not own the run, for its owner to carry out
+ALTER TABLE executions ADD COLUMN cancel_requested INTEGER;
