@@ -27,6 +27,11 @@ class PlanError(ValueError):
     pass
 
 
+def orchestrator_names(spec: DeploySpec) -> list[str]:
+    """``orchestrator`` (the one clients are pointed at), then ``orchestrator-2`` ... for replicas."""
+    return ["orchestrator"] + [f"orchestrator-{i}" for i in range(2, spec.orchestrator.replicas + 1)]
+
+
 def worker_names(spec: DeploySpec) -> list[str]:
     return [f"worker-{i}" for i in range(1, spec.workers + 1)]
 
@@ -38,9 +43,14 @@ def _local(spec: DeploySpec) -> list[Desired]:
         desired.append(Desired("broker", "broker"))
         upstream = ("broker",)
     desired.append(Desired("kafka-topics", "topics", after=upstream, follows=upstream))
-    desired.append(Desired("orchestrator", "orchestrator", after=("topics",), follows=upstream))
+    store: tuple[str, ...] = ()
+    if spec.store.backend == "postgres" and spec.store.url_env is None:  # the deployment's own server
+        desired.append(Desired("postgres", "postgres"))
+        store = ("postgres",)
+    orchestrators = tuple(orchestrator_names(spec))
+    desired += [Desired("orchestrator", name, after=("topics", *store), follows=upstream) for name in orchestrators]
     desired += [
-        Desired("worker", name, after=("orchestrator",), details={"index": i})
+        Desired("worker", name, after=orchestrators, details={"index": i})
         for i, name in enumerate(worker_names(spec), 1)
     ]
     if spec.scaling.with_deployment:  # the scaling controller, as one of the deployment's processes

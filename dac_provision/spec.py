@@ -88,6 +88,19 @@ class DigitalOceanSpec(_Section):
     install_claude: bool = True
 
 
+class OrchestratorSpec(_Section):
+    #: Orchestrator processes sharing the deployment's store: more than one needs a PostgreSQL store.
+    replicas: Annotated[int, msgspec.Meta(ge=1, le=20)] = 1
+
+
+class StoreSpec(_Section):
+    #: ``sqlite``: one orchestrator's own file (the default); ``postgres``: one database several share.
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    #: The environment variable holding the PostgreSQL URL (never the URL itself: it holds a password).
+    #: Unset with provider ``local``: a PostgreSQL server runs as one of the deployment's processes.
+    url_env: EnvName | None = None
+
+
 class ScalingSpec(_Section):
     """What ``dac-provision autoscale`` may do: the pool follows the queue within these bounds."""
 
@@ -158,6 +171,8 @@ class DeploySpec(_Section):
     digitalocean: DigitalOceanSpec = msgspec.field(default_factory=DigitalOceanSpec)
     pulumi: PulumiSpec = msgspec.field(default_factory=PulumiSpec)
     scaling: ScalingSpec = msgspec.field(default_factory=ScalingSpec)
+    orchestrator: OrchestratorSpec = msgspec.field(default_factory=OrchestratorSpec)
+    store: StoreSpec = msgspec.field(default_factory=StoreSpec)
     cost: CostSpec = msgspec.field(default_factory=CostSpec)
     #: A persona file or a folder of them, applied at every deploy (relative to the spec file).
     personas: str | None = None
@@ -184,6 +199,14 @@ def _cross_checks(spec: DeploySpec) -> list[str]:
         problems.append("kafka.sasl-mechanism: only meaningful with security-protocol SASL_PLAINTEXT or SASL_SSL")
     if kafka.ca_file and not Path(kafka.ca_file).expanduser().is_file():
         problems.append(f"kafka.ca-file: {kafka.ca_file} is not a readable file")
+    if spec.orchestrator.replicas > 1 and spec.store.backend != "postgres":
+        problems.append(
+            "orchestrator.replicas: more than one orchestrator shares a store: set store.backend = 'postgres'"
+        )
+    if spec.store.backend == "postgres" and spec.provider != "local":
+        problems.append(f"store.backend: 'postgres' is not wired for provider {spec.provider!r} yet (local only)")
+    if spec.store.url_env and spec.store.backend != "postgres":
+        problems.append("store.url-env: only meaningful with store.backend = 'postgres'")
     scaling = spec.scaling
     if scaling.min_workers > scaling.max_workers:
         problems.append(f"scaling.min-workers: {scaling.min_workers} is above max-workers {scaling.max_workers}")
@@ -205,7 +228,12 @@ def load_spec(data: dict[str, Any] | None = None, *, source: str | None = None, 
     Each top-level key is converted on its own so that every problem is reported, not just the first.
     """
     raw: dict[str, Any] = dict(data or {})
-    raw.update({k.replace("_", "-"): v for k, v in overrides.items() if v is not None})
+    for key, value in overrides.items():
+        key = key.replace("_", "-")
+        if value is None:
+            continue
+        section = raw.get(key)  # a flag sets one key of a section and keeps the section's others
+        raw[key] = {**section, **value} if isinstance(value, dict) and isinstance(section, dict) else value
     problems: list[str] = []
     if isinstance(raw.get("agent-command"), str):
         command = raw["agent-command"]

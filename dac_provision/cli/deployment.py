@@ -33,6 +33,15 @@ from .render import StepPrinter, status_table
 @click.option(
     "--personas", type=click.Path(exists=True, path_type=Path), help="Persona file or folder to apply at deploy."
 )
+@click.option(
+    "--orchestrators", type=click.IntRange(1, 20), help="Orchestrator replicas (more than one: --store postgres)."
+)
+@click.option(
+    "--store",
+    "store_backend",
+    type=click.Choice(["sqlite", "postgres"]),
+    help="The orchestrators' store; local postgres runs a PostgreSQL server as one of the deployment's processes.",
+)
 @json_option
 @friendly
 def deploy(
@@ -43,6 +52,8 @@ def deploy(
     agent: str | None,
     spec_file: Path | None,
     personas: Path | None,
+    orchestrators: int | None,
+    store_backend: str | None,
     as_json: bool,
 ) -> None:
     """Create the deployment, or bring it back to its spec (heals what died; safe to repeat).
@@ -52,11 +63,16 @@ def deploy(
       dac-provision deploy --agent stand-in --workers 3
       dac-provision deploy -f deploy.toml
       dac-provision deploy --personas personas/
+      dac-provision deploy --orchestrators 3 --store postgres
     """
     overrides: dict[str, Any] = {"provider": provider, "workers": workers, "agent_command": agent}
     overrides["personas"] = str(personas.resolve()) if personas else None
     if stack is not None:
         overrides["pulumi"] = {"stack": stack}
+    if orchestrators is not None:
+        overrides["orchestrator"] = {"replicas": orchestrators}
+    if store_backend is not None:
+        overrides["store"] = {"backend": store_backend}
     if spec_file is not None:
         spec = load_spec_file(spec_file, **overrides)
         if spec.name == "default" and name != "default":  # the file leaves the name to the flag

@@ -20,9 +20,9 @@ import httpx
 
 from dac_runtime.worker.sweep import sweep_runs
 
-from ..plan import Desired, worker_names
+from ..plan import Desired, orchestrator_names, worker_names
 from ..runtime_env import kafka_password, orchestrator_env, worker_env
-from . import kafka, processes
+from . import kafka, local_store, processes
 from .base import Context, Health, ProviderError, Resource
 from .readiness import require_registered
 
@@ -119,8 +119,12 @@ class LocalProvider:
         return f"{HOST}:{_port(ctx, 'broker')}"
 
     def endpoint(self, ctx: Context) -> str | None:
-        resource = ctx.resources.get("orchestrator")
-        return f"http://{HOST}:{resource.details['port']}" if resource else None
+        """The first orchestrator whose process runs (with several, any of them answers for all)."""
+        recorded = [ctx.resources[n] for n in orchestrator_names(ctx.spec) if n in ctx.resources]
+        if not recorded:
+            return None
+        live = [r for r in recorded if "pid" in r.details and processes.alive(processes.Handle.from_details(r.details))]
+        return f"http://{HOST}:{(live or recorded)[0].details['port']}"
 
     # --- create ---------------------------------------------------------------------------------
 
@@ -129,8 +133,10 @@ class LocalProvider:
             return await asyncio.to_thread(self._start_broker, ctx)
         if desired.kind == "kafka-topics":
             return await self._topics(ctx)
+        if desired.kind == "postgres":
+            return await local_store.start(ctx, _reuse_port(ctx, "postgres", "postgres"))
         if desired.kind == "orchestrator":
-            return await self._start_orchestrator(ctx)
+            return await self._start_orchestrator(ctx, desired.name)
         if desired.kind == "worker":
             return await asyncio.to_thread(self._start_worker, ctx, desired.name)
         if desired.kind == "autoscaler":
@@ -156,8 +162,8 @@ class LocalProvider:
         shared = ctx.spec.kafka.bootstrap is not None
         return await kafka.create_resource(ctx.spec.kafka, self.bootstrap(ctx), ctx.resources.get("topics"), shared)
 
-    async def _start_orchestrator(self, ctx: Context) -> Resource:
-        port = _reuse_port(ctx, "orchestrator", "orchestrator")
+    async def _start_orchestrator(self, ctx: Context, name: str = "orchestrator") -> Resource:
+        port = _reuse_port(ctx, name, name)
         env = _base_env() | orchestrator_env(
             ctx.spec,
             ctx.secrets,
@@ -168,14 +174,18 @@ class LocalProvider:
             fast_kafka=ctx.spec.kafka.bootstrap is None,
             ca_path=ctx.spec.kafka.ca_file,
         )
+        env["DAC_ORCHESTRATOR_NAME"] = name
+        store_url = local_store.url_file(ctx)
+        if store_url is not None:  # several orchestrators share one database; its URL from a file
+            env["DAC_STORE_URL_FILE"] = str(store_url)
         password = kafka_password(ctx.spec)
         if password:
             env["DAC_KAFKA_PASSWORD"] = password
-        env = _secrets_as_files(env, ctx.directory, "orchestrator")
-        log = ctx.directory / "logs" / "orchestrator.log"
+        env = _secrets_as_files(env, ctx.directory, name)
+        log = ctx.directory / "logs" / f"{name}.log"
         argv = [sys.executable, "-m", "dac_runtime.orchestrator"]
         handle = await asyncio.to_thread(processes.spawn, argv, env, log, ctx.directory)
-        resource = self._process("orchestrator", "orchestrator", handle, log, port=port)
+        resource = self._process("orchestrator", name, handle, log, port=port)
         deadline = time.monotonic() + START_TIMEOUT
         async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", timeout=2) as client:
             while time.monotonic() < deadline:
@@ -206,7 +216,7 @@ class LocalProvider:
         env = _base_env() | {n: os.environ[n] for n in ctx.spec.agent_passthrough if n in os.environ}
         env |= worker_env(
             ctx.spec,
-            url=f"ws://{HOST}:{_port(ctx, 'orchestrator')}/ws/worker",
+            url=self._worker_urls(ctx, name),
             token=ctx.secrets.worker_token,
             worker_id=worker_id,
             credential_file=str(ctx.directory / "credentials" / f"{name}.credential"),
@@ -217,6 +227,16 @@ class LocalProvider:
         log = ctx.directory / "logs" / f"{name}.log"
         handle = processes.spawn([sys.executable, "-m", "dac_runtime.worker"], env, log, ctx.directory)
         return self._process("worker", name, handle, log, worker_id=worker_id)
+
+    def _worker_urls(self, ctx: Context, name: str) -> str:
+        """Every orchestrator's WebSocket URL, the list turned by the worker's number so that the
+        workers spread over them (each dials the next when the one it is on goes away)."""
+        urls = [f"ws://{HOST}:{_port(ctx, o)}/ws/worker" for o in orchestrator_names(ctx.spec) if o in ctx.resources]
+        if not urls:
+            raise ProviderError("orchestrator: not running (deploy first)")
+        digits = "".join(c for c in name if c.isdigit())
+        turn = int(digits or 0) % len(urls)
+        return ",".join(urls[turn:] + urls[:turn])
 
     def _start_autoscaler(self, ctx: Context) -> Resource:
         """``dac-provision autoscale`` for this deployment, reading the same state store (its first
@@ -251,6 +271,7 @@ class LocalProvider:
                 down = set(response.json().get("down", {})) if response.status_code == 503 else {"?"}
                 if not down <= {"kafka", "intake"}:  # the broker is its own resource; this process is fine
                     return Health(False, f"healthz says {response.json().get('status', response.status_code)}")
+            return Health(True, f"http://{HOST}:{resource.details['port']}")
         return Health(True)
 
     async def delete(self, ctx: Context, resource: Resource, *, drain: bool = False) -> None:
@@ -258,6 +279,9 @@ class LocalProvider:
             # An embedded broker takes its topics with it; on a shared cluster remove only what we created.
             if ctx.spec.kafka.bootstrap is not None and resource.details.get("created"):
                 await kafka.delete_topics(ctx.spec.kafka, ctx.spec.kafka.bootstrap, only=resource.details["created"])
+            return
+        if resource.kind == "postgres":
+            await local_store.stop(resource, remove=True)
             return
         handle = processes.Handle.from_details(resource.details)
         if resource.kind == "worker":

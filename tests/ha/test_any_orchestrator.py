@@ -42,3 +42,16 @@ async def test_a_run_under_one_orchestrator_is_followed_and_cancelled_through_an
         timeout=10,
         what="the worker's own word that it cancelled",
     )
+
+
+async def test_every_orchestrator_lists_every_worker_of_the_deployment(cluster):
+    c = cluster(2)
+    a, b = c.orchs
+    c.start_worker("wa", a.ws_url)
+    c.start_worker("wb", b.ws_url)
+    await wait_workers(a, 1)
+    await wait_workers(b, 1)
+    for orch in (a, b):
+        async with orch.client() as api:
+            listed = {w["workerId"]: w["orchestrator"] for w in (await api.get("/api/workers")).json()["workers"]}
+        assert listed == {"wa": "orch-0", "wb": "orch-1"}

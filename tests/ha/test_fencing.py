@@ -41,7 +41,10 @@ async def test_a_paused_orchestrator_steps_down_and_records_nothing_it_lost(clus
             # The worker gives the silent socket up and dials the other; the run is re-attached there.
             async def moved() -> bool:
                 workers = (await api.get("/api/workers")).json()["workers"]
-                return any(w["workerId"] == holder and w["executionId"] == long for w in workers)
+                here = other.env["DAC_ORCHESTRATOR_NAME"]
+                return any(
+                    w["workerId"] == holder and w["executionId"] == long and w["orchestrator"] == here for w in workers
+                )
 
             await until(moved, timeout=20, what="the run's worker re-attached to the other orchestrator")
             await asyncio.sleep(3 * int(c.orchs[0].env["DAC_ORCHESTRATOR_LEASE_MS"]) / 1000)  # well past the lease

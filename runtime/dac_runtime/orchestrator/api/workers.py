@@ -22,8 +22,17 @@ class WorkerTokenBody(Body):
 
 
 async def list_workers(request: web.Request) -> web.Response:
+    """Every worker of the deployment: this orchestrator's own as its pool sees them, and those
+    connected to its peers as the store knows them (executing while the store has them on a run)."""
     orch = request.app[ORCH_KEY]
-    return web.json_response({"workers": [w.describe() for w in orch.registry.workers.values()]})
+    name = orch.settings.orchestrator_name
+    workers = [{**w.describe(), "orchestrator": name} for w in orch.registry.workers.values()]
+    if orch.store.sql.name == "postgres":  # a shared store: peers may hold workers too
+        here = {w["workerId"] for w in workers}
+        for w in await orch.store.workers_elsewhere():
+            if w["workerId"] not in here:
+                workers.append({**w, "state": "executing" if w["executionId"] else "idle"})
+    return web.json_response({"workers": workers})
 
 
 async def create_worker_token(request: web.Request) -> web.Response:

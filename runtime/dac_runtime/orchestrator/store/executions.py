@@ -171,6 +171,22 @@ class ExecutionQueries(Primitives):
         )
         return [r[0] for r in rows]
 
+    async def workers_elsewhere(self) -> list[dict[str, Any]]:
+        """Workers connected to the other live orchestrators (their open worker-time rows), each with
+        the execution the store says it holds."""
+        now = self.sql.now()
+        rows = await self.fetch(
+            "SELECT w.worker_id, w.place, w.opened_at, o.name, e.id FROM worker_time w"  # noqa: S608
+            f" JOIN orchestrators o ON o.epoch = w.epoch AND o.state = 'up' AND o.expires_at > {now}"
+            " LEFT JOIN executions e ON e.worker_id = w.worker_id AND e.status IN ('dispatched', 'running')"
+            " WHERE w.closed_at IS NULL AND w.epoch <> ? ORDER BY w.worker_id",
+            self.fence,
+        )
+        return [
+            {"workerId": r[0], "place": r[1], "connectedAt": r[2], "orchestrator": r[3], "executionId": r[4]}
+            for r in rows
+        ]
+
     async def take_over(self, execution_id: str, worker_id: str) -> bool:
         """Own the execution its worker just brought here (it left the orchestrator it ran under, or
         that one is gone): the previous owner's writes about it are refused from now on."""
