@@ -120,6 +120,7 @@ class Dispatcher(Leases):
             request.persona_id,
             request.attempt,
             request.generation,
+            stored=row is not None,
             worker_id=worker.worker_id,
             given_credentials=json.dumps(given) if given else None,  # names only, for who-used-what
         )
@@ -163,7 +164,8 @@ class Dispatcher(Leases):
             ),
             not_after=time.time() + s.accept_timeout_ms / 1000,
         )
-        sent = await worker.send(assign)  # (the claim made it durable before the worker can act on it)
+        await store.commit()  # the claim is durable before the worker can act on it
+        sent = await worker.send(assign)
         env.clear()
         metrics = self.metrics
         metrics.dispatch_latency.observe(max(0.0, time.time() - pending.produced_at))

@@ -91,35 +91,53 @@ class ExecutionQueries(Primitives):
         self.write(sql, *args)
 
     async def claim_execution(
-        self, request: bytes, execution_id: str, persona_id: str, attempt: int, generation: int, **fields: Any
+        self,
+        request: bytes,
+        execution_id: str,
+        persona_id: str,
+        attempt: int,
+        generation: int,
+        *,
+        stored: bool = True,
+        **fields: Any,
     ) -> bool:
         """Take a queued execution for dispatch, atomically: its row becomes ``dispatched`` and owned
         by this orchestrator only if it is still queued at this generation (or has no row yet: a
         request straight from Kafka) and this orchestrator's lease holds. False: another orchestrator
-        has it, or it was decided already (a duplicate read after a rebalance or a restart)."""
+        has it, or it was decided already (a duplicate read after a rebalance or a restart).
+        ``stored``: whether the caller saw a row (which statement to try first: one round trip)."""
         now = time.time()
         lease, lease_args = self.lease_clause()
         fields = {"status": "dispatched", "owner": self.fence, "handoff_at": None, "updated_at": now, **fields}
-        assignments = ", ".join(f"{name} = ?" for name in fields)
-        updated = await self.execute(
-            f"UPDATE executions SET {assignments} WHERE id = ? AND status = 'queued' AND generation = ?"  # noqa: S608
-            f" AND {lease}",
-            *fields.values(),
-            execution_id,
-            generation,
-            *lease_args,
-        )
-        if updated:
-            return True
-        columns = ["id", "persona_id", "attempt", "generation", "request", "created_at", *fields]
-        values = [execution_id, persona_id, attempt, generation, request, now, *fields.values()]
-        inserted = await self.execute(
-            f"INSERT INTO executions ({', '.join(columns)}) SELECT {', '.join('?' * len(columns))}"
-            f" WHERE {lease} ON CONFLICT (id) DO NOTHING",
-            *values,
-            *lease_args,
-        )
-        return inserted == 1
+
+        async def update() -> bool:
+            assignments = ", ".join(f"{name} = ?" for name in fields)
+            return bool(
+                await self.execute(
+                    f"UPDATE executions SET {assignments} WHERE id = ? AND status = 'queued' AND generation = ?"  # noqa: S608
+                    f" AND {lease}",
+                    *fields.values(),
+                    execution_id,
+                    generation,
+                    *lease_args,
+                )
+            )
+
+        async def insert() -> bool:
+            columns = ["id", "persona_id", "attempt", "generation", "request", "created_at", *fields]
+            values = [execution_id, persona_id, attempt, generation, request, now, *fields.values()]
+            return (
+                await self.execute(
+                    f"INSERT INTO executions ({', '.join(columns)}) SELECT {', '.join('?' * len(columns))}"
+                    f" WHERE {lease} ON CONFLICT (id) DO NOTHING",
+                    *values,
+                    *lease_args,
+                )
+                == 1
+            )
+
+        first, then = (update, insert) if stored else (insert, update)
+        return await first() or await then()
 
     async def hand_off(self, execution_id: str, persona_id: str, request: bytes, attempt: int, at: float) -> None:
         """Queue a request for whichever orchestrator has an idle worker first (:mod:`..dispatch.handoff`)."""
