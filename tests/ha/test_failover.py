@@ -9,8 +9,6 @@ survivor takes over whatever had no worker to bring it back.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from tests.faults.observe import judge
@@ -51,4 +49,31 @@ async def test_kill_9_one_of_three_under_load(cluster):
         verdict = await judge("kill -9 one of three", survivor, api, c.recorded, expected, timeout=90)
     assert verdict.lost == verdict.ran_twice == verdict.untruthful == 0, verdict.problems
     assert verdict.completed == len(expected)
-    await asyncio.sleep(0)
+
+
+async def test_kill_every_orchestrator_then_restart_one(cluster):
+    c = cluster(3, DAC_LEASE_MS="8000")
+    urls = [o.ws_url for o in c.orchs]
+    for i in range(6):
+        turn = i % 3
+        c.start_worker(f"w{i}", ",".join(urls[turn:] + urls[:turn]))
+    for orch in c.orchs:
+        await wait_workers(orch, 2)
+    expected: dict[str, int] = {}
+    async with c.client(0) as api:
+        for i in range(12):
+            r = await api.post("/api/execute", json={"personaId": f"p{i % 6}", "prompt": f"lines:2 sleep:{1 + i % 2}"})
+            assert r.status_code == 202, r.text
+            expected[r.json()["executionId"]] = 2
+
+        async def under_way() -> bool:
+            return len((await api.get("/api/executions?status=running")).json()["executions"]) >= 3
+
+        await until(under_way, timeout=20, what="runs under way")
+    for i in range(3):
+        c.kill(i)
+    back = c.restart(0)  # the others' leases run out; it takes over everything they held
+    async with back.client() as api:
+        verdict = await judge("kill every orchestrator, restart one", back, api, c.recorded, expected, timeout=90)
+    assert verdict.lost == verdict.ran_twice == verdict.untruthful == 0, verdict.problems
+    assert verdict.completed == len(expected)

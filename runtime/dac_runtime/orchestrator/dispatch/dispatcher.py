@@ -35,6 +35,7 @@ from ...protocol import (
     Stdout,
 )
 from ...records import ExecRequest
+from ..store import StoreUnavailable
 from ..team.claude_token import TokenExpired
 from ..team.credentials import Unavailable
 from ..team.vault import MissingCredential
@@ -261,7 +262,11 @@ class Dispatcher(Leases):
         worker = active.worker
         if worker is not None and worker.execution_id == request.execution_id:
             worker.execution_id = None
-        recorded = await self._record_completion(active, frame)
+        try:
+            recorded = await self._record_completion(active, frame)
+        except BaseException:  # the store is away: the worker sends the result again, and it is taken then
+            active.completing = False
+            raise
         # Gone from the active runs only now: its persona's next run is dispatched after this end is told.
         if self.active.get(request.execution_id) is active:
             self.active.pop(request.execution_id)
@@ -327,7 +332,11 @@ class Dispatcher(Leases):
             await asyncio.sleep(interval_s)
             if not self.events.acting():
                 continue
-            for execution_id in await self.store.cancels_asked():
+            try:
+                asked = await self.store.cancels_asked()
+            except StoreUnavailable:
+                continue  # the store is away: asked again once it is back
+            for execution_id in asked:
                 active = self.active.get(execution_id)
                 if active is not None and not active.cancel_requested:
                     await self.cancel(execution_id)

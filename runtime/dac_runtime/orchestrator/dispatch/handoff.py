@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from ...records import ExecRequest
+from ..store import StoreUnavailable
 from .pending import Pending
 
 if TYPE_CHECKING:
@@ -73,7 +74,10 @@ class Handoff:
         while True:
             took = 0
             if self._acting() and self._pool.has_idle():
-                took = await self._take(min(TAKE_MAX, self._pool.counts()["idle"]))
+                try:
+                    took = await self._take(min(TAKE_MAX, self._pool.counts()["idle"]))
+                except StoreUnavailable:
+                    await asyncio.sleep(POLL_S * 10)  # the store is away: look again once it may be back
             await asyncio.sleep(0 if took else POLL_S)
 
     async def _take(self, limit: int) -> int:
