@@ -51,6 +51,16 @@ def postgres_server():
 
 
 @pytest.fixture
+def own_postgres():
+    """A server of this test's own, to stop and start under the store."""
+    from dac_provision.providers.postgres import PostgresServer
+    from dac_provision.providers.processes import free_port
+
+    with PostgresServer.scratch(free_port()) as server:
+        yield server
+
+
+@pytest.fixture
 def postgres_url(postgres_server) -> str:
     """A new empty database on the session's server."""
     import uuid

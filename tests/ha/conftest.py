@@ -52,6 +52,23 @@ class Cluster:
         self.workers[worker_id] = proc
         return proc
 
+    def spread_workers(self, count: int) -> None:
+        """``count`` workers, each listing every orchestrator, the list turned by its number (as the
+        local provider spreads them): worker i starts on orchestrator i mod n."""
+        urls = [o.ws_url for o in self.orchs]
+        for i in range(count):
+            turn = i % len(urls)
+            self.start_worker(f"w{i}", ",".join(urls[turn:] + urls[:turn]))
+
+    async def submit_all(self, api: httpx.AsyncClient, runs: list[tuple[str, str, int]]) -> dict[str, int]:
+        """Submit ``(persona, prompt, lines)`` each; execution id -> the lines it prints (for ``judge``)."""
+        expected = {}
+        for persona, prompt, lines in runs:
+            r = await api.post("/api/execute", json={"personaId": persona, "prompt": prompt})
+            assert r.status_code == 202, r.text
+            expected[r.json()["executionId"]] = lines
+        return expected
+
     def kill(self, index: int) -> None:
         proc = self.orchs[index].proc
         proc.kill()

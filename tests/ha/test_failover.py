@@ -19,18 +19,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.ha]
 
 async def test_kill_9_one_of_three_under_load(cluster):
     c = cluster(3, DAC_LEASE_MS="6000")
-    urls = [o.ws_url for o in c.orchs]
-    for i in range(6):
-        turn = i % 3
-        c.start_worker(f"w{i}", ",".join(urls[turn:] + urls[:turn]))
+    c.spread_workers(6)
     for orch in c.orchs:
         await wait_workers(orch, 2)
-    expected: dict[str, int] = {}
     async with c.client(0) as api:
-        for i in range(18):
-            r = await api.post("/api/execute", json={"personaId": f"p{i % 9}", "prompt": f"lines:3 sleep:{1 + i % 3}"})
-            assert r.status_code == 202, r.text
-            expected[r.json()["executionId"]] = 3
+        expected = await c.submit_all(api, [(f"p{i % 9}", f"lines:3 sleep:{1 + i % 3}", 3) for i in range(18)])
 
         async def running_everywhere() -> bool:
             return len([e for e in (await api.get("/api/executions?status=running")).json()["executions"]]) >= 4
@@ -53,18 +46,11 @@ async def test_kill_9_one_of_three_under_load(cluster):
 
 async def test_kill_every_orchestrator_then_restart_one(cluster):
     c = cluster(3, DAC_LEASE_MS="8000")
-    urls = [o.ws_url for o in c.orchs]
-    for i in range(6):
-        turn = i % 3
-        c.start_worker(f"w{i}", ",".join(urls[turn:] + urls[:turn]))
+    c.spread_workers(6)
     for orch in c.orchs:
         await wait_workers(orch, 2)
-    expected: dict[str, int] = {}
     async with c.client(0) as api:
-        for i in range(12):
-            r = await api.post("/api/execute", json={"personaId": f"p{i % 6}", "prompt": f"lines:2 sleep:{1 + i % 2}"})
-            assert r.status_code == 202, r.text
-            expected[r.json()["executionId"]] = 2
+        expected = await c.submit_all(api, [(f"p{i % 6}", f"lines:2 sleep:{1 + i % 2}", 2) for i in range(12)])
 
         async def under_way() -> bool:
             return len((await api.get("/api/executions?status=running")).json()["executions"]) >= 3

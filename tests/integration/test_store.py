@@ -12,8 +12,6 @@ import uuid
 import msgspec
 import pytest
 
-from dac_provision.providers.postgres import PostgresServer
-from dac_provision.providers.processes import free_port
 from dac_runtime.orchestrator.ops.usage import usage
 from dac_runtime.orchestrator.store import StoreUnavailable, open_store
 from dac_runtime.orchestrator.store.migrations import latest
@@ -174,13 +172,6 @@ async def test_a_sqlite_file_from_before_numbered_migrations_is_upgraded_in_plac
     assert await store.fetchval("SELECT MAX(version) FROM schema_migrations") == latest("sqlite")
     await store.put_sealed("credential:X", b"sealed")  # tables the old file never had now exist
     await store.close()
-
-
-@pytest.fixture
-def own_postgres():
-    """A server of this test's own, to stop and start under the store."""
-    with PostgresServer.scratch(free_port()) as server:
-        yield server
 
 
 async def test_postgres_going_away_fails_fast_and_loses_no_queued_write(own_postgres):
