@@ -132,15 +132,24 @@ class Leases:
         loop = asyncio.get_running_loop()
         active.timer = loop.call_later(self.settings.lease_ms / 1000, self._spawn, self._lease_expired, active)
 
-    async def _from_row(self, row: dict[str, Any]) -> Active:
-        """Rebuild a running execution from its stored row (after an orchestrator restart). Output
-        de-duplication resumes from the highest seq the store holds."""
+    async def _from_row(self, row: dict[str, Any]) -> tuple[Active, bool]:
+        """Rebuild a running execution from its stored row (after an orchestrator restart, or taken
+        over from a gone one); ``(active, False)`` when it is already in the table. Output
+        de-duplication resumes from the highest seq the store holds.
+
+        A worker re-attaching and the adoption of its gone orchestrator's runs can rebuild the same
+        row at once; whichever lands second must join the first, not replace it, or the worker's
+        frames go to one copy while the other's lease runs out and fails it ``worker_lost``."""
         request = msgspec.json.decode(row["request"], type=ExecRequest)
-        active = Active(Pending(request, None, None, time.time()), None, status="running")
-        active.last_seq = await self.store.last_seq(request.execution_id)
+        last_seq = await self.store.last_seq(request.execution_id)
+        existing = self.active.get(request.execution_id)
+        if existing is not None:
+            return existing, False
+        active = Active(Pending(request, None, None, time.time()), None, status=row["status"])
+        active.last_seq = last_seq
         active.recorded.set()
         self.active[request.execution_id] = active
-        return active
+        return active, True
 
     async def resume(self, worker: WorkerConn, resumes: list[Resume]) -> None:
         """A reconnecting worker re-announced what it holds; its unacknowledged frames follow."""
@@ -171,7 +180,7 @@ class Leases:
                 ):
                     log.warning("could not take over %s from its previous orchestrator", execution_id)
                     return
-                active = await self._from_row(row)
+                active, _ = await self._from_row(row)
             else:
                 worker.released.add(execution_id)
                 if ours and row["status"] in TERMINAL_STATUSES:
@@ -218,10 +227,10 @@ class Leases:
         for row in await self.store.adopt_from(epoch):
             if row["id"] in self.active:
                 continue
-            status = row["status"]
-            active = await self._from_row(row)
-            active.status = status
-            if status == "dispatched" and row["worker_id"]:
+            active, new = await self._from_row(row)
+            if not new:  # its worker re-attached it meanwhile
+                continue
+            if row["status"] == "dispatched" and row["worker_id"]:
                 self.unconfirmed.setdefault(row["worker_id"], set()).add(row["id"])
             self._start_lease(active)
             adopted += 1
