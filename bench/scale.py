@@ -141,9 +141,12 @@ class Phase:
     async def gc_max_ms(self) -> float:
         return await self.gauge_ms("dac_gc_pause_max_seconds")
 
-    def request(self, execution_id: str) -> bytes:
-        body = {"executionId": execution_id, "personaId": f"p{random.randrange(1000)}", "prompt": "bench"}
-        return json.dumps(body).encode()
+    def request(self, execution_id: str, personas: int = 1000) -> tuple[bytes, bytes]:
+        """A request to one of ``personas`` personas, keyed by its persona (as the orchestrator's own
+        producer and host apps key them: with few personas, few partitions carry everything)."""
+        persona = f"p{random.randrange(personas)}"
+        body = {"executionId": execution_id, "personaId": persona, "prompt": "bench"}
+        return json.dumps(body).encode(), persona.encode()
 
     async def producer(self) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(bootstrap_servers=self.broker.bootstrap, acks="all", linger_ms=0)
@@ -157,7 +160,8 @@ class Phase:
             for _ in range(count):
                 execution_id = uuid.uuid4().hex
                 sent[execution_id] = time.time()
-                await producer.send(self.topics.exec, self.request(execution_id), key=execution_id[:4].encode())
+                value, key = self.request(execution_id)
+                await producer.send(self.topics.exec, value, key=key)
                 await asyncio.sleep(1 / rate)
             deadline = time.monotonic() + 30
             while len(sent.keys() & self.received.keys()) < count and time.monotonic() < deadline:  # noqa: ASYNC110
@@ -166,9 +170,9 @@ class Phase:
             await producer.stop()
         return [self.received[e] - t for e, t in sent.items() if e in self.received]
 
-    async def burst(self, count: int) -> tuple[float, float, int]:
-        """Produce ``count`` requests at once; (dispatches/s from completed lifecycle records, API p99 s,
-        completed seen)."""
+    async def burst(self, count: int, personas: int) -> tuple[float, float, int, float]:
+        """Produce ``count`` requests over ``personas`` personas at once; (dispatches/s from completed
+        lifecycle records, API p99 s, completed seen, orchestrator CPU ms per completed)."""
         ids = [uuid.uuid4().hex for _ in range(count)]
         consumer = AIOKafkaConsumer(
             self.topics.lifecycle,
@@ -193,8 +197,9 @@ class Phase:
 
         prober = asyncio.create_task(probe())
         producer = await self.producer()
+        cpu_before = self.cpu_s()
         started = time.time()
-        futures = [await producer.send(self.topics.exec, self.request(e), key=e[:4].encode()) for e in ids]
+        futures = [await producer.send(self.topics.exec, *self.request(e, personas)) for e in ids]
         await asyncio.gather(*futures)
         await producer.stop()
         done: set[str] = set()
@@ -207,10 +212,11 @@ class Phase:
                     if record["status"] == "completed" and record["executionId"] not in done:
                         done.add(record["executionId"])
                         last = max(last, record["timestamp"])
+        cpu = self.cpu_s() - cpu_before
         stop.set()
         await prober
         await consumer.stop()
-        return len(done) / max(last - started, 1e-9), pct(api, 0.99), len(done)
+        return len(done) / max(last - started, 1e-9), pct(api, 0.99), len(done), 1000 * cpu / max(len(done), 1)
 
     async def submissions(self, callers: int, each: int, offered: float | None = None) -> tuple[float, float, float]:
         """``callers`` concurrent clients, each submitting ``each`` requests in turn: back to back (the
@@ -268,13 +274,21 @@ async def sizes_part(broker: Broker, args: argparse.Namespace) -> None:
 
 
 async def burst_part(broker: Broker, args: argparse.Namespace) -> None:
-    print(f"| burst of {args.burst:,} | dispatches/s (completed on Kafka) | API p99 during the burst |")
-    print("|---|---|---|")
+    print(
+        f"| burst of {args.burst:,} | keyed by | dispatches/s (completed on Kafka) | API p99 during the burst"
+        " | orchestrator CPU per execution |"
+    )
+    print("|---|---|---|---|---|")
     for n in args.burst_sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            async with Phase(broker, n, Path(tmp)) as phase:
-                rate, api_p99, seen = await phase.burst(args.burst)
-                print(f"| N = {n:,} | {rate:,.0f} ({seen:,} of {args.burst:,}) | {MS(api_p99)} ms |", flush=True)
+        for personas in args.keyings:
+            with tempfile.TemporaryDirectory() as tmp:
+                async with Phase(broker, n, Path(tmp)) as phase:
+                    rate, api_p99, seen, cpu_ms = await phase.burst(args.burst, personas)
+                    print(
+                        f"| N = {n:,} | {personas:,} persona{'s' * (personas > 1)} | {rate:,.0f}"
+                        f" ({seen:,} of {args.burst:,}) | {MS(api_p99)} ms | {cpu_ms:.2f} ms |",
+                        flush=True,
+                    )
 
 
 async def submit_part(broker: Broker, args: argparse.Namespace) -> None:
@@ -313,6 +327,12 @@ if __name__ == "__main__":
     parser.add_argument("--idle-seconds", type=float, default=10)
     parser.add_argument("--burst", type=int, default=5000)
     parser.add_argument("--burst-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[100, 10_000])
+    parser.add_argument(
+        "--keyings",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1, 10, 1000],
+        help="burst requests keyed by persona over this many personas, one burst each",
+    )
     parser.add_argument("--submit-each", type=int, default=4)
     parser.add_argument(
         "--submit-workers", type=int, default=100, help="workers running the submitted executions (0: none)"

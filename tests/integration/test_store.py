@@ -41,7 +41,7 @@ async def test_executions_read_their_own_writes_before_the_commit(store_url):
     row = await store.get_execution("e1")
     assert row is not None and row["status"] == "running" and row["worker_id"] == "w1"
     assert bytes(row["request"]) == request and row["submitter"] == "alice"
-    store.insert_execution_later("e2", "p", request, 1)
+    assert await store.insert_execution("e2", "p", request, 1, 0)
     store.update_execution("e2", status="completed", exit_code=0, duration_ms=1500)
     assert await store.count_by_status() == {"running": 1, "completed": 1}
     assert [r["id"] for r in await store.executions_by_status("completed")] == ["e2"]

@@ -83,7 +83,7 @@ class Orchestrator:
         )
         # The loops among them, closed here: a request read goes to the dispatcher; a worker's frames
         # drive its runs and logins; an agent's events may chain; an end counts towards the alarms.
-        self.intake.dispatch = self.dispatcher.dispatch
+        self.intake.dispatch = self.dispatcher.dispatch_many
         self.registry.dispatcher, self.registry.logins = self.dispatcher, self.logins
         self.events.on_event = self.chains.on_event
         self.supervisor = Supervisor(self.metrics.task_restarts)
@@ -97,7 +97,7 @@ class Orchestrator:
         )
         self.events.acting = self.registry.acting = self.membership.valid
         self.handoff = Handoff(
-            self.store, self.pool, self.dispatcher.dispatch, self.membership.valid, self.metrics.handoffs
+            self.store, self.pool, self.dispatcher.dispatch_many, self.membership.valid, self.metrics.handoffs
         )
         if store.sql.name == "postgres":  # peers are possible only on a shared store
             self.intake.handoff = self.handoff

@@ -86,6 +86,14 @@ class WorkerSettings:
         return [u.strip() for u in self.url.split(",") if u.strip()]
 
 
+#: While it holds a run or a result not yet acknowledged, a worker retries at least this often: the
+#: orchestrator keeps such a run for a lease (``DAC_LEASE_MS``) and fails it ``worker_lost`` when
+#: nobody brings it back in time, so a long idle-style backoff would turn an outage into lost work.
+HOLDING_CAP_S = 3.0
+#: Between the orchestrators of one list: the next is tried this soon after one refused (at most).
+NEXT_URL_S = 0.2
+
+
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
     """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
     return random.uniform(0, min(cap, base * (2 ** min(attempt, 20))))  # noqa: S311 - jitter, not crypto
@@ -118,12 +126,12 @@ class Worker:
     async def run_forever(self) -> None:
         sweep_runs(self.s.work_root, self.s.worker_id)  # what a killed predecessor of this id left
         watch = asyncio.create_task(self._leave_when_idle()) if self.s.exit_after_idle_s else None
-        attempt = 0
+        attempt = failed = 0  # attempt: full passes over the list that failed; failed: in this pass
         async with aiohttp.ClientSession() as session:
             while not self._done.is_set():
                 try:
                     if await self._session(session):
-                        attempt = 0
+                        attempt = failed = 0
                 except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                     log.warning("connection to orchestrator failed: %s", type(exc).__name__)
                 except _Refused as exc:
@@ -132,8 +140,15 @@ class Worker:
                 self._url_turn += 1  # the next one in the list: this one went away or refused
                 if self._done.is_set():
                     break
-                delay = backoff_delay(attempt, self.s.backoff_base, self.s.backoff_cap)
-                attempt += 1
+                failed += 1
+                if failed < len(self.s.urls):  # another orchestrator of the list may answer: try it now
+                    delay = random.uniform(0, NEXT_URL_S)  # noqa: S311 - jitter, not crypto
+                else:  # every one failed: back off, briefly while a run or a result waits on it
+                    failed = 0
+                    holding = self._run is not None or len(self.journal) > 0
+                    cap = min(self.s.backoff_cap, HOLDING_CAP_S) if holding else self.s.backoff_cap
+                    delay = backoff_delay(attempt, self.s.backoff_base, cap)
+                    attempt += 1
                 log.info("reconnecting in %.1fs", delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._done.wait(), timeout=delay)

@@ -14,21 +14,17 @@ dead-lettered; bad requests and unknown credentials -> terminal, dead-lettered a
 from __future__ import annotations
 
 import asyncio
-import json
+import collections
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ...crypto import CryptoError
 from ...protocol import (
     Accepted,
-    Assign,
     Cancel,
     Complete,
     Event,
-    ExecConfig,
     Received,
     Rejected,
     Stderr,
@@ -36,11 +32,8 @@ from ...protocol import (
 )
 from ...records import ExecRequest
 from ..store import StoreUnavailable
-from ..team.claude_token import TokenExpired
-from ..team.credentials import Unavailable
-from ..team.vault import MissingCredential
+from .assign import Assigning
 from .leases import Active, ActiveRuns, Leases
-from .pending import Pending
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -59,7 +52,7 @@ log = logging.getLogger("dac.orchestrator.dispatch")
 JOB_FAILURE_PREFIXES = ("exit_code:", "agent_error")
 
 
-class Dispatcher(Leases):
+class Dispatcher(Assigning, Leases):
     def __init__(
         self,
         settings: Settings,
@@ -80,113 +73,7 @@ class Dispatcher(Leases):
         self.vault, self.personas, self.credentials = vault, personas, credentials
         self.unconfirmed: dict[str, set[str]] = {}
         self.active = ActiveRuns(on_leave=intake.unpark)
-
-    # --- dispatch -------------------------------------------------------------------------------
-
-    async def dispatch(self, pending: Pending) -> None:
-        """Hand a request to an idle worker.
-
-        The store learns which worker holds the execution *before* the assign goes out (one indexed
-        UPDATE): an orchestrator killed right after sending must, once restarted, know whom to expect
-        it back from, or it would run the request again elsewhere while the first worker runs it too.
-        The lifecycle records follow the send, off the dispatch latency; ``_accepted`` waits for them,
-        which keeps the lifecycle order intact."""
-        request = pending.request
-        store, events = self.store, self.events
-        if not events.acting():  # stepping down: its next owner reads the request again
-            return
-        row = await store.get_execution(request.execution_id)
-        if row is not None and (row["status"] != "queued" or row["generation"] != request.generation):
-            log.debug("skipping duplicate request for %s (%s)", request.execution_id, row["status"])
-            self.intake.done(pending.tp, pending.offset)
-            return
-        personas = self.personas
-        persona = personas.get(request.persona_id)
-        if persona and persona.max_concurrent and self.active.by_persona[request.persona_id] >= persona.max_concurrent:
-            if row is None:  # visible (queued) while it waits its turn
-                self._insert(request)
-                await events.lifecycle(request, "queued")
-            self.intake.park(pending)
-            return
-        worker = self.pool.take_idle()
-        if worker is None:
-            self.intake.redeliver(pending, front=True)
-            return
-        given = personas.credentials_for(request.persona_id, request.credentials)
-        # Taken in the store first, atomically: of two orchestrators that read the same request (a
-        # rebalance, a restart), or one whose lease ran out, exactly one goes on past this point.
-        claimed = await store.claim_execution(
-            msgspec.json.encode(request),
-            request.execution_id,
-            request.persona_id,
-            request.attempt,
-            request.generation,
-            stored=row is not None,
-            worker_id=worker.worker_id,
-            given_credentials=json.dumps(given) if given else None,  # names only, for who-used-what
-        )
-        if not claimed:
-            self.pool.mark_idle(worker)
-            log.debug("%s was taken or decided elsewhere: skipped", request.execution_id)
-            self.intake.done(pending.tp, pending.offset)
-            return
-        try:
-            self.credentials.check_usable(given)
-            env = await self.vault.environment_for(given)
-        except (MissingCredential, Unavailable, TokenExpired, CryptoError) as exc:
-            self.pool.mark_idle(worker)
-            if row is None:
-                await events.lifecycle(request, "queued")
-            if isinstance(exc, MissingCredential):
-                reason = f"unknown credential {exc}"
-            elif isinstance(exc, TokenExpired):
-                reason = f"claude_token_expired: {exc}"
-            else:
-                reason = str(exc)
-            await events.finish(request, "failed", reason=reason, dead_letter=True)
-            self.intake.done(pending.tp, pending.offset)
-            return
-        self.credentials.touch(given)
-        active = Active(pending, worker)
-        self.active[request.execution_id] = active
-        worker.execution_id = request.execution_id
-        s = self.settings
-        assign = Assign(
-            execution_id=request.execution_id,
-            persona_id=request.persona_id,
-            prompt=request.prompt,
-            env=env,
-            config=ExecConfig(
-                timeout_ms=request.timeout_ms or (persona and persona.timeout_ms) or s.default_timeout_ms,
-                max_output_bytes=request.max_output_bytes
-                or (persona and persona.max_output_bytes)
-                or s.default_max_output_bytes,
-                inactivity_timeout_ms=s.inactivity_timeout_ms,
-            ),
-            not_after=time.time() + s.accept_timeout_ms / 1000,
-        )
-        await store.commit()  # the claim is durable before the worker can act on it
-        sent = await worker.send(assign)
-        env.clear()
-        metrics = self.metrics
-        metrics.dispatch_latency.observe(max(0.0, time.time() - pending.produced_at))
-        if pending.read_at:
-            metrics.dispatch_handling.observe(time.perf_counter() - pending.read_at)
-        if row is None:
-            await events.lifecycle(request, "queued")
-        await events.lifecycle(request, "dispatched", worker_id=worker.worker_id)
-        active.recorded.set()
-        if not sent:
-            await self._requeue_undelivered(request.execution_id, "worker socket closed during assign")
-            return
-        loop = asyncio.get_running_loop()
-        active.timer = loop.call_later(s.accept_timeout_ms / 1000, self._spawn, self._accept_timeout, active)
-
-    def _insert(self, request: ExecRequest) -> None:
-        """A request that came straight from Kafka (not through the API) gets its row."""
-        self.store.insert_execution_later(
-            request.execution_id, request.persona_id, msgspec.json.encode(request), request.attempt
-        )
+        self.claiming: collections.Counter[str] = collections.Counter()
 
     async def _accept_timeout(self, active: Active) -> None:
         if active.status == "dispatched" and self.active.get(active.request.execution_id) is active:
@@ -292,6 +179,7 @@ class Dispatcher(Leases):
             usage=frame.usage,
             reason=frame.reason,
             dead_letter=job_failure,
+            last_seq=active.last_seq,  # every frame it relayed (resumed from the store after a re-attach)
         )
 
     async def _retry(self, request: ExecRequest, frame: Complete) -> None:

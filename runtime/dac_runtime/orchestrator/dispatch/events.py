@@ -120,8 +120,10 @@ class Events:
         usage: Usage | None = None,
         reason: str | None = None,
         dead_letter: bool = False,
+        last_seq: int | None = None,
     ) -> bool:
-        """Record and tell the end of an execution; False when it is not this orchestrator's to tell."""
+        """Record and tell the end of an execution; False when it is not this orchestrator's to tell.
+        ``last_seq``: the highest output seq relayed, when the caller knows it (else the store says)."""
         if not self.acting():
             return False
         self.flush()
@@ -139,7 +141,8 @@ class Events:
             return False
         self.metrics.finished.labels(status).inc()
         self.on_finished(status)
-        last_seq = await self.store.last_seq(request.execution_id)  # flushed above: every row is there
+        if last_seq is None:
+            last_seq = await self.store.last_seq(request.execution_id)  # flushed above: every row is there
         await self.lifecycle(
             request, status, exit_code=exit_code, duration_ms=duration_ms, usage=usage, reason=reason, last_seq=last_seq
         )

@@ -40,7 +40,7 @@ class Handoff:
         self,
         store: Store,
         pool: Pool,
-        dispatch: Callable[[Pending], Awaitable[None]],
+        dispatch: Callable[[list[Pending]], Awaitable[list[tuple[Pending, Exception]]]],
         acting: Callable[[], bool],
         counted: Counter,
     ) -> None:
@@ -81,13 +81,16 @@ class Handoff:
             await asyncio.sleep(0 if took else POLL_S)
 
     async def _take(self, limit: int) -> int:
-        took = 0
+        """Dispatch up to ``limit`` handed-off requests at once. One whose dispatch fails stays queued
+        in the store (nothing was claimed) and is taken again on a later look."""
+        batch = []
         for row in await self._store.handed_off(limit):
-            if not self._pool.has_idle():
-                break
             request = msgspec.json.decode(row["request"], type=ExecRequest)
             produced = float(row["handoff_at"] or time.time())
-            await self._dispatch(Pending(request, None, None, produced, time.perf_counter()))
-            took += 1
+            batch.append(Pending(request, None, None, produced, time.perf_counter()))
+        failed = await self._dispatch(batch) if batch else []
+        for pending, exc in failed:
+            log.warning("handed-off %s not dispatched: %s", pending.request.execution_id, type(exc).__name__)
+        took = len(batch) - len(failed)
         self._taken_total.inc(took)
         return took

@@ -23,6 +23,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from ...protocol import ProtocolError
 from ...records import DeadLetter, ExecRequest, decode_request
+from ..store import StoreUnavailable
 from .backlog import Backlog
 from .pending import Pending
 
@@ -46,6 +47,9 @@ PAUSE_AFTER_S = 0.05
 RECHECK_S = 0.25
 #: Quiet this long, and the consumer polls the broker at the idle pace.
 IDLE_AFTER_S = 1.0
+#: A dispatch that failed for this (the store or the broker away) is handed back, and intake waits.
+OUTAGES = (KafkaError, OSError, StoreUnavailable)
+OUTAGE_WAIT_S = 0.5
 #: Requests waiting for their persona's turn (``maxConcurrent``) held at most; beyond, fetching waits.
 PARK_MAX = 10_000
 
@@ -78,7 +82,7 @@ class OffsetTracker:
         return list(self._next)
 
 
-async def _nowhere(pending: Pending) -> None:
+async def _nowhere(batch: list[Pending]) -> list[tuple[Pending, Exception]]:
     raise RuntimeError("intake read a request before a dispatcher was wired to it")
 
 
@@ -94,8 +98,9 @@ class Intake:
     ) -> None:
         self.settings, self.pool, self.kafka, self.bus = settings, pool, kafka, bus
         self.metrics, self.dead_letters = metrics, dead_letters
-        #: where a request read goes: the dispatcher's, set by the composition root (it needs this intake)
-        self.dispatch: Callable[[Pending], Awaitable[None]] = _nowhere
+        #: where requests read go, a batch at a time: the dispatcher's, set by the composition root
+        #: (it needs this intake); it returns the ones whose dispatch raised, with what it raised
+        self.dispatch: Callable[[list[Pending]], Awaitable[list[tuple[Pending, Exception]]]] = _nowhere
         #: where requests go when no worker here is idle and a peer's is (several orchestrators)
         self.handoff: Handoff | None = None
         self.offsets = OffsetTracker()
@@ -205,8 +210,9 @@ class Intake:
                 finally:
                     consumer.resume(*consumer.assignment())
             return
-        if self._redeliver:
-            await self._dispatch(self._redeliver.popleft())
+        if self._redeliver:  # as many at once as there are idle workers: one commit for their claims
+            count = min(len(self._redeliver), INTAKE_BATCH, max(1, pool.counts()["idle"]))
+            await self._dispatch([self._redeliver.popleft() for _ in range(count)])
             return
         if self._parked_count >= PARK_MAX:  # the rest of the backlog stays in Kafka
             self._unparked.clear()
@@ -272,18 +278,22 @@ class Intake:
         produced = message.timestamp / 1000 if message.timestamp and message.timestamp > 0 else time.time()
         return Pending(request, tp, message.offset, produced, time.perf_counter())
 
-    async def _dispatch(self, pending: Pending) -> None:
-        """Nothing one request holds may end intake: if its dispatch raises, it is dead-lettered."""
-        try:
-            await self.dispatch(pending)
-        except (KafkaError, OSError, asyncio.CancelledError):
-            raise  # the broker, not the record: the caller retries
-        except Exception as exc:
-            log.exception("dispatch of %s failed", pending.request.execution_id)
+    async def _dispatch(self, batch: list[Pending]) -> None:
+        """Nothing one request holds may end intake: a request whose dispatch raised is handed back
+        when the store or the broker is away (and intake waits a moment), else dead-lettered."""
+        outage = False
+        for pending, exc in reversed(await self.dispatch(batch)):
+            if isinstance(exc, OUTAGES):
+                self.redeliver(pending, front=True)
+                outage = True
+                continue
+            log.error("dispatch of %s failed: %s", pending.request.execution_id, type(exc).__name__, exc_info=exc)
             key = pending.request.persona_id.encode()
             await self._dead_letter(
                 pending.tp, pending.offset, key, f"dispatch_failed: {type(exc).__name__}", request=pending.request
             )
+        if outage:
+            await asyncio.sleep(OUTAGE_WAIT_S)
 
     async def _dead_letter(
         self,

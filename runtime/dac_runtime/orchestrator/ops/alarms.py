@@ -16,6 +16,8 @@ from ..team.claude_token import TokenInfo
 FAILURE_WINDOW_S = 15 * 60
 FAILURE_MIN_COUNT = 10
 FAILURE_RATE = 0.10
+#: Ends remembered for the rate at most (the newest; at 100 a second, the last quarter of an hour)
+FINISHED_MAX = 100_000
 ALL_BUSY_S = 5 * 60
 LAG_MAX = 100
 OLDEST_WAIT_S = 600
@@ -47,19 +49,24 @@ class Alarms:
             token,
             kafka_down,
         )
-        self._finished: collections.deque[tuple[float, bool]] = collections.deque(maxlen=100_000)
+        self._finished: collections.deque[tuple[float, bool]] = collections.deque()
+        self._failed = 0  # of those in ``_finished``: the rate is read on every /healthz, kept in O(1)
         self._all_busy_since: float | None = None
 
     def finished(self, status: str, now: float | None = None) -> None:
         """Count a terminal execution for the failure rate."""
-        self._finished.append((now or time.time(), status in ("failed", "timed_out")))
+        failed = status in ("failed", "timed_out")
+        if len(self._finished) >= FINISHED_MAX:
+            self._failed -= self._finished.popleft()[1]
+        self._finished.append((now or time.time(), failed))
+        self._failed += failed
 
     def failure_rate(self, now: float | None = None) -> tuple[int, int]:
         """(failed or timed out, all) of the executions that ended in the last 15 minutes."""
         cutoff = (now or time.time()) - FAILURE_WINDOW_S
         while self._finished and self._finished[0][0] < cutoff:
-            self._finished.popleft()
-        return sum(1 for _, failed in self._finished if failed), len(self._finished)
+            self._failed -= self._finished.popleft()[1]
+        return self._failed, len(self._finished)
 
     def current(self, now: float | None = None) -> list[Alarm]:
         now = now or time.time()

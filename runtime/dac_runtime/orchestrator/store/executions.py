@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, Literal
 
 from .primitives import EXECUTION_COLUMNS, Primitives
+
+#: what :meth:`ExecutionQueries.claim_execution` did: nothing (``None``), or took a new or a stored row
+Claimed = Literal["inserted", "updated"] | None
 
 
 class ExecutionQueries(Primitives):
@@ -41,21 +44,6 @@ class ExecutionQueries(Primitives):
             submitter,
         )
         return inserted == 1
-
-    def insert_execution_later(self, execution_id: str, persona_id: str, request: bytes, attempt: int) -> None:
-        """The row of a request that came straight from Kafka: queued with the rest of the turn's writes
-        (dispatch already knows no row exists, so nothing waits on the answer)."""
-        now = time.time()
-        self.write(
-            "INSERT INTO executions (id, persona_id, status, attempt, generation, request, created_at, updated_at)"
-            " VALUES (?, ?, 'queued', ?, 0, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            execution_id,
-            persona_id,
-            attempt,
-            request,
-            now,
-            now,
-        )
 
     async def chain_size(self, chain_id: str) -> int:
         """Executions started in the chain whose root is ``chain_id`` (the root not counted)."""
@@ -97,47 +85,33 @@ class ExecutionQueries(Primitives):
         persona_id: str,
         attempt: int,
         generation: int,
-        *,
-        stored: bool = True,
         **fields: Any,
-    ) -> bool:
-        """Take a queued execution for dispatch, atomically: its row becomes ``dispatched`` and owned
-        by this orchestrator only if it is still queued at this generation (or has no row yet: a
-        request straight from Kafka) and this orchestrator's lease holds. False: another orchestrator
-        has it, or it was decided already (a duplicate read after a rebalance or a restart).
-        ``stored``: whether the caller saw a row (which statement to try first: one round trip)."""
+    ) -> Claimed:
+        """Take a queued execution for dispatch, atomically, in one statement: its row becomes
+        ``dispatched`` and owned by this orchestrator only if it is still queued at this generation
+        (or has no row yet: a request straight from Kafka) and this orchestrator's lease holds.
+        ``None``: another orchestrator has it, or it was decided already (a duplicate read after a
+        rebalance or a restart); else whether the row was ``"inserted"`` or ``"updated"``.
+
+        Durable at the caller's next :meth:`commit` (on SQLite it joins the loop turn's group
+        commit), which the dispatcher awaits once for a whole batch before any assign goes out."""
         now = time.time()
         lease, lease_args = self.lease_clause()
         fields = {"status": "dispatched", "owner": self.fence, "handoff_at": None, "updated_at": now, **fields}
-
-        async def update() -> bool:
-            assignments = ", ".join(f"{name} = ?" for name in fields)
-            return bool(
-                await self.execute(
-                    f"UPDATE executions SET {assignments} WHERE id = ? AND status = 'queued' AND generation = ?"  # noqa: S608
-                    f" AND {lease}",
-                    *fields.values(),
-                    execution_id,
-                    generation,
-                    *lease_args,
-                )
-            )
-
-        async def insert() -> bool:
-            columns = ["id", "persona_id", "attempt", "generation", "request", "created_at", *fields]
-            values = [execution_id, persona_id, attempt, generation, request, now, *fields.values()]
-            return (
-                await self.execute(
-                    f"INSERT INTO executions ({', '.join(columns)}) SELECT {', '.join('?' * len(columns))}"
-                    f" WHERE {lease} ON CONFLICT (id) DO NOTHING",
-                    *values,
-                    *lease_args,
-                )
-                == 1
-            )
-
-        first, then = (update, insert) if stored else (insert, update)
-        return await first() or await then()
+        columns = ["id", "persona_id", "attempt", "generation", "request", "created_at", *fields]
+        values = [execution_id, persona_id, attempt, generation, request, now, *fields.values()]
+        taken = ", ".join(f"{name} = excluded.{name}" for name in fields)
+        rows = await self.fetch_grouped(
+            f"INSERT INTO executions ({', '.join(columns)}) SELECT {', '.join('?' * len(columns))}"
+            f" WHERE {lease} ON CONFLICT (id) DO UPDATE SET {taken}"
+            " WHERE executions.status = 'queued' AND executions.generation = excluded.generation"
+            " RETURNING created_at",
+            *values,
+            *lease_args,
+        )
+        if not rows:
+            return None
+        return "inserted" if rows[0][0] == now else "updated"
 
     async def hand_off(self, execution_id: str, persona_id: str, request: bytes, attempt: int, at: float) -> None:
         """Queue a request for whichever orchestrator has an idle worker first (:mod:`..dispatch.handoff`)."""
@@ -166,9 +140,10 @@ class ExecutionQueries(Primitives):
 
     async def finish_execution(self, execution_id: str, **fields: Any) -> bool:
         """:meth:`update_execution`, awaited, for a change others will be told of (an end): False when
-        the store refused it (not ours any more), so that nothing is said about it on Kafka either."""
+        the store refused it (not ours any more), so that nothing is said about it on Kafka either.
+        Durable at the next :meth:`commit`, which whoever acts on it (acknowledging the worker) awaits."""
         sql, args = self._fenced_update(execution_id, fields)
-        return await self.execute(sql, *args) == 1
+        return await self.execute_grouped(sql, *args) == 1
 
     async def request_cancel(self, execution_id: str) -> bool:
         """Ask the owner of a dispatched or running execution to cancel it (:meth:`cancels_asked`)."""

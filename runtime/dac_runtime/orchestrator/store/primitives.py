@@ -88,6 +88,16 @@ class Primitives(ABC):
     async def load_tables(self, tables: list[tuple[str, list[str], list[tuple[Any, ...]]]]) -> None:
         """Insert ``(table, columns, rows)`` for each table, in one transaction (a store copy)."""
 
+    async def fetch_grouped(self, sql: str, *args: Any) -> list[Row]:
+        """A write whose result its caller needs at once, durable at the next :meth:`commit` at the
+        latest (SQLite makes it part of the loop turn's group commit instead of a commit of its own;
+        a server-side store runs it as it comes). For a path that commits once for many such writes."""
+        return await self.fetch(sql, *args)
+
+    async def execute_grouped(self, sql: str, *args: Any) -> int:
+        """:meth:`fetch_grouped` for a write whose row count is its result."""
+        return await self.execute(sql, *args)
+
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         rows = await self.fetch(sql, *args)
         return rows[0] if rows else None

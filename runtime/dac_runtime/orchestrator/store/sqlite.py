@@ -5,7 +5,9 @@ a local file, so a thread hop would cost more than it saves. The async primitive
 wait; they are async so that callers are written once for both backends.
 
 Group commit: the first write in an event-loop turn opens a transaction and the end of that turn
-commits it, so a burst of status changes and output rows costs one commit instead of one each.
+commits it, so a burst of status changes and output rows costs one commit instead of one each. An
+awaited :meth:`commit` (a caller about to act outside: send an assign, tell a worker its result is
+recorded) waits for that same end-of-turn commit, so the callers of one turn share one commit too.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class SQLiteStore(Store):
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
+        #: resolved by the commit that ends this turn's transaction (for the callers awaiting it)
+        self._turn: asyncio.Future[None] | None = None
         self.migrate()
 
     # --- schema -----------------------------------------------------------------------------------
@@ -101,12 +105,24 @@ class SQLiteStore(Store):
     # --- primitives -------------------------------------------------------------------------------
 
     def write(self, sql: str, *args: Any) -> None:
+        self._in_group()
+        self.db.execute(sql, args)
+
+    def _in_group(self) -> None:
+        """Open this loop turn's transaction unless one is open; the end of the turn commits it."""
         if not self.db.in_transaction:
             loop = _running_loop()
             if loop is not None:  # without an event loop (tools, tests) every write commits at once
                 self.db.execute("BEGIN")
                 loop.call_soon(self._commit_now)
-        self.db.execute(sql, args)
+
+    async def fetch_grouped(self, sql: str, *args: Any) -> list[Row]:
+        self._in_group()
+        return self.db.execute(sql, args).fetchall()
+
+    async def execute_grouped(self, sql: str, *args: Any) -> int:
+        self._in_group()
+        return self.db.execute(sql, args).rowcount
 
     def write_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if rows:
@@ -123,11 +139,28 @@ class SQLiteStore(Store):
         return self.db.execute(sql, args).fetchone()
 
     async def commit(self) -> None:
-        self._commit_now()
+        if not self.db.in_transaction:
+            return
+        loop = _running_loop()
+        if loop is None:
+            self._commit_now()
+            return
+        if self._turn is None:
+            self._turn = loop.create_future()
+        # shielded: a caller cancelled while it waits must not cancel the others' wait
+        await asyncio.shield(self._turn)
 
     def _commit_now(self) -> None:
-        if self.db.in_transaction:
-            self.db.commit()
+        turn, self._turn = self._turn, None
+        try:
+            if self.db.in_transaction:
+                self.db.commit()
+        except sqlite3.Error as exc:
+            if turn is not None and not turn.done():
+                turn.set_exception(exc)
+            raise
+        if turn is not None and not turn.done():
+            turn.set_result(None)
 
     async def load_tables(self, tables: list[tuple[str, list[str], list[tuple[Any, ...]]]]) -> None:
         self._commit_now()
