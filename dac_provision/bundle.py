@@ -7,6 +7,7 @@ an sdist); an installation without that tree names a prebuilt wheel with ``DAC_R
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -93,6 +94,15 @@ def runtime_wheel(out_dir: Path) -> Bundle:
         _publish(built[0], target)
     stamp.write_text(f"{source_digest} {target.name}")
     return Bundle(target, sha256_of(target))
+
+
+@functools.cache
+def runtime_digest() -> str:
+    """What the local processes run: a digest of the installed ``dac_runtime`` package's files. A
+    deploy that finds an orchestrator started from another one replaces it (one at a time)."""
+    import dac_runtime
+
+    return _tree_digest(Path(dac_runtime.__file__).resolve().parent)
 
 
 def _tree_digest(root: Path) -> str:

@@ -8,119 +8,39 @@ live; a dropped stream is reopened and de-duplicated by ``seq``, so a consumer s
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
 
 from dac_runtime.orchestrator.team.invites import connect_string
 
-TERMINAL = frozenset({"completed", "failed", "cancelled", "timed_out"})
+from .endpoints import ClientError, Endpoints
+from .submitted import TERMINAL, Execution, Output, Result, output_item
+
+__all__ = ["CREDENTIAL_NAME", "PERSONA_ID", "TERMINAL", "Client", "ClientError", "Execution", "Output", "Result"]
+
 #: Credentials reach executions as environment variables, so their names are environment variable names.
 CREDENTIAL_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 PERSONA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
-class ClientError(Exception):
-    """The orchestrator refused a request or could not be reached; ``code`` is its error code."""
-
-    def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
-@dataclass(frozen=True)
-class Output:
-    """One item of an execution's stream: ``stdout``/``stderr`` text, an ``event``, or a ``lifecycle`` change."""
-
-    kind: str
-    seq: int | None = None
-    text: str = ""
-    event_type: str | None = None
-    payload: dict[str, Any] = field(default_factory=dict)
-    status: str | None = None
-    exit_code: int | None = None
-
-
-@dataclass(frozen=True)
-class Result:
-    execution_id: str
-    status: str
-    exit_code: int | None
-    duration_ms: int | None
-    reason: str | None
-    usage: dict[str, Any] | None
-
-
-def _output(kind: str, data: dict[str, Any]) -> Output:
-    if kind == "lifecycle":
-        return Output(kind, status=data.get("status"), exit_code=data.get("exitCode"))
-    if kind == "event":
-        return Output(kind, data.get("seq"), event_type=data.get("eventType"), payload=data.get("payload") or {})
-    return Output(kind, data.get("seq"), text=data.get("chunk", ""))
-
-
-class Execution:
-    """A submitted execution. ``async for item in execution`` streams it; :meth:`wait` returns its result."""
-
-    def __init__(self, client: Client, execution_id: str) -> None:
-        self.client = client
-        self.id = execution_id
-
-    def __repr__(self) -> str:
-        return f"Execution({self.id!r})"
-
-    async def __aiter__(self) -> AsyncIterator[Output]:
-        last_seq = 0
-        for attempt in range(5):
-            ended = False
-            try:
-                async for item in self.client._stream(self.id):
-                    if item.seq is not None:
-                        if item.seq <= last_seq:
-                            continue
-                        last_seq = item.seq
-                    yield item
-                    if item.kind == "lifecycle" and item.status in TERMINAL:
-                        ended = True
-                if ended:
-                    return
-            except httpx.TransportError:
-                pass
-            except ClientError as exc:
-                if exc.status != 404:  # 404: submitted through Kafka and not consumed yet
-                    raise
-            if await self.client._status(self.id) in TERMINAL and attempt:
-                return
-            await asyncio.sleep(0.2 * (attempt + 1))
-        raise ClientError(f"lost the output stream of {self.id} five times; use wait() for its result")
-
-    async def wait(self, poll: float = 0.05) -> Result:
-        """Until the execution ends (it has its own timeout in the orchestrator)."""
-        while True:
-            body = await self.client.get(self.id)
-            if body["status"] in TERMINAL:
-                return Result(
-                    self.id, body["status"], body["exitCode"], body["durationMs"], body["reason"], body["usage"]
-                )
-            await asyncio.sleep(poll)
-            poll = min(poll * 1.5, 1.0)
-
-    async def cancel(self) -> None:
-        await self.client.cancel(self.id)
-
-
 class Client:
-    def __init__(self, url: str, api_key: str, *, timeout: float = 30.0) -> None:
-        self.url = url.rstrip("/")
-        self._http = httpx.AsyncClient(
-            base_url=self.url, headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout
-        )
+    """``url``: one orchestrator, or every orchestrator of a deployment (:mod:`.endpoints`: the next
+    one answers when one goes away)."""
+
+    def __init__(self, url: str | Sequence[str], api_key: str, *, timeout: float = 30.0) -> None:
+        self._endpoints = Endpoints(url, {"Authorization": f"Bearer {api_key}"}, timeout)
+
+    @property
+    def url(self) -> str:
+        return self._endpoints.url
+
+    def _next_orchestrator(self) -> None:
+        self._endpoints.next()
 
     async def __aenter__(self) -> Client:
         return self
@@ -129,13 +49,13 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._endpoints.aclose()
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ClientError(f"cannot reach the orchestrator at {self.url}: {type(exc).__name__}") from None
+    async def _call(self, method: str, path: str, *, idempotent: bool | None = None, **kwargs: Any) -> Any:
+        """``idempotent``: whether it may be sent again to another orchestrator (default: reads)."""
+        response = await self._endpoints.request(
+            method, path, idempotent=method == "GET" if idempotent is None else idempotent, **kwargs
+        )
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -148,7 +68,7 @@ class Client:
     async def health(self) -> dict[str, Any]:
         """``/healthz``'s body, degraded (503) or not: ``status``, ``workers`` by state, ``down``."""
         try:
-            response = await self._http.get("/healthz")
+            response = await self._endpoints.http.get(self.url + "/healthz")
             return dict(response.json())
         except (httpx.TransportError, ValueError) as exc:
             raise ClientError(f"cannot reach the orchestrator at {self.url}: {type(exc).__name__}") from None
@@ -166,16 +86,18 @@ class Client:
         credentials: list[str] | None = None,
         metadata: dict[str, str] | None = None,
     ) -> Execution:
+        # An id of its own makes the submission idempotent (the API deduplicates by it), so it may be
+        # sent again to another orchestrator when the first one went away mid-request.
         body: dict[str, Any] = {"personaId": persona_id, "prompt": prompt}
         optional = {
-            "executionId": execution_id,
+            "executionId": execution_id or uuid.uuid4().hex,
             "timeoutMs": timeout_ms,
             "maxOutputBytes": max_output_bytes,
             "credentials": credentials,
             "metadata": metadata,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
-        response = await self._call("POST", "/api/execute", json=body)
+        response = await self._call("POST", "/api/execute", idempotent=True, json=body)
         return Execution(self, response["executionId"])
 
     def execution(self, execution_id: str) -> Execution:
@@ -204,7 +126,8 @@ class Client:
 
     async def _stream(self, execution_id: str) -> AsyncIterator[Output]:
         timeout = httpx.Timeout(30.0, read=None)
-        async with self._http.stream("GET", f"/api/executions/{execution_id}/stream", timeout=timeout) as response:
+        http = self._endpoints.http
+        async with http.stream("GET", f"{self.url}/api/executions/{execution_id}/stream", timeout=timeout) as response:
             if response.status_code >= 400:
                 await response.aread()
                 raise ClientError(f"no stream for {execution_id} (HTTP {response.status_code})", response.status_code)
@@ -213,7 +136,7 @@ class Client:
                 if line.startswith("event:"):
                     kind = line[6:].strip()
                 elif line.startswith("data:"):
-                    yield _output(kind, json.loads(line[5:]))
+                    yield output_item(kind, json.loads(line[5:]))
 
     # --- secrets the orchestrator keeps in its vault ---------------------------------------------
 

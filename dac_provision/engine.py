@@ -30,7 +30,7 @@ from .runtime_env import Secrets
 from .spec import DeploySpec, load_spec
 from .state import StateStore
 
-StepState = Literal["start", "created", "unchanged", "removed", "failed", "done"]
+StepState = Literal["start", "replacing", "created", "unchanged", "removed", "failed", "done"]
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,11 @@ class Deployment:
     url: str
     api_key: str = field(repr=False)
     directory: Path
+    #: every orchestrator's URL, ``url`` first (a client moves to the next when one goes away)
+    urls: tuple[str, ...] = ()
 
     def client(self, **kwargs: Any) -> Client:
-        return Client(self.url, self.api_key, **kwargs)
+        return Client([self.url, *self.urls], self.api_key, **kwargs)
 
 
 def provider_for(name: str) -> Provider:
@@ -116,6 +118,9 @@ async def _every(steps: Iterable[Awaitable[None]]) -> None:
 
 async def _converge(store: StateStore, ctx: Context, provider: Provider, run: _Run, desired: list[Desired]) -> None:
     replaced: set[str] = set()
+    # Orchestrators are replaced one at a time (a new runtime, a dead one): while one drains and its
+    # successor starts, the others hold its workers and answer its clients (a rolling upgrade).
+    rolling = asyncio.Lock()
 
     async def one(item: Desired) -> None:
         step = run.next()
@@ -128,6 +133,15 @@ async def _converge(store: StateStore, ctx: Context, provider: Provider, run: _R
                 run.emit(step, item.name, "unchanged")
                 return
             update = health.update
+            if item.kind == "orchestrator":
+                run.emit(step, item.name, "replacing", health.detail)
+        if recorded is not None and item.kind == "orchestrator":
+            async with rolling:
+                await replace_one(step, item, recorded, update)
+        else:
+            await replace_one(step, item, recorded, update)
+
+    async def replace_one(step: int, item: Desired, recorded: Resource | None, update: bool) -> None:
         if recorded is not None and not update:  # dead or stale: clear what is left of it before starting anew
             await provider.delete(ctx, recorded)
         try:
@@ -244,7 +258,8 @@ async def deploy_async(
             raise DeployError(str(exc), exc.log_path) from None
         store.set_status(spec.name, "running")
         url = provider.endpoint(ctx) or ""
-        return Deployment(spec.name, spec.provider, url, ctx.secrets.owner_api_key, ctx.directory)
+        urls = tuple(provider.endpoints(ctx))
+        return Deployment(spec.name, spec.provider, url, ctx.secrets.owner_api_key, ctx.directory, urls)
 
 
 async def _sync_personas(spec: DeploySpec, url: str, ctx: Context) -> str:
@@ -287,10 +302,12 @@ def connect(name: str = "default", store: StateStore | None = None) -> Deploymen
         return Deployment(name, "joined", joined.url, joined.api_key, store.root)
     spec = spec_of(store, name)
     ctx = context_for(store, spec)
-    url = provider_for(spec.provider).endpoint(ctx)
+    provider = provider_for(spec.provider)
+    url = provider.endpoint(ctx)
     if url is None:
         raise DeployError(f"deployment {name!r} has no orchestrator (run deploy)")
-    return Deployment(name, spec.provider, url, ctx.secrets.owner_api_key, ctx.directory)
+    urls = tuple(provider.endpoints(ctx))
+    return Deployment(name, spec.provider, url, ctx.secrets.owner_api_key, ctx.directory, urls)
 
 
 async def destroy_async(name: str, on_progress: OnProgress | None = None, store: StateStore | None = None) -> bool:

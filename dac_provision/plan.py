@@ -60,15 +60,19 @@ def _local(spec: DeploySpec) -> list[Desired]:
 
 def _cloud(spec: DeploySpec) -> list[Desired]:
     """Topics, the Fly app and the DigitalOcean key and firewall at once; then the volume; then the
-    orchestrator (it needs topics and volume); then every worker (it needs the orchestrator's URL)."""
+    orchestrators (they need topics, and the volume unless the store is PostgreSQL); then every worker
+    (it needs the orchestrators' URL)."""
     desired = [
         Desired("kafka-topics", "topics"),
         Desired("fly-app", "fly-app"),
         Desired("do-ssh-key", "do-ssh-key"),
         Desired("do-firewall", "do-firewall"),
-        Desired("fly-volume", "fly-volume", after=("fly-app",)),
-        Desired("orchestrator", "orchestrator", after=("topics", "fly-volume")),
     ]
+    state: tuple[str, ...] = ("fly-app",)
+    if spec.store.backend == "sqlite":  # its file on a volume; a shared store needs none
+        desired.append(Desired("fly-volume", "fly-volume", after=("fly-app",)))
+        state = ("fly-volume",)
+    desired += [Desired("orchestrator", name, after=("topics", *state)) for name in orchestrator_names(spec)]
     desired += [
         Desired("worker", name, after=("orchestrator", "do-ssh-key", "do-firewall"), details={"index": i})
         for i, name in enumerate(worker_names(spec), 1)

@@ -17,32 +17,43 @@ import pulumi
 import pulumi.dynamic
 
 from .client import Client
-from .plan import Desired
+from .plan import Desired, plan
 from .providers.base import Context, Resource
 from .providers.fly import FlyProvider
 from .providers.workers_boot import TOKEN_MARGIN_S
 from .runtime_env import Secrets
 from .spec import load_spec
 
-KINDS = FlyProvider.kinds  # fly-app, fly-volume, orchestrator: created in this order, deleted in reverse
-OUTPUTS = ("app", "url", "machine_id", "volume_id", "bundle_file", "bundle_sha256", "worker_token")
-SECRET_OUTPUTS = ["master_key", "owner_api_key", "kafka_password", "worker_token"]
+OUTPUTS = ("app", "url", "machine_id", "machine_ids", "volume_id", "bundle_file", "bundle_sha256", "worker_token")
+SECRET_OUTPUTS = ["master_key", "owner_api_key", "kafka_password", "store_url", "worker_token"]
 
 
 def _context(props: dict[str, Any], directory: Path) -> Context:
     secrets = Secrets(master_key=props["master_key"], owner_api_key=props["owner_api_key"], worker_token="")
-    return Context(load_spec(props["spec"]), secrets, directory, kafka_password=props.get("kafka_password") or None)
+    return Context(
+        load_spec(props["spec"]),
+        secrets,
+        directory,
+        kafka_password=props.get("kafka_password") or None,
+        store_url=props.get("store_url") or None,
+    )
+
+
+def _parts(ctx: Context) -> list[Desired]:
+    """The app, its volume (a SQLite store only), then each orchestrator machine: created in this
+    order (one at a time: an update rolls them), deleted in reverse."""
+    return [d for d in plan(ctx.spec) if d.kind in FlyProvider.kinds]
 
 
 def _recorded(outs: dict[str, Any]) -> dict[str, Resource]:
     app = outs["app"]
-    return {
-        "fly-app": Resource("fly-app", "fly-app", app, False),
-        "fly-volume": Resource("fly-volume", "fly-volume", outs["volume_id"], False, {"app": app}),
-        "orchestrator": Resource(
-            "orchestrator", "orchestrator", outs["machine_id"], False, {"app": app, "url": outs["url"]}
-        ),
-    }
+    recorded = {"fly-app": Resource("fly-app", "fly-app", app, False)}
+    if outs.get("volume_id"):
+        recorded["fly-volume"] = Resource("fly-volume", "fly-volume", outs["volume_id"], False, {"app": app})
+    machines = outs.get("machine_ids") or {"orchestrator": outs["machine_id"]}  # state from before replicas
+    for name, machine_id in machines.items():
+        recorded[name] = Resource("orchestrator", name, machine_id, False, {"app": app, "url": outs["url"]})
+    return recorded
 
 
 async def _apply(props: dict[str, Any], recorded: dict[str, Resource] | None) -> dict[str, Any]:
@@ -50,18 +61,21 @@ async def _apply(props: dict[str, Any], recorded: dict[str, Resource] | None) ->
         ctx = _context(props, Path(directory))
         ctx.resources.update(recorded or {})
         provider = FlyProvider()
-        for kind in KINDS:
-            ctx.resources[kind] = await provider.create(ctx, Desired(kind, kind))
+        for part in _parts(ctx):
+            ctx.resources[part.name] = await provider.create(ctx, part)
         url = provider.endpoint(ctx) or ""
         async with Client(url, ctx.secrets.owner_api_key) as client:
             uses = max(1, int(props.get("workers", 1)))
             token = await client.create_worker_token(uses, ctx.spec.digitalocean.ready_timeout_s + TOKEN_MARGIN_S)
         bundle = provider.bundle(ctx)
+    machines = {r.name: r.id for r in ctx.resources.values() if r.kind == "orchestrator"}
+    volume = ctx.resources.get("fly-volume")
     return dict(
         props,
         app=ctx.resources["fly-app"].id,
-        volume_id=ctx.resources["fly-volume"].id,
-        machine_id=ctx.resources["orchestrator"].id,
+        volume_id=volume.id if volume is not None else "",
+        machine_id=machines["orchestrator"],
+        machine_ids=machines,
         url=url,
         bundle_file=bundle.filename,
         bundle_sha256=bundle.sha256,
@@ -75,7 +89,7 @@ class FlyOrchestratorProvider(pulumi.dynamic.ResourceProvider):
         return pulumi.dynamic.CreateResult(id_=f"{outs['app']}/{outs['machine_id']}", outs=outs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
-        keys = ("spec", "master_key", "owner_api_key", "kafka_password", "workers")
+        keys = ("spec", "master_key", "owner_api_key", "kafka_password", "store_url", "workers")
         changed = [k for k in keys if olds.get(k) != news.get(k)]
         old_app, new_app = (olds.get("spec") or {}).get("fly", {}).get("app"), news["spec"]["fly"].get("app")
         replaces = ["spec"] if new_app and new_app != old_app and olds.get("app") != new_app else []
@@ -91,8 +105,8 @@ class FlyOrchestratorProvider(pulumi.dynamic.ResourceProvider):
                 ctx = _context(props, Path(directory))
                 provider = FlyProvider()
                 recorded = _recorded(props)
-                for kind in reversed(KINDS):
-                    await provider.delete(ctx, recorded[kind])
+                for part in reversed([*recorded.values()]):  # machines, the volume, then the app
+                    await provider.delete(ctx, part)
 
         asyncio.run(run())
 
@@ -108,8 +122,6 @@ class FlyOrchestrator(pulumi.dynamic.Resource):
     bundle_sha256: pulumi.Output[str]
 
     def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        outputs = dict.fromkeys(
-            ("app", "url", "machine_id", "volume_id", "bundle_file", "bundle_sha256", "worker_token")
-        )
+        outputs = dict.fromkeys(OUTPUTS)
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS))
         super().__init__(FlyOrchestratorProvider(), name, {**outputs, **props}, opts)

@@ -65,6 +65,8 @@ class LimitsSpec(_Section):
 class FlySpec(_Section):
     org: str = "personal"
     region: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{3}$")] = "iad"
+    #: With several orchestrators (a PostgreSQL store): the regions they go to, in turn (default: ``region``).
+    regions: list[Annotated[str, msgspec.Meta(pattern=r"^[a-z]{3}$")]] = []
     #: Fly app names are global; by default ``dac-<name>-<random>``, chosen once and recorded.
     app: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{1,62}$")] | None = None
     vm_size: Annotated[str, msgspec.Meta(pattern=r"^(shared|performance)-cpu-[0-9]+x$")] = "shared-cpu-1x"
@@ -203,8 +205,6 @@ def _cross_checks(spec: DeploySpec) -> list[str]:
         problems.append(
             "orchestrator.replicas: more than one orchestrator shares a store: set store.backend = 'postgres'"
         )
-    if spec.store.backend == "postgres" and spec.provider != "local":
-        problems.append(f"store.backend: 'postgres' is not wired for provider {spec.provider!r} yet (local only)")
     if spec.store.url_env and spec.store.backend != "postgres":
         problems.append("store.url-env: only meaningful with store.backend = 'postgres'")
     scaling = spec.scaling

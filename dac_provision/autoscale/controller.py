@@ -77,6 +77,7 @@ class Controller:
         self._resumed = False
         self._tasks: set[asyncio.Future[Any]] = set()
         self._droplet_task: asyncio.Future[Any] | None = None
+        self._droplets_to = 0  # the droplet count the action in flight goes to
         self._bursting = 0
         self._fly_base = 0
 
@@ -113,6 +114,8 @@ class Controller:
             return None
         spec = spec_of(self.store, self.name)
         current = spec.workers
+        if self._droplets_busy():  # an action on its way counts as done: its droplets are booting, not missing
+            current = max(current, self._droplets_to)
         if not self._resumed:  # first act of this controller: make what runs what was recorded
             try:
                 await self._scale(current)
@@ -138,6 +141,7 @@ class Controller:
             target = decision.target if not cloud else max(policy.min_workers, decision.target - on_fly)
             if self._droplets_busy() or (cloud and target >= current):
                 return None
+            self._droplets_to = target
             self._start(decision, current, self._scale(target), droplets=True)
             return decision
         sleeping = sum(1 for r in self.store.resources(self.name, "worker") if asleep(r))
@@ -155,6 +159,7 @@ class Controller:
         if step.bursts:
             self._start(decision, current, self._burst_counted(step.bursts), droplets=False)
         if step.droplets != current:
+            self._droplets_to = step.droplets
             self._start(decision, current, self._scale(step.droplets), droplets=True)
         return decision
 
@@ -206,7 +211,7 @@ class Controller:
         """Tick every ``interval-s`` until ``stop`` is set (or ``ticks`` rounds); gives the lease back."""
         stop = stop or asyncio.Event()
         deployment = connect(self.name, self.store)
-        async with Client(deployment.url, deployment.api_key) as client:
+        async with deployment.client() as client:  # every orchestrator: one replaced, the next answers
             try:
                 done = 0
                 while not stop.is_set() and (ticks is None or done < ticks):

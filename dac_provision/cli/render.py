@@ -14,11 +14,19 @@ from ..status import DeploymentStatus
 STYLE = {
     "created": "green",
     "unchanged": "dim",
+    "replacing": "yellow",
     "removed": "yellow",
     "done": "green",
     "failed": "red",
 }
-WORDS = {"created": "started", "unchanged": "ok, unchanged", "removed": "stopped", "done": "ready", "failed": "FAILED"}
+WORDS = {
+    "created": "started",
+    "unchanged": "ok, unchanged",
+    "replacing": "replacing",
+    "removed": "stopped",
+    "done": "ready",
+    "failed": "FAILED",
+}
 
 
 class StepPrinter:
@@ -50,7 +58,7 @@ class StepPrinter:
             return
         style = STYLE.get(event.state, "")
         line = f"{counter:>8} {event.name:<14} [{style}]{WORDS.get(event.state, event.state)}[/] {event.elapsed:5.1f}s"
-        if event.state == "done" and event.detail:
+        if event.state in ("done", "replacing") and event.detail:
             line += f"  {event.detail}"
         if event.state == "failed":
             line += f"\n         {event.detail}"

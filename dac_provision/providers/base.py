@@ -60,6 +60,9 @@ class Context:
     resources: dict[str, Resource] = field(default_factory=dict)
     #: The Kafka SASL password when the caller holds it (a Pulumi secret); else read from ``password-env``.
     kafka_password: str | None = field(default=None, repr=False)
+    #: The shared store's PostgreSQL URL when the caller holds it (a Pulumi secret, a database cluster's
+    #: output); else read from ``store.url-env``.
+    store_url: str | None = field(default=None, repr=False)
 
 
 class Provider(Protocol):
@@ -81,6 +84,11 @@ class Provider(Protocol):
 
     def endpoint(self, ctx: Context) -> str | None:
         """The orchestrator's base URL, once it exists."""
+        ...
+
+    def endpoints(self, ctx: Context) -> list[str]:
+        """Every orchestrator's base URL, the one to try first first (one address for a target that
+        puts a proxy in front of its orchestrators)."""
         ...
 
     async def worker_log(self, ctx: Context, resource: Resource, lines: int, boot: bool = False) -> str:

@@ -36,6 +36,10 @@ class CloudProvider:
     def endpoint(self, ctx: Context) -> str | None:
         return self.fly.endpoint(ctx)
 
+    def endpoints(self, ctx: Context) -> list[str]:
+        url = self.endpoint(ctx)  # Fly's proxy: one address in front of every orchestrator machine
+        return [url] if url else []
+
     def ready_timeout(self, ctx: Context) -> float:
         return float(ctx.spec.digitalocean.ready_timeout_s)
 

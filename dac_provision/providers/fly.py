@@ -1,5 +1,6 @@
 """The orchestrator on Fly Machines: an app with public IPs, a volume for its SQLite state, its secrets
-in Fly's secret store, and one machine whose config says everything else.
+in Fly's secret store, and one machine whose config says everything else (or, on a PostgreSQL store,
+``orchestrator.replicas`` machines across ``fly.regions``, no volume, the database URL a Fly secret).
 
 Resources (create-or-adopt, query, delete; each idempotent):
 - ``fly-app``: the app (names are global on Fly: ``fly.app``, else ``dac-<name>-<random>``, recorded
@@ -21,6 +22,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
 import re
 import secrets
 import time
@@ -73,10 +75,16 @@ def file_entry(guest_path: str, data: bytes) -> dict[str, Any]:
     return {"guest_path": guest_path, "raw_value": base64.b64encode(data).decode()}
 
 
-def machine_config(spec: DeploySpec, bundle: Bundle, volume_id: str) -> dict[str, Any]:
-    """The orchestrator machine's full config (Fly updates replace it whole). Pure: no secret inside."""
+def machine_config(
+    spec: DeploySpec, bundle: Bundle, volume_id: str | None, name: str = "orchestrator"
+) -> dict[str, Any]:
+    """The orchestrator machine's full config (Fly updates replace it whole). Pure: no secret inside.
+    ``volume_id`` None: the store is PostgreSQL (its URL is a Fly secret), and ``name`` is this replica's."""
     wheel = f"{BUNDLE_DIR}/{bundle.filename}"
     env = container_orchestrator_env(spec, PORT)
+    if volume_id is None:
+        env.pop("DAC_DB_PATH", None)
+        env["DAC_ORCHESTRATOR_NAME"] = name
     env |= {"DAC_BUNDLE_DIR": BUNDLE_DIR, "DAC_BUNDLE_WHEEL": wheel, "DAC_BUNDLE_SHA256": bundle.sha256}
     files = [file_entry(wheel, bundle.path.read_bytes()), file_entry("/opt/dac/boot.py", boot_script())]
     if spec.kafka.ca_file:
@@ -87,7 +95,7 @@ def machine_config(spec: DeploySpec, bundle: Bundle, volume_id: str) -> dict[str
         "env": env,
         "guest": guest_size(spec),
         "files": files,
-        "mounts": [{"volume": volume_id, "path": DATA_DIR}],
+        "mounts": [{"volume": volume_id, "path": DATA_DIR}] if volume_id else [],
         "services": [
             {
                 "protocol": "tcp",
@@ -106,7 +114,7 @@ def machine_config(spec: DeploySpec, bundle: Bundle, volume_id: str) -> dict[str
         "checks": {"healthz": check | {"grace_period": "30s"}},
         "restart": {"policy": "always"},
         "stop_config": {"signal": "SIGTERM", "timeout": STOP_TIMEOUT},
-        "metadata": {"dac_deployment": spec.name, "dac_role": "orchestrator"},
+        "metadata": {"dac_deployment": spec.name, "dac_role": "orchestrator", "dac_orchestrator": name},
     }
     if not spec.fly.image:
         config["init"] = {"cmd": ["python3", "/opt/dac/boot.py", "orchestrator"]}
@@ -127,6 +135,12 @@ class FlyProvider:
         problems = [] if fly_token() else ["Fly: set FLY_API_TOKEN (from `fly tokens create org`)"]
         if ctx.spec.kafka.ca_file and not Path(ctx.spec.kafka.ca_file).expanduser().is_file():
             problems.append(f"kafka.ca-file {ctx.spec.kafka.ca_file} is not readable")
+        store = ctx.spec.store
+        if store.backend == "postgres" and not (ctx.store_url or (store.url_env and os.environ.get(store.url_env))):
+            problems.append(
+                f"store: the orchestrators share a PostgreSQL database: set {store.url_env or 'store.url-env'}"
+                " to its URL (postgresql://USER:PASSWORD@HOST:PORT/DB)"
+            )
         return problems
 
     def api(self) -> FlyAPI:
@@ -150,7 +164,7 @@ class FlyProvider:
                 return await self._app(ctx, api)
             if desired.kind == "fly-volume":
                 return await self._volume(ctx, api)
-            return await self._orchestrator(ctx, api)
+            return await self._orchestrator(ctx, api, desired.name)
 
     async def _app(self, ctx: Context, api: FlyAPI) -> Resource:
         app = app_name(ctx)
@@ -172,17 +186,22 @@ class FlyProvider:
         volume = await api.create_volume(app, body | {"encrypted": True})
         return Resource("fly-volume", "fly-volume", volume["id"], True, {"app": app})
 
-    async def _orchestrator(self, ctx: Context, api: FlyAPI) -> Resource:
+    async def _orchestrator(self, ctx: Context, api: FlyAPI, name: str = "orchestrator") -> Resource:
         app, spec = ctx.resources["fly-app"].id, ctx.spec
-        config = machine_config(spec, self.bundle(ctx), ctx.resources["fly-volume"].id)
+        config = machine_config(spec, self.bundle(ctx), _volume_id(ctx), name)
         password = ctx.kafka_password or kafka_password(spec)
         values = orchestrator_secrets(ctx.secrets, password, reusable_worker_token=False)
+        values |= store_secret(spec, ctx.store_url)
         version = await api.set_secrets(app, values)
-        existing = [m for m in await api.machines(app, dac_role="orchestrator") if m.get("state") != "destroyed"]
-        body = {"config": config, "region": spec.fly.region, "min_secrets_version": version}
+        existing = [
+            m
+            for m in await api.machines(app, dac_role="orchestrator")
+            if m.get("state") != "destroyed" and _replica(m) == name
+        ]
+        body = {"config": config, "region": region_of(spec, name), "min_secrets_version": version}
         current = existing[0] if existing else None
         if current is None:
-            machine, created = await api.create_machine(app, body | {"name": "orchestrator"}), True
+            machine, created = await api.create_machine(app, body | {"name": name}), True
         elif _config_digest(current) != config["metadata"]["dac_config"]:
             # A rolling update: Fly replaces the config whole; current_version refuses a concurrent change.
             update = body | {"current_version": current["version"]}
@@ -193,7 +212,8 @@ class FlyProvider:
         url = public_url(spec, app)
         await _healthy(url, START_TIMEOUT)
         details = {"app": app, "url": url, "config": config["metadata"]["dac_config"], "version": machine["version"]}
-        return Resource("orchestrator", "orchestrator", machine["id"], created, details)
+        details["region"] = machine.get("region") or body["region"]
+        return Resource("orchestrator", name, machine["id"], created, details)
 
     async def query(self, ctx: Context, resource: Resource) -> Health:
         async with self.api() as api:
@@ -207,7 +227,7 @@ class FlyProvider:
             machine = await api.get_machine(app, resource.id)
         if machine is None or machine.get("state") != "started":
             return Health(False, f"machine {resource.id} is {machine.get('state') if machine else 'gone'}")
-        wanted = machine_config(ctx.spec, self.bundle(ctx), ctx.resources["fly-volume"].id)["metadata"]["dac_config"]
+        wanted = machine_config(ctx.spec, self.bundle(ctx), _volume_id(ctx), resource.name)["metadata"]["dac_config"]
         if _config_digest(machine) != wanted:
             return Health(False, "config changed: update due", update=True)
         try:
@@ -241,6 +261,35 @@ class FlyProvider:
                 await api.delete_app(name)
                 gone.append(f"Fly app {name}")
         return gone
+
+
+def region_of(spec: DeploySpec, name: str) -> str:
+    """Replica ``orchestrator-N`` goes to the Nth region of ``fly.regions`` (in turn), the first to the first."""
+    regions = spec.fly.regions or [spec.fly.region]
+    index = int(name.rsplit("-", 1)[1]) - 1 if name.rsplit("-", 1)[-1].isdigit() else 0
+    return regions[index % len(regions)]
+
+
+def store_secret(spec: DeploySpec, given: str | None = None) -> dict[str, str]:
+    """The shared store's URL, for Fly's secret store (never a machine's config): ``given`` (a Pulumi
+    secret), else read from the variable the spec names at the moment it is needed."""
+    if spec.store.backend != "postgres":
+        return {}
+    name = spec.store.url_env or ""
+    url = given or os.environ.get(name)
+    if not url:
+        raise ProviderError(f"store.url-env names {name}, which is not set: the orchestrators need the database URL")
+    return {"DAC_STORE_URL": url}
+
+
+def _volume_id(ctx: Context) -> str | None:
+    volume = ctx.resources.get("fly-volume")
+    return volume.id if volume is not None and ctx.spec.store.backend == "sqlite" else None
+
+
+def _replica(machine: dict[str, Any]) -> str:
+    """Which orchestrator a machine is (machines from before replicas carry no name: the first)."""
+    return ((machine.get("config") or {}).get("metadata") or {}).get("dac_orchestrator") or "orchestrator"
 
 
 def _config_digest(machine: dict[str, Any]) -> str | None:

@@ -20,6 +20,7 @@ import httpx
 
 from dac_runtime.worker.sweep import sweep_runs
 
+from ..bundle import runtime_digest
 from ..plan import Desired, orchestrator_names, worker_names
 from ..runtime_env import kafka_password, orchestrator_env, worker_env
 from . import kafka, local_store, processes
@@ -120,11 +121,18 @@ class LocalProvider:
 
     def endpoint(self, ctx: Context) -> str | None:
         """The first orchestrator whose process runs (with several, any of them answers for all)."""
+        urls = self.endpoints(ctx)
+        return urls[0] if urls else None
+
+    def endpoints(self, ctx: Context) -> list[str]:
+        """Every orchestrator, those whose process runs first."""
         recorded = [ctx.resources[n] for n in orchestrator_names(ctx.spec) if n in ctx.resources]
-        if not recorded:
-            return None
-        live = [r for r in recorded if "pid" in r.details and processes.alive(processes.Handle.from_details(r.details))]
-        return f"http://{HOST}:{(live or recorded)[0].details['port']}"
+
+        def running(resource: Resource) -> bool:
+            return "pid" in resource.details and processes.alive(processes.Handle.from_details(resource.details))
+
+        ordered = sorted(recorded, key=lambda r: not running(r))
+        return [f"http://{HOST}:{r.details['port']}" for r in ordered]
 
     # --- create ---------------------------------------------------------------------------------
 
@@ -185,7 +193,7 @@ class LocalProvider:
         log = ctx.directory / "logs" / f"{name}.log"
         argv = [sys.executable, "-m", "dac_runtime.orchestrator"]
         handle = await asyncio.to_thread(processes.spawn, argv, env, log, ctx.directory)
-        resource = self._process("orchestrator", name, handle, log, port=port)
+        resource = self._process("orchestrator", name, handle, log, port=port, runtime=runtime_digest())
         deadline = time.monotonic() + START_TIMEOUT
         async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", timeout=2) as client:
             while time.monotonic() < deadline:
@@ -262,6 +270,10 @@ class LocalProvider:
         if not processes.alive(handle):
             return Health(False, f"process {handle.pid} is not running")
         if resource.kind == "orchestrator":
+            started_from = resource.details.get("runtime")
+            if started_from != runtime_digest():  # the engine replaces it (one at a time)
+                was = (started_from or "an unrecorded one")[:12]
+                return Health(False, f"runs another runtime ({was}, now {runtime_digest()[:12]})")
             try:
                 async with httpx.AsyncClient(timeout=2) as client:
                     response = await client.get(f"http://{HOST}:{resource.details['port']}/healthz")

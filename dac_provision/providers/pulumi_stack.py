@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shlex
 import shutil
 from pathlib import Path
@@ -47,11 +48,14 @@ def stack_config(spec: DeploySpec, ctx: Context | None = None) -> dict[str, tupl
         config["dac:sshPublicKey"] = (ssh_public_key(ctx), False)
         if ctx.kafka_password:
             config["dac:kafkaPassword"] = (ctx.kafka_password, True)
+        store_url = ctx.store_url or (os.environ.get(spec.store.url_env) if spec.store.url_env else None)
+        if store_url:  # the database several orchestrators share, a stack secret like the keys
+            config["dac:storeUrl"] = (store_url, True)
     return config
 
 
 #: Stack config keys that hold a section of the spec, as in a spec file.
-SECTIONS = ("kafka", "fly", "digitalocean", "limits")
+SECTIONS = ("kafka", "fly", "digitalocean", "limits", "orchestrator", "store")
 
 
 def spec_from_config(config: Any, provider: str = "cloud") -> DeploySpec:
@@ -129,6 +133,10 @@ class PulumiProvider:
     def endpoint(self, ctx: Context) -> str | None:
         recorded = ctx.resources.get("stack")
         return recorded.details["url"] if recorded else None
+
+    def endpoints(self, ctx: Context) -> list[str]:
+        url = self.endpoint(ctx)  # the stack's one address (Fly's proxy) in front of its orchestrators
+        return [url] if url else []
 
     def ready_timeout(self, ctx: Context) -> float:
         return float(ctx.spec.digitalocean.ready_timeout_s)

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_digitalocean as do
@@ -68,15 +69,22 @@ class Orchestrator(pulumi.ComponentResource):
         master_key: pulumi.Input[str],
         owner_api_key: pulumi.Input[str],
         kafka_password: pulumi.Input[str] | None = None,
+        store_url: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("dac:cloud:Orchestrator", name, None, opts)
+        if spec.store.backend == "postgres" and store_url is None:
+            raise ValueError(
+                "store.backend = 'postgres' needs the database: dac:database (a DigitalOcean cluster made here)"
+                " or the secret dac:storeUrl"
+            )
         props = {
             "spec": spec.to_dict(),
             "workers": spec.workers,
             "master_key": master_key,
             "owner_api_key": owner_api_key,
             "kafka_password": kafka_password or "",
+            "store_url": store_url or "",
         }
         self.machine = FlyOrchestrator(f"{name}-fly", props, pulumi.ResourceOptions(parent=self))
         self.url = self.machine.url
@@ -84,6 +92,29 @@ class Orchestrator(pulumi.ComponentResource):
         self.worker_token = pulumi.Output.secret(self.machine.worker_token)
         self.bundle_file, self.bundle_sha256 = self.machine.bundle_file, self.machine.bundle_sha256
         self.register_outputs({"url": self.url})
+
+
+class Database(pulumi.ComponentResource):
+    """The orchestrators' shared store as a DigitalOcean managed PostgreSQL cluster (``dac:database``:
+    ``size``, ``region``, ``nodes``, ``version``); ``url`` is its connection URI, a secret."""
+
+    def __init__(
+        self, name: str, spec: DeploySpec, options: dict[str, Any], opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("dac:cloud:Database", name, None, opts)
+        self.cluster = do.DatabaseCluster(
+            f"{name}-cluster",
+            name=f"dac-{spec.name}-store",
+            engine="pg",
+            version=str(options.get("version", "16")),
+            size=options.get("size", "db-s-1vcpu-1gb"),
+            region=options.get("region", spec.digitalocean.region),
+            node_count=int(options.get("nodes", 1)),
+            tags=[deployment_tag(spec.name)],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.url = pulumi.Output.secret(self.cluster.uri)
+        self.register_outputs({"host": self.cluster.host})
 
 
 class WorkerPool(pulumi.ComponentResource):
@@ -140,4 +171,4 @@ class WorkerPool(pulumi.ComponentResource):
         self.register_outputs({"names": self.names, "addresses": self.addresses})
 
 
-__all__ = ["KafkaTopics", "Orchestrator", "WorkerPool", "spec_from_config"]
+__all__ = ["Database", "KafkaTopics", "Orchestrator", "WorkerPool", "spec_from_config"]

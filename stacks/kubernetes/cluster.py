@@ -1,7 +1,12 @@
 """The DAC system as Kubernetes objects, from the same DeploySpec and runtime environment as every target.
 
-One orchestrator (a Deployment of one, ``Recreate``, its SQLite state on a PersistentVolumeClaim, probes
-on ``/healthz``) behind a ClusterIP Service; workers as a Deployment that scales with a
+The orchestrator is a Deployment behind a ClusterIP Service, probed on ``/healthz``: with the SQLite
+store, one replica (``Recreate``, its file on a PersistentVolumeClaim); with ``store.backend =
+'postgres'``, ``orchestrator.replicas`` of them sharing the database whose URL is the stack secret
+``dac:storeUrl`` (a Kubernetes Secret, never a pod spec's value), each named after its pod and
+advertising its pod IP, replaced one at a time (``RollingUpdate`` with no surge: a surge replica
+beyond the request topic's partitions would get none and never be ready) under a
+PodDisruptionBudget that lets one go at a time; workers as a Deployment that scales with a
 HorizontalPodAutoscaler, or with a KEDA ScaledObject on the request topic's consumer lag when the
 cluster has KEDA. Every pod runs as non-root on a read-only root filesystem with limits. A
 NetworkPolicy lets workers reach the orchestrator and nothing else in the cluster; the agent still
@@ -77,6 +82,7 @@ class DacCluster(pulumi.ComponentResource):
         owner_api_key: pulumi.Input[str],
         worker_token: pulumi.Input[str],
         kafka_password: pulumi.Input[str] | None = None,
+        store_url: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("dac:kubernetes:DacCluster", name, None, opts)
@@ -94,6 +100,12 @@ class DacCluster(pulumi.ComponentResource):
         }
         if kafka_password is not None:
             secret_values["DAC_KAFKA_PASSWORD"] = kafka_password
+        shared = spec.store.backend == "postgres"
+        if shared:
+            if store_url is None:
+                raise ValueError("store.backend = 'postgres' needs the stack secret dac:storeUrl (the database URL)")
+            secret_values["DAC_STORE_URL"] = store_url
+        replicas = spec.orchestrator.replicas if shared else 1
         self.secret = k8s.core.v1.Secret(
             f"{name}-secrets",
             metadata={"name": "dac-secrets", "namespace": ns, "labels": labels},
@@ -101,18 +113,29 @@ class DacCluster(pulumi.ComponentResource):
             opts=in_ns,
         )
         orchestrator_secrets = sorted(k for k in secret_values if k != "DAC_WORKER_TOKEN")
-        self.state = k8s.core.v1.PersistentVolumeClaim(
-            f"{name}-state",
-            metadata={"name": "orchestrator-state", "namespace": ns, "labels": orch_labels},
-            spec={"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{spec.fly.volume_gb}Gi"}}},
-            opts=in_ns,
-        )
         env = container_orchestrator_env(spec, PORT)
-        mounts = [{"name": "state", "mountPath": DATA_DIR}, TMP]
-        volumes: list[dict[str, Any]] = [
-            {"name": "state", "persistentVolumeClaim": {"claimName": "orchestrator-state"}},
-            {"name": "tmp", "emptyDir": {}},
-        ]
+        mounts: list[dict[str, Any]] = [TMP]
+        volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+        identity: list[dict[str, Any]] = []
+        if shared:  # the state is in the database: no volume; each replica its own name and address
+            env.pop("DAC_DB_PATH", None)
+            identity = [
+                {"name": "DAC_ORCHESTRATOR_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                {"name": "DAC_ADVERTISE_URL", "value": f"http://$(POD_IP):{PORT}"},
+            ]
+        else:
+            self.state = k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-state",
+                metadata={"name": "orchestrator-state", "namespace": ns, "labels": orch_labels},
+                spec={
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": f"{spec.fly.volume_gb}Gi"}},
+                },
+                opts=in_ns,
+            )
+            mounts.insert(0, {"name": "state", "mountPath": DATA_DIR})
+            volumes.insert(0, {"name": "state", "persistentVolumeClaim": {"claimName": "orchestrator-state"}})
         if spec.kafka.ca_file:  # the Kafka CA, where the env says it is
             directory, filename = KAFKA_CA_PATH.rsplit("/", 1)
             self.kafka_ca = k8s.core.v1.ConfigMap(
@@ -127,8 +150,12 @@ class DacCluster(pulumi.ComponentResource):
             f"{name}-orchestrator",
             metadata={"name": "orchestrator", "namespace": ns, "labels": orch_labels},
             spec={
-                "replicas": 1,
-                "strategy": {"type": "Recreate"},  # one writer of the SQLite file on a ReadWriteOnce volume
+                "replicas": replicas,
+                "strategy": (
+                    {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+                    if shared
+                    else {"type": "Recreate"}  # one writer of the SQLite file on a ReadWriteOnce volume
+                ),
                 "selector": {"matchLabels": orch_labels},
                 "template": {
                     "metadata": {"labels": orch_labels},
@@ -141,7 +168,7 @@ class DacCluster(pulumi.ComponentResource):
                                 "image": settings.image,
                                 "command": ["python", "-m", "dac_runtime.orchestrator"],
                                 "ports": [{"containerPort": PORT, "name": "http"}],
-                                "env": _env(env) + _secret_env("dac-secrets", orchestrator_secrets),
+                                "env": identity + _env(env) + _secret_env("dac-secrets", orchestrator_secrets),
                                 "readinessProbe": _probe("/healthz", 5),
                                 "livenessProbe": _probe("/healthz", 15) | {"failureThreshold": 4},
                                 "resources": {
@@ -158,6 +185,13 @@ class DacCluster(pulumi.ComponentResource):
             },
             opts=in_ns,
         )
+        if shared and replicas > 1:  # a node drain or an upgrade takes one orchestrator at a time
+            self.disruption = k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-orchestrator-pdb",
+                metadata={"name": "orchestrator", "namespace": ns, "labels": orch_labels},
+                spec={"maxUnavailable": 1, "selector": {"matchLabels": orch_labels}},
+                opts=in_ns,
+            )
         self.service = k8s.core.v1.Service(
             f"{name}-orchestrator-svc",
             metadata={"name": "orchestrator", "namespace": ns, "labels": orch_labels},

@@ -1,15 +1,22 @@
 """A local deployment with several orchestrators on the deployment's own PostgreSQL server, as an
 operator makes one: `deploy --orchestrators 2 --store postgres`. Executions run whichever orchestrator
-is killed; a redeploy heals it; destroy leaves no process and no data behind."""
+is killed; a redeploy heals it; a deploy with a new runtime replaces the orchestrators one at a time
+while a client submits and polls through it (no 5xx, nothing lost); destroy leaves no process and no
+data behind."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import os
 import signal
+import threading
 
 import pytest
 
+import dac_provision
+from dac_provision.client import ClientError
 from dac_provision.providers import processes
 from dac_provision.state import StateStore
 
@@ -44,8 +51,60 @@ def test_two_orchestrators_on_the_deployments_own_postgres(cli):
     assert report["state"] == "running", report
     assert sorted(w["workerId"] for w in report["workers"]) == ["ha-worker-1", "ha-worker-2"]  # wherever each is
 
+    rolling_upgrade(cli)
+
     handles, _ = cli.footprint("ha")
     cli.ok("destroy", "--yes", "--name", "ha")
     assert not [h for h in handles if processes.alive(h)]
     assert not os.path.exists(postgres.details["root"])  # its data went with it
     assert json.dumps(postgres.details).count("password") == 0
+
+
+def rolling_upgrade(cli) -> None:
+    """The state says both orchestrators run another runtime (as after an upgrade of the package);
+    `deploy` replaces them one at a time while a client submits and polls through the deployment."""
+    store = StateStore(cli.state_dir)
+    before = {}
+    for resource in store.resources("ha", "orchestrator"):
+        before[resource.name] = resource.details["pid"]
+        details = {**resource.details, "runtime": "0" * 64}
+        store.record("ha", dataclasses.replace(resource, details=details))
+    store.close()
+
+    stop, seen = threading.Event(), {"submitted": [], "errors": [], "polls": 0}
+
+    async def poll() -> None:
+        deployment = dac_provision.connect("ha", StateStore(cli.state_dir))
+        async with deployment.client(timeout=10) as client:
+            while not stop.is_set():
+                try:
+                    execution = await client.execute("p", "lines:2 sleep:1")
+                    seen["submitted"].append(execution.id)
+                    for execution_id in seen["submitted"][-5:]:
+                        await client.get(execution_id)
+                        seen["polls"] += 1
+                    await client.executions(limit=5)
+                except ClientError as exc:
+                    seen["errors"].append(str(exc))
+                await asyncio.sleep(0.1)
+            for execution_id in seen["submitted"]:  # every one accepted ends, completed
+                result = await asyncio.wait_for(client.execution(execution_id).wait(), 60)
+                seen.setdefault("results", []).append(result.status)
+
+    poller = threading.Thread(target=lambda: asyncio.run(poll()))
+    poller.start()
+    try:
+        rolled = cli.ok("deploy", "--name", "ha", timeout=180)
+    finally:
+        stop.set()
+        poller.join(120)
+    progress = rolled.stdout + rolled.stderr
+    print(progress, {k: len(v) if isinstance(v, list) else v for k, v in seen.items()})
+    assert progress.count("replacing") == 2, progress
+    store = StateStore(cli.state_dir)
+    after = {r.name: r.details["pid"] for r in store.resources("ha", "orchestrator")}
+    store.close()
+    assert set(after) == set(before) and not set(after.values()) & set(before.values()), (before, after)
+    assert not seen["errors"], seen["errors"]  # no 5xx, no unreachable deployment, through both replacements
+    assert len(seen["submitted"]) >= 10 and seen["polls"] >= 10, seen
+    assert seen["results"] == ["completed"] * len(seen["submitted"]), seen["results"]

@@ -445,12 +445,17 @@ class FlyEmulator(Emulator):
         await asyncio.start_server(handle, "127.0.0.1", port, ssl=self.tls.server_context())
 
     def _backend(self, app: str) -> int | None:
+        """A started machine of the app, in turn (Fly's proxy balances connections over them)."""
         with self.lock:
+            ports = []
             for machine_id, machine in self.machines.items():
                 guest = self.guests.get(machine_id)
                 if machine["_app"] == app and machine["state"] == "started" and guest and guest.ports:
-                    return next(iter(guest.ports.values()))
-        return None
+                    ports.append(next(iter(guest.ports.values())))
+            if not ports:
+                return None
+            self._turn = getattr(self, "_turn", -1) + 1
+            return ports[self._turn % len(ports)]
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -139,3 +139,55 @@ def test_secrets_stay_secret(stack):
     secrets = [orchestrator.worker_token, program["pool"].droplets[0].user_data]
     flags = pulumi.Output.all(*[s.is_secret() for s in secrets]).apply(check)  # ...and so do what is made of it
     return pulumi.Output.all(registered(orchestrator).apply(check_inputs), flags)
+
+
+DB_URI = "postgresql://doadmin:db-s3cret@dac-t2-store.db.ondigitalocean.com:25060/defaultdb?sslmode=require"
+
+
+def _with_database(args: pulumi.runtime.MockResourceArgs, count: int) -> dict:
+    if args.typ == "digitalocean:index/databaseCluster:DatabaseCluster":
+        return {"uri": DB_URI, "host": "dac-t2-store.db.ondigitalocean.com"}
+    return _cloud_outputs(args, count)
+
+
+def test_several_orchestrators_on_a_database_cluster_made_by_the_stack():
+    mocks = RecordingMocks(_with_database)
+    config = CONFIG | {
+        "dac:name": "t2",
+        "dac:orchestrator": json.dumps({"replicas": 3}),
+        "dac:store": json.dumps({"backend": "postgres"}),
+        "dac:database": json.dumps({"size": "db-s-2vcpu-4gb", "region": "fra1", "nodes": 2}),
+    }
+    program = run_program(STACK, mocks, config, ["dac:masterKey", "dac:ownerApiKey", "dac:kafkaPassword"], "t2")
+
+    @pulumi.runtime.test
+    def check_it():
+        def check(_):
+            [cluster] = mocks.of("digitalocean:index/databaseCluster:DatabaseCluster")
+            inputs = cluster.inputs
+            assert (inputs["engine"], inputs["size"], inputs["region"], inputs["nodeCount"]) == (
+                "pg",
+                "db-s-2vcpu-4gb",
+                "fra1",
+                2,
+            )
+            fly = mocks.of("pulumi-python:dynamic:Resource")[0].inputs
+            assert fly["spec"]["orchestrator"]["replicas"] == 3 and fly["spec"]["store"]["backend"] == "postgres"
+            # the cluster's URI reaches the orchestrators as a secret input (a Fly secret there), nowhere else
+            assert fly["store_url"] == {rpc._special_sig_key: rpc._special_secret_sig, "value": DB_URI}
+            droplets = json.dumps([d.inputs for d in mocks.of("digitalocean:index/droplet:Droplet")])
+            assert "db-s3cret" not in droplets
+
+        return registered(program["orchestrator"], program["database"]).apply(check)
+
+    check_it()
+
+
+def test_a_shared_store_needs_a_database_or_its_url():
+    config = CONFIG | {
+        "dac:name": "t3",
+        "dac:orchestrator": json.dumps({"replicas": 2}),
+        "dac:store": json.dumps({"backend": "postgres"}),
+    }
+    with pytest.raises(ValueError, match="dac:database"):
+        run_program(STACK, RecordingMocks(_cloud_outputs), config, ["dac:masterKey"], "t3")

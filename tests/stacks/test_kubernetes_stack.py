@@ -1,9 +1,11 @@
 """``stacks/kubernetes`` under ``pulumi.runtime.set_mocks``: every object valid against the Kubernetes
-schemas (kubernetes-validate), probes and security settings present, secrets kept secret, KEDA or HPA."""
+schemas (kubernetes-validate), probes and security settings present, secrets kept secret, KEDA or HPA;
+several orchestrators on a shared PostgreSQL store (replicas, one at a time, the DSN from a Secret)."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import kubernetes_validate
@@ -11,6 +13,7 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
+from dac_provision.errors import SpecError
 from tests.stacks.mocks import RecordingMocks, registered, run_program
 
 STACK = Path(__file__).resolve().parents[2] / "stacks" / "kubernetes"
@@ -30,7 +33,7 @@ def _plain(value):
 
 def _run(config: dict[str, str]):
     mocks = RecordingMocks()
-    keys = ["dac:masterKey", "dac:ownerApiKey", "dac:workerToken"]
+    keys = ["dac:masterKey", "dac:ownerApiKey", "dac:workerToken", "dac:storeUrl"]
     secrets = {"dac:masterKey": "cd" * 32, "dac:ownerApiKey": "dac_" + "k" * 40, "dac:workerToken": "dacr_" + "w" * 40}
     return mocks, run_program(STACK, mocks, secrets | config, keys, "k")
 
@@ -161,3 +164,57 @@ def test_a_kafka_ca_file_is_mounted_where_the_orchestrator_looks_for_it(tmp_path
         return registered(program["system"]).apply(check)
 
     check_it()
+
+
+DSN = "postgresql://dac:s3cret-pw@db.data.svc:5432/dac"
+
+
+def test_several_orchestrators_share_the_database_named_by_a_secret():
+    ha = {"dac:orchestrator": json.dumps({"replicas": 3}), "dac:store": json.dumps({"backend": "postgres"})}
+    mocks, program = _run(BASE | ha | {"dac:storeUrl": DSN})
+
+    @pulumi.runtime.test
+    def check_it():
+        def check(_):
+            objects = _objects(mocks)
+            assert "kubernetes:core/v1:PersistentVolumeClaim" not in objects  # the state is in the database
+            for manifest in [_plain(r.inputs) for r in mocks.created if r.typ.startswith("kubernetes:")]:
+                kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+            orchestrator = next(
+                _plain(r.inputs)
+                for r in mocks.of("kubernetes:apps/v1:Deployment")
+                if r.inputs["metadata"]["name"] == "orchestrator"
+            )["spec"]
+            assert orchestrator["replicas"] == 3
+            assert orchestrator["strategy"] == {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},  # one at a time, never beyond the partitions
+            }
+            pod = orchestrator["template"]["spec"]
+            assert not [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+            env = {e["name"]: e for e in pod["containers"][0]["env"]}
+            assert env["DAC_STORE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "dac-secrets", "key": "DAC_STORE_URL"}
+            assert env["DAC_ORCHESTRATOR_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+            assert env["DAC_ADVERTISE_URL"]["value"] == "http://$(POD_IP):8080" and "POD_IP" in env
+            assert "DAC_DB_PATH" not in env
+            budget = objects["kubernetes:policy/v1:PodDisruptionBudget"]["spec"]
+            assert budget == {"maxUnavailable": 1, "selector": orchestrator["selector"]}
+            secret = next(r for r in mocks.created if r.typ == "kubernetes:core/v1:Secret").inputs["stringData"]
+            assert secret[rpc._special_sig_key] == rpc._special_secret_sig and secret["value"]["DAC_STORE_URL"] == DSN
+            pods = json.dumps([_plain(r.inputs) for r in mocks.created if r.typ.endswith("Deployment")])
+            assert "s3cret-pw" not in pods  # in the Secret only
+
+        return registered(program["system"]).apply(check)
+
+    check_it()
+
+
+def test_a_shared_store_without_its_url_is_refused():
+    ha = {"dac:orchestrator": json.dumps({"replicas": 2}), "dac:store": json.dumps({"backend": "postgres"})}
+    with pytest.raises(ValueError, match="dac:storeUrl"):
+        _run(BASE | ha)
+
+
+def test_several_orchestrators_on_sqlite_are_refused_with_the_specs_message():
+    with pytest.raises(SpecError, match=re.escape("set store.backend = 'postgres'")):
+        _run(BASE | {"dac:orchestrator": json.dumps({"replicas": 2})})

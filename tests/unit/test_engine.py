@@ -53,6 +53,9 @@ class DictProvider:
     def endpoint(self, ctx: Context) -> str | None:
         return "http://127.0.0.1:1" if "orchestrator" in self.live else None
 
+    def endpoints(self, ctx: Context) -> list[str]:
+        return [f"http://127.0.0.1:{i}" for i, name in enumerate(sorted(self.live), 1) if "orchestrator" in name]
+
 
 @pytest.fixture
 def provider(monkeypatch):
@@ -97,6 +100,21 @@ async def test_a_replaced_upstream_replaces_what_follows_it(provider, store):
         "delete orchestrator",
         "create orchestrator",
     ]  # the worker follows nothing: it reconnects on its own
+
+
+async def test_orchestrators_are_replaced_one_at_a_time(provider, store):
+    spec = load_spec(
+        name="d", workers=2, agent_command="stand-in", orchestrator={"replicas": 3}, store={"backend": "postgres"}
+    )
+    deployment = await deploy_async(spec, store=store)
+    assert len(deployment.urls) == 3  # a client gets every orchestrator
+    for name in ("orchestrator", "orchestrator-2", "orchestrator-3"):
+        del provider.live[name]  # each runs an older runtime, say
+    provider.log.clear()
+    await deploy_async(spec, store=store)
+    # each is gone and back before the next goes: the others hold its workers and clients meanwhile
+    assert [entry.split()[0] for entry in provider.log] == ["delete", "create"] * 3, provider.log
+    assert [entry.split()[1] for entry in provider.log[::2]] == [entry.split()[1] for entry in provider.log[1::2]]
 
 
 async def test_scaling_down_drains_the_surplus_and_destroy_goes_in_reverse(provider, store):
