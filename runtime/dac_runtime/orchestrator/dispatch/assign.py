@@ -104,15 +104,26 @@ class Assigning:
                 await self.store.commit()  # every claim durable before a worker can act on one
             except StoreUnavailable:
                 pass  # a server-side store made each claim durable as it ran; later writes wait in its queue
-        for claim in claims:
+        # Their secrets read together (a store round trip each, over the pool), then sent in order.
+        opened = await asyncio.gather(*(self._environment(claim) for claim in claims), return_exceptions=True)
+        for claim, env in zip(claims, opened, strict=True):
+            if isinstance(env, BaseException) and not isinstance(env, Exception):
+                raise env
             try:
-                await self._assign(claim)
-            except Exception as exc:
-                failed.append((claim.active.pending, exc))
+                await self._assign(claim, env)
+            except Exception:  # its assign went out: the run is the worker's, this is only logged
+                log.exception("after assigning %s", claim.active.request.execution_id)
         return failed
+
+    async def _environment(self, claim: Claimed) -> dict[str, str]:
+        self.credentials.check_usable(claim.given)
+        return await self.vault.environment_for(claim.given)
 
     async def _claim(self, pending: Pending) -> Claimed | None:
         request = pending.request
+        if request.execution_id in self.active:  # read again (a rebalance) while it runs here
+            self.intake.done(pending.tp, pending.offset)
+            return None
         persona_id = request.persona_id
         persona = self.personas.get(persona_id)
         if persona and persona.max_concurrent:
@@ -179,14 +190,16 @@ class Assigning:
         await self.events.finish(request, "failed", reason=reason, dead_letter=True)
         self.intake.done(pending.tp, pending.offset)
 
-    async def _assign(self, claim: Claimed) -> None:
+    async def _assign(self, claim: Claimed, opened: dict[str, str] | Exception) -> None:
+        """Send one claimed request its assign; ``opened``: its secrets, or why they could not be."""
         active, persona = claim.active, claim.persona
         pending, request, worker = active.pending, active.request, active.worker
         assert worker is not None
         events = self.events
         try:
-            self.credentials.check_usable(claim.given)
-            env = await self.vault.environment_for(claim.given)
+            if isinstance(opened, Exception):
+                raise opened
+            env = opened
         except (MissingCredential, Unavailable, TokenExpired, CryptoError) as exc:
             self.active.pop(request.execution_id, None)
             self.pool.mark_idle(worker)

@@ -104,7 +104,10 @@ class ExecutionQueries(Primitives):
         rows = await self.fetch_grouped(
             f"INSERT INTO executions ({', '.join(columns)}) SELECT {', '.join('?' * len(columns))}"
             f" WHERE {lease} ON CONFLICT (id) DO UPDATE SET {taken}"
-            " WHERE executions.status = 'queued' AND executions.generation = excluded.generation"
+            " WHERE executions.generation = excluded.generation AND (executions.status = 'queued'"
+            # its own claim again: one whose answer it gave up waiting for (the store was slow) may
+            # have landed; the dispatcher claims nothing it holds, so this is that request, not a twin
+            " OR (executions.status = 'dispatched' AND executions.owner = excluded.owner))"
             " RETURNING created_at",
             *values,
             *lease_args,

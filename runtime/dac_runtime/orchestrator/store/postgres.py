@@ -2,9 +2,11 @@
 
 Writes nobody waits for are queued and sent by one writer task, in order, a batch per transaction
 (what one event-loop turn queued, and whatever queued while the previous batch was in flight), with
-runs of one statement sent as one ``executemany``. Anything that waits (a read, an ``execute``, a
-``commit``) first waits for the writes queued before it, so a caller reads its own writes, as it does
-on SQLite.
+runs of one statement sent as one ``executemany``. A write whose result its caller needs (a dispatch
+claim, a recorded end: ``fetch_grouped``/``execute_grouped``) joins the same queue and is answered
+once its batch is committed, so a burst of them costs a transaction, not a round trip and a flush
+wait each. Anything else that waits (a read, an ``execute``, a ``commit``) first waits for the writes
+queued before it, so a caller reads its own writes, as it does on SQLite.
 
 When the server does not answer, the writer keeps its queue and retries with backoff; callers that
 wait get :class:`StoreUnavailable` after ``timeout_s`` (the API answers 503 with ``Retry-After``), and
@@ -28,6 +30,10 @@ from .base import Dialect, Row, Store, StoreUnavailable
 from .migrations import TABLE, migrations
 
 log = logging.getLogger("dac.orchestrator.store")
+#: A write waited on: the connection method that runs it (``fetch``, ``execute``) and its answer.
+Wanted = tuple[str, "asyncio.Future[Any]"] | None
+#: A queued write: the statement, its arguments, and who waits for its result (None: nobody).
+Queued = tuple[str, tuple[Any, ...], Wanted]
 PLACEHOLDER = re.compile(r"\?(\d*)")
 #: One key for the advisory lock that migrations take, so orchestrators starting together apply each once.
 MIGRATION_LOCK = 0x64616301
@@ -73,6 +79,15 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+class _Connection(asyncpg.Connection):  # type: ignore[misc]
+    """No reset query when a connection goes back to the pool: the store keeps no session state (no
+    LISTEN, no session advisory lock, no SET), and asyncpg's default reset cost a round trip for
+    every statement the pool ran."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 class PostgresStore(Store):
     sql = PostgresDialect()
 
@@ -80,7 +95,7 @@ class PostgresStore(Store):
         self._pool = pool
         self.location = location
         self.timeout_s = timeout_s
-        self._queue: list[tuple[str, tuple[Any, ...]]] = []
+        self._queue: list[Queued] = []
         self._next: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._inflight: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
@@ -94,7 +109,12 @@ class PostgresStore(Store):
         location = redact(url)
         try:
             pool = await asyncpg.create_pool(
-                url, min_size=1, max_size=pool_size, timeout=timeout_s, command_timeout=max(timeout_s, 30.0)
+                url,
+                min_size=1,
+                max_size=pool_size,
+                timeout=timeout_s,
+                command_timeout=max(timeout_s, 30.0),
+                connection_class=_Connection,
             )
         except UNREACHABLE as exc:
             raise StoreUnavailable(f"cannot reach PostgreSQL at {location}: {type(exc).__name__}") from None
@@ -140,8 +160,27 @@ class PostgresStore(Store):
         return translated
 
     def write(self, sql: str, *args: Any) -> None:
-        self._queue.append((self._sql(sql), args))
+        self._queue.append((self._sql(sql), args, None))
         self._wake.set()
+
+    async def fetch_grouped(self, sql: str, *args: Any) -> list[Row]:
+        return await self._answered(sql, args, "fetch")
+
+    async def execute_grouped(self, sql: str, *args: Any) -> int:
+        return _count(await self._answered(sql, args, "execute"))
+
+    async def _answered(self, sql: str, args: tuple[Any, ...], method: str) -> Any:
+        """Queue a write whose result is wanted; its result once its batch is committed. A caller that
+        gives up (``StoreUnavailable``) cannot know whether it will still land: the write stays queued."""
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((self._sql(sql), args, (method, answer)))
+        self._wake.set()
+        try:
+            return await asyncio.wait_for(asyncio.shield(answer), self.timeout_s)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"PostgreSQL at {self.location} did not take writes in {self.timeout_s:g}s"
+            ) from None
 
     async def _flushed(self) -> None:
         """Wait until every write queued so far is committed."""
@@ -169,24 +208,35 @@ class PostgresStore(Store):
                 self._inflight.set_result(None)
                 self._inflight = None
 
-    async def _send(self, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
-        """One transaction for the batch, retried until the server takes it."""
+    async def _send(self, batch: list[Queued]) -> None:
+        """One transaction for the batch, retried until the server takes it; the answers of those
+        waiting for one are given once it is committed."""
         delay = 0.05
         while True:
+            answers: list[tuple[asyncio.Future[Any], Any]] = []
             try:
                 async with self._pool.acquire(timeout=self.timeout_s) as conn:
                     try:
                         async with conn.transaction():
-                            for sql, rows in _runs(batch):
-                                if len(rows) == 1:
+                            for sql, rows, wanted in _runs(batch):
+                                if wanted is not None:
+                                    method, answer = wanted
+                                    answers.append((answer, await getattr(conn, method)(sql, *rows[0])))
+                                elif len(rows) == 1:
                                     await conn.execute(sql, *rows[0])
                                 else:
                                     await conn.executemany(sql, rows)
                     except asyncpg.PostgresError as exc:
                         if isinstance(exc, UNREACHABLE):
                             raise
-                        await self._send_alone(conn, batch, exc)
+                        answers = await self._send_alone(conn, batch, exc)
                 self.reachable = True
+                for answer, result in answers:
+                    if not answer.done():
+                        if isinstance(result, BaseException):
+                            answer.set_exception(result)
+                        else:
+                            answer.set_result(result)
                 return
             except UNREACHABLE as exc:
                 if self.reachable:
@@ -196,23 +246,27 @@ class PostgresStore(Store):
                 delay = min(delay * 2, 1.0)
 
     async def _send_alone(
-        self, conn: asyncpg.Connection, batch: list[tuple[str, tuple[Any, ...]]], why: Exception
-    ) -> None:
-        """The batch had a statement the server refuses: send each on its own, skipping the refused."""
+        self, conn: asyncpg.Connection, batch: list[Queued], why: Exception
+    ) -> list[tuple[asyncio.Future[Any], Any]]:
+        """The batch had a statement the server refuses: send each on its own, skipping the refused
+        (a caller waiting on one gets the server's refusal as its answer)."""
         log.warning("a write batch was refused (%s); sending its statements one by one", type(why).__name__)
-        for sql, args in batch:
+        answers: list[tuple[asyncio.Future[Any], Any]] = []
+        for sql, args, wanted in batch:
             try:
-                await conn.execute(sql, *args)
+                result = await getattr(conn, wanted[0] if wanted else "execute")(sql, *args)
             except asyncpg.PostgresError as exc:
                 if isinstance(exc, UNREACHABLE):
                     raise
                 log.error("dropped one write refused by PostgreSQL (%s): %s", type(exc).__name__, _table(sql))
+                result = exc
+            if wanted is not None:
+                answers.append((wanted[1], result))
+        return answers
 
     async def execute(self, sql: str, *args: Any) -> int:
         await self._flushed()
-        status = await self._call("execute", sql, args)
-        count = status.rsplit(" ", 1)[-1]
-        return int(count) if count.isdigit() else 0
+        return _count(await self._call("execute", sql, args))
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         await self._flushed()
@@ -251,15 +305,22 @@ class PostgresStore(Store):
         await self._pool.close()
 
 
-def _runs(batch: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
-    """Consecutive writes of one statement, grouped (order kept)."""
-    runs: list[tuple[str, list[tuple[Any, ...]]]] = []
-    for sql, args in batch:
-        if runs and runs[-1][0] == sql:
+def _runs(batch: list[Queued]) -> list[tuple[str, list[tuple[Any, ...]], Wanted]]:
+    """Consecutive writes of one statement nobody waits on, grouped (order kept); a write whose
+    result is wanted stays on its own."""
+    runs: list[tuple[str, list[tuple[Any, ...]], Wanted]] = []
+    for sql, args, wanted in batch:
+        if wanted is None and runs and runs[-1][0] == sql and runs[-1][2] is None:
             runs[-1][1].append(args)
         else:
-            runs.append((sql, [args]))
+            runs.append((sql, [args], wanted))
     return runs
+
+
+def _count(status: str) -> int:
+    """The row count of a command status (``UPDATE 1``, ``INSERT 0 1``)."""
+    count = status.rsplit(" ", 1)[-1]
+    return int(count) if count.isdigit() else 0
 
 
 def _table(sql: str) -> str:
