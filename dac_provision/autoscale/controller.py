@@ -146,7 +146,7 @@ class Controller:
             return decision
         sleeping = sum(1 for r in self.store.resources(self.name, "worker") if asleep(r))
         room = max(0, policy.max_burst - bursts)
-        step = cloud_step(current + bursts, decision.target, sleeping, room, signals.waiting)
+        step = cloud_step(current, bursts, decision.target, sleeping, room, signals.waiting)
         if self._droplets_busy():  # droplets on the way already: only bursts can add now
             step = CloudStep(current, 0, step.bursts, 0)
         if not step.bursts and step.droplets == current:

@@ -109,9 +109,11 @@ class CloudStep:
     created: int
 
 
-def cloud_step(current: int, target: int, sleeping: int, burst_room: int, waiting: int) -> CloudStep:
-    needed = max(0, target - current)
+def cloud_step(droplets: int, bursts: int, target: int, sleeping: int, burst_room: int, waiting: int) -> CloudStep:
+    """``target`` counts every worker, the ``bursts`` alive or asked for included; they are not
+    droplets, so the droplets converged to are the current ones plus the woken and the created."""
+    needed = max(0, target - droplets - bursts)
     woken = min(needed, sleeping)
-    bursts = max(0, min(needed - woken, burst_room, waiting))
-    created = needed - woken - bursts
-    return CloudStep(current + woken + created, woken, bursts, created)
+    more = max(0, min(needed - woken, burst_room, waiting))
+    created = needed - woken - more
+    return CloudStep(droplets + woken + created, woken, more, created)

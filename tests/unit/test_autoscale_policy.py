@@ -82,14 +82,18 @@ async def test_cost_prices_worker_time_by_kind_and_names_what_it_cannot_price():
 
 
 def test_a_cloud_scale_up_wakes_sleeping_droplets_first_then_bursts_then_creates():
-    from dac_provision.autoscale.policy import cloud_step
+    from dac_provision.autoscale.policy import CloudStep, cloud_step
 
-    assert cloud_step(1, 4, sleeping=5, burst_room=2, waiting=9) == cloud_step(1, 4, 3, 0, 9)  # all woken
-    step = cloud_step(1, 6, sleeping=2, burst_room=2, waiting=9)
+    assert cloud_step(1, 0, 4, sleeping=5, burst_room=2, waiting=9) == cloud_step(1, 0, 4, 3, 0, 9)  # all woken
+    step = cloud_step(1, 0, 6, sleeping=2, burst_room=2, waiting=9)
     assert (step.woken, step.bursts, step.created, step.droplets) == (2, 2, 1, 4)
-    few = cloud_step(1, 6, sleeping=0, burst_room=5, waiting=1)  # no more bursts than requests wait
+    few = cloud_step(1, 0, 6, sleeping=0, burst_room=5, waiting=1)  # no more bursts than requests wait
     assert (few.bursts, few.created) == (1, 4)
-    assert cloud_step(3, 3, 2, 2, 5).droplets == 3
+    assert cloud_step(3, 0, 3, 2, 2, 5).droplets == 3
+    # A live burst is one of the target's workers, not a droplet: 2 droplets + 1 burst reach 3 as they
+    # are, and a target of 4 takes one droplet more, not two (the 4-of-max-3 the cloud test caught).
+    assert cloud_step(2, 1, 3, sleeping=0, burst_room=0, waiting=5).droplets == 2
+    assert cloud_step(2, 1, 4, sleeping=0, burst_room=0, waiting=5) == CloudStep(3, 0, 0, 1)
 
 
 def test_usage_groups_are_priced_by_where_their_executions_ran():

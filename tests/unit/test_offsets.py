@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiokafka import TopicPartition
 
-from dac_runtime.orchestrator.dispatch.intake import OffsetTracker
+from dac_runtime.orchestrator.dispatch.offsets import OffsetTracker
 
 TP = TopicPartition("t", 0)
 

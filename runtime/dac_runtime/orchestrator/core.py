@@ -99,7 +99,7 @@ class Orchestrator:
         self.handoff = Handoff(
             self.store, self.pool, self.dispatcher.dispatch_many, self.membership.valid, self.metrics.handoffs
         )
-        if store.sql.name == "postgres":  # peers are possible only on a shared store
+        if store.shared:  # peers are possible only on a shared store
             self.intake.handoff = self.handoff
             self.handoff.peers_idle = lambda: self.membership.peers_idle
             self.membership.on_peers = self.handoff.peers_changed
@@ -154,7 +154,7 @@ class Orchestrator:
         supervisor.start("worker-time", self.capacity.checkpoint_forever)
         supervisor.start("lease", self.membership.renew_forever)
         supervisor.start("takeover", self._take_over_forever)
-        if self.intake.handoff is not None:  # peers are possible: their requests and cancels
+        if self.store.shared:  # peers are possible: their requests and cancels
             supervisor.start("handoff", self.handoff.take_forever)
             supervisor.start("cancels", self.dispatcher.cancels_forever)
         pool = self.pool

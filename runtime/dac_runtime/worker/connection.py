@@ -99,6 +99,29 @@ def backoff_delay(attempt: int, base: float, cap: float) -> float:
     return random.uniform(0, min(cap, base * (2 ** min(attempt, 20))))  # noqa: S311 - jitter, not crypto
 
 
+class Redial:
+    """When to dial again after a connection failed or was lost. The other orchestrators of the list
+    are tried at once (one of them is likely up); only a full pass that failed backs off, and briefly
+    while the worker holds a run or a result (``holding``)."""
+
+    def __init__(self, urls: int, base: float, cap: float) -> None:
+        self.urls, self.base, self.cap = max(1, urls), base, cap
+        self.attempt = 0  # full passes over the list that failed
+        self.failed = 0  # orchestrators that failed in this pass
+
+    def connected(self) -> None:
+        self.attempt = self.failed = 0
+
+    def delay(self, holding: bool) -> float:
+        self.failed += 1
+        if self.failed < self.urls:
+            return random.uniform(0, NEXT_URL_S)  # noqa: S311 - jitter, not crypto
+        self.failed = 0
+        delay = backoff_delay(self.attempt, self.base, min(self.cap, HOLDING_CAP_S) if holding else self.cap)
+        self.attempt += 1
+        return delay
+
+
 class Worker:
     def __init__(self, settings: WorkerSettings) -> None:
         self.s = settings
@@ -126,12 +149,12 @@ class Worker:
     async def run_forever(self) -> None:
         sweep_runs(self.s.work_root, self.s.worker_id)  # what a killed predecessor of this id left
         watch = asyncio.create_task(self._leave_when_idle()) if self.s.exit_after_idle_s else None
-        attempt = failed = 0  # attempt: full passes over the list that failed; failed: in this pass
+        redial = Redial(len(self.s.urls), self.s.backoff_base, self.s.backoff_cap)
         async with aiohttp.ClientSession() as session:
             while not self._done.is_set():
                 try:
                     if await self._session(session):
-                        attempt = failed = 0
+                        redial.connected()
                 except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                     log.warning("connection to orchestrator failed: %s", type(exc).__name__)
                 except _Refused as exc:
@@ -140,15 +163,7 @@ class Worker:
                 self._url_turn += 1  # the next one in the list: this one went away or refused
                 if self._done.is_set():
                     break
-                failed += 1
-                if failed < len(self.s.urls):  # another orchestrator of the list may answer: try it now
-                    delay = random.uniform(0, NEXT_URL_S)  # noqa: S311 - jitter, not crypto
-                else:  # every one failed: back off, briefly while a run or a result waits on it
-                    failed = 0
-                    holding = self._run is not None or len(self.journal) > 0
-                    cap = min(self.s.backoff_cap, HOLDING_CAP_S) if holding else self.s.backoff_cap
-                    delay = backoff_delay(attempt, self.s.backoff_base, cap)
-                    attempt += 1
+                delay = redial.delay(holding=self._run is not None or len(self.journal) > 0)
                 log.info("reconnecting in %.1fs", delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._done.wait(), timeout=delay)

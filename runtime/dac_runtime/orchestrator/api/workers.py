@@ -27,7 +27,7 @@ async def list_workers(request: web.Request) -> web.Response:
     orch = request.app[ORCH_KEY]
     name = orch.settings.orchestrator_name
     workers = [{**w.describe(), "orchestrator": name} for w in orch.registry.workers.values()]
-    if orch.store.sql.name == "postgres":  # a shared store: peers may hold workers too
+    if orch.store.shared:  # peers may hold workers too
         here = {w["workerId"] for w in workers}
         for w in await orch.store.workers_elsewhere():
             if w["workerId"] not in here:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("dac.orchestrator.handoff")
 #: how often an orchestrator with an idle worker looks for handed-off requests
 POLL_S = 0.05
+#: With no peer up, how often handed-off requests are looked for (one a gone peer left).
+POLL_ALONE_S = 1.0
 #: taken at most per look
 TAKE_MAX = 100
 
@@ -49,10 +51,12 @@ class Handoff:
         #: idle workers the peers reported at their last lease renewal (set by the membership)
         self.peers_idle: Callable[[], int] = lambda: 0
         self._given = 0  # handed off since the peers last reported their idle workers
+        self._peered = True  # until the first renewal says who is up
 
-    def peers_changed(self, peers: object) -> None:
+    def peers_changed(self, peers: list[dict[str, Any]]) -> None:
         """Fresh counts from the peers: what was handed off before them is in those counts already."""
         self._given = 0
+        self._peered = len(peers) > 1  # the live orchestrators, this one included
 
     def wanted(self) -> int:
         """How many requests to hand off now: none while a worker here is idle."""
@@ -78,7 +82,9 @@ class Handoff:
                     took = await self._take(min(TAKE_MAX, self._pool.counts()["idle"]))
                 except StoreUnavailable:
                     await asyncio.sleep(POLL_S * 10)  # the store is away: look again once it may be back
-            await asyncio.sleep(0 if took else POLL_S)
+            # Quickly while peers are up (they hand off while busy); slowly alone, for what a peer
+            # handed off just before it went away.
+            await asyncio.sleep(0 if took else POLL_S if self._peered else POLL_ALONE_S)
 
     async def _take(self, limit: int) -> int:
         """Dispatch up to ``limit`` handed-off requests at once. One whose dispatch fails stays queued

@@ -25,7 +25,9 @@ from ...protocol import ProtocolError
 from ...records import DeadLetter, ExecRequest, decode_request
 from ..store import StoreUnavailable
 from .backlog import Backlog
+from .offsets import OffsetTracker
 from .pending import Pending
+from .rebalance import HandOn
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -52,34 +54,6 @@ OUTAGES = (KafkaError, OSError, StoreUnavailable)
 OUTAGE_WAIT_S = 0.5
 #: Requests waiting for their persona's turn (``maxConcurrent``) held at most; beyond, fetching waits.
 PARK_MAX = 10_000
-
-
-class OffsetTracker:
-    """Commit position per partition = lowest offset still in flight, else one past the highest seen."""
-
-    def __init__(self) -> None:
-        self._pending: dict[TopicPartition, set[int]] = collections.defaultdict(set)
-        self._next: dict[TopicPartition, int] = {}
-
-    def add(self, tp: TopicPartition, offset: int) -> None:
-        self._pending[tp].add(offset)
-        self._next[tp] = max(self._next.get(tp, 0), offset + 1)
-
-    def done(self, tp: TopicPartition, offset: int) -> int | None:
-        """The partition's new commit position, or ``None`` for an offset this tracker never saw
-        (taken before :meth:`Intake.forget_positions`)."""
-        pending = self._pending.get(tp)
-        if pending is None or offset not in pending:
-            return None
-        pending.discard(offset)
-        return self.position(tp)
-
-    def position(self, tp: TopicPartition) -> int:
-        pending = self._pending.get(tp)
-        return min(pending) if pending else self._next.get(tp, 0)
-
-    def partitions(self) -> list[TopicPartition]:
-        return list(self._next)
 
 
 async def _nowhere(batch: list[Pending]) -> list[tuple[Pending, Exception]]:
@@ -152,7 +126,6 @@ class Intake:
 
     async def run(self, **client: Any) -> None:
         self.consumer = AIOKafkaConsumer(
-            self.settings.topics.exec,
             bootstrap_servers=self.settings.kafka_bootstrap,
             group_id=self.settings.consumer_group,
             enable_auto_commit=False,
@@ -163,6 +136,7 @@ class Intake:
             max_partition_fetch_bytes=1 << 20,
             **client,
         )
+        self.consumer.subscribe([self.settings.topics.exec], listener=HandOn(self._revoked))
         await self.consumer.start()
         committer = asyncio.create_task(self.commit_forever(), name="committer")
         loop = asyncio.get_running_loop()
@@ -340,6 +314,37 @@ class Intake:
                 # position kept across an outage may not fit the log the broker has afterwards.
                 log.warning("offset commit failed: %s", type(exc).__name__)
                 await asyncio.sleep(0.5)
+
+    async def _revoked(self, partitions: set[TopicPartition]) -> None:
+        """Partitions move to a peer (a rebalance): what was decided of them is committed now, while
+        this consumer may still; what waits here from them (handed back, or parked for its persona's
+        turn) is let go, uncommitted, for the new owner to read again; what is claimed and running
+        stays this orchestrator's (the store says so, and the new owner's claim skips it)."""
+        consumer = self.consumer
+        decided = {tp: p for tp, p in self._commit_wanted.items() if tp in partitions}
+        if consumer is not None and decided:
+            try:
+                await consumer.commit({tp: OffsetAndMetadata(p, "") for tp, p in decided.items()})
+            except KafkaError as exc:
+                log.warning("committing the revoked partitions' positions failed: %s", type(exc).__name__)
+        for tp in partitions:
+            self._commit_wanted.pop(tp, None)
+            self._committed.pop(tp, None)
+        self.offsets.forget(partitions)
+        kept = [p for p in self._redeliver if p.tp is None or p.tp not in partitions]
+        let_go = len(self._redeliver) - len(kept)
+        self._redeliver = collections.deque(kept)
+        for persona_id in list(self._parked):
+            waiting = self._parked[persona_id]
+            staying = [p for p in waiting if p.tp is None or p.tp not in partitions]
+            let_go += len(waiting) - len(staying)
+            self._parked_count -= len(waiting) - len(staying)
+            if staying:
+                self._parked[persona_id] = collections.deque(staying)
+            else:
+                del self._parked[persona_id]
+        if let_go:
+            log.info("rebalance: %d waiting request(s) of revoked partitions left for their new owner", let_go)
 
     def forget_positions(self) -> None:
         """After a broker outage: drop every offset position learnt before it. The broker may now hold

@@ -90,6 +90,7 @@ class _Connection(asyncpg.Connection):  # type: ignore[misc]
 
 class PostgresStore(Store):
     sql = PostgresDialect()
+    shared = True
 
     def __init__(self, pool: asyncpg.Pool, location: str, timeout_s: float) -> None:
         self._pool = pool

@@ -63,6 +63,8 @@ class Primitives(ABC):
     sql: Dialect = Dialect()
     #: where the data lives, without a password (for logs and errors)
     location: str = ""
+    #: whether several orchestrators may share this store (a server-side database): peers possible
+    shared: bool = False
     #: the fencing epoch of the orchestrator writing through this store, once it joined
     #: (:mod:`..cluster.membership`): its writes to executions hold only while its lease does
     fence: int | None = None
