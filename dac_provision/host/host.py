@@ -165,7 +165,8 @@ class HybridExecutor:
             body = await asyncio.wait_for(self._api.health(), 3)
         except (TimeoutError, ClientError, OSError):
             return False
-        workers = body.get("workers") or {}
+        # The deployment's workers (any orchestrator of several may answer); an older one says its own.
+        workers = (body.get("deployment") or {}).get("workers") or body.get("workers") or {}
         return body.get("status") == "ok" and workers.get("idle", 0) + workers.get("executing", 0) > 0
 
     async def available(self) -> bool:

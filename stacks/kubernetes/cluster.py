@@ -4,8 +4,8 @@ The orchestrator is a Deployment behind a ClusterIP Service, probed on ``/health
 store, one replica (``Recreate``, its file on a PersistentVolumeClaim); with ``store.backend =
 'postgres'``, ``orchestrator.replicas`` of them sharing the database whose URL is the stack secret
 ``dac:storeUrl`` (a Kubernetes Secret, never a pod spec's value), each named after its pod and
-advertising its pod IP, replaced one at a time (``RollingUpdate`` with no surge: a surge replica
-beyond the request topic's partitions would get none and never be ready) under a
+advertising its pod IP, replaced one at a time (``RollingUpdate`` with no surge: the deployment never runs more
+orchestrators than it was sized for, nor more than the request topic has partitions to share) under a
 PodDisruptionBudget that lets one go at a time; workers as a Deployment that scales with a
 HorizontalPodAutoscaler, or with a KEDA ScaledObject on the request topic's consumer lag when the
 cluster has KEDA. Every pod runs as non-root on a read-only root filesystem with limits. A

@@ -52,6 +52,12 @@ class Cluster:
         self.workers[worker_id] = proc
         return proc
 
+    async def workers_at(self, orch: Orchestrator, count: int) -> None:
+        """``count`` workers that dial ``orch`` only, connected and idle there."""
+        for i in range(count):
+            self.start_worker(f"w{i}", orch.ws_url)
+        await harness.wait_workers(orch, count)
+
     def spread_workers(self, count: int) -> None:
         """``count`` workers, each listing every orchestrator, the list turned by its number (as the
         local provider spreads them): worker i starts on orchestrator i mod n."""

@@ -20,9 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.ha]
 async def test_a_request_read_where_no_worker_is_idle_runs_on_a_peers_idle_worker(cluster):
     c = cluster(2)
     reader, runner = c.orchs
-    for i in range(3):
-        c.start_worker(f"w{i}", runner.ws_url)
-    await wait_workers(runner, 3)
+    await c.workers_at(runner, 3)
     await wait_workers(reader, 0)
     expected: dict[str, int] = {}
     async with c.client(0) as api:

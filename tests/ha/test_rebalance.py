@@ -15,7 +15,7 @@ import pytest
 
 from dac_runtime.orchestrator.dispatch.bus import keyed_partitioner
 from tests.faults.observe import judge
-from tests.harness import until, wait_terminal, wait_workers
+from tests.harness import until, wait_terminal
 
 pytestmark = [pytest.mark.integration, pytest.mark.ha]
 
@@ -34,9 +34,7 @@ async def test_a_joining_orchestrator_takes_the_parked_requests_of_its_partition
     c = cluster(2, DAC_LEASE_MS="8000")
     c.kill(1)  # the first holds every partition once the group notices
     holder, joiner = c.orchs
-    for i in range(4):
-        c.start_worker(f"w{i}", holder.ws_url)
-    await wait_workers(holder, 4)
+    await c.workers_at(holder, 4)
     personas = one_persona_per_partition()
     async with holder.client() as api:
         for persona in personas:

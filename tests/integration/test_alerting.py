@@ -43,6 +43,8 @@ def test_the_rules_pass_promtool_and_their_unit_tests():
         ("DacExecutionFailureRateHigh", "> 0.10", "> 0.50"),  # a rate of 20 % would no longer fire
         ("DacAllWorkersBusy", "for: 5m", "for: 15m"),
         ("DacClaudeTokenExpiringSoon", "< 30 * 86400", "< 3 * 86400"),
+        # judged per orchestrator, a backlog spread over several would never fire
+        ("DacExecConsumerLagHigh", "sum(dac_kafka_consumer_lag) > 100", "dac_kafka_consumer_lag > 100"),
     ],
 )
 def test_the_unit_tests_catch_a_broken_rule(tmp_path, alert, before, after):

@@ -188,7 +188,7 @@ def test_several_orchestrators_share_the_database_named_by_a_secret():
             assert orchestrator["replicas"] == 3
             assert orchestrator["strategy"] == {
                 "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},  # one at a time, never beyond the partitions
+                "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},  # one at a time, never more than sized for
             }
             pod = orchestrator["template"]["spec"]
             assert not [v for v in pod["volumes"] if "persistentVolumeClaim" in v]

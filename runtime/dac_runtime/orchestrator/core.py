@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import msgspec
 from aiokafka.errors import KafkaError
 
 from ..records import ExecRequest
 from .cluster.membership import Membership
+from .cluster.view import DeploymentView, Report
 from .config import Settings
 from .dispatch.bus import Bus
 from .dispatch.chains import Chains
@@ -87,6 +89,8 @@ class Orchestrator:
         self.registry.dispatcher, self.registry.logins = self.dispatcher, self.logins
         self.events.on_event = self.chains.on_event
         self.supervisor = Supervisor(self.metrics.task_restarts)
+        # The deployment's figures: this orchestrator's own, live, and each peer's last report.
+        self.deployment = DeploymentView(self._report)
         self.membership = Membership(
             self.store,
             settings.orchestrator_name,
@@ -94,6 +98,7 @@ class Orchestrator:
             settings.orchestrator_lease_ms / 1000,
             self._step_down,
             self.pool.counts,
+            self.deployment.encoded,
         )
         self.events.acting = self.registry.acting = self.membership.valid
         self.handoff = Handoff(
@@ -102,16 +107,17 @@ class Orchestrator:
         if store.shared:  # peers are possible only on a shared store
             self.intake.handoff = self.handoff
             self.handoff.peers_idle = lambda: self.membership.peers_idle
-            self.membership.on_peers = self.handoff.peers_changed
+        self.membership.on_peers = self._peers_changed
         #: the process's exit code once it stopped: 4 when it stepped down (its lease was lost)
         self.exit_code = 0
         self.stopping = asyncio.Event()
         self.alarms = Alarms(
-            self.registry.counts,
-            self.intake.lag,
-            self.intake.oldest_wait,
+            self.deployment.workers,
+            self.deployment.lag,
+            self.deployment.oldest_wait,
             self.vault.claude_token_info,
             self.kafka.why_down,
+            self.deployment.failures,
         )
         self.events.on_finished = self.alarms.finished
         #: executions by status, as the last scrape of /metrics read them (a query, so not in the collector)
@@ -119,8 +125,20 @@ class Orchestrator:
         self.metrics.watch(
             lambda: self.execution_counts, self.registry.counts, self.intake.lag, self.intake.oldest_wait
         )
+        self.metrics.watch_deployment(
+            self.deployment.workers, self.deployment.lag, lambda: self.deployment.orchestrators
+        )
         self.metrics.watch_gc()
         self.metrics.watch_claude_token(lambda: (info := self.vault.claude_token_info()) and info.expires_at)
+
+    def _report(self) -> Report:
+        failed, ended = self.alarms.failure_rate()
+        return msgspec.structs.replace(self.capacity.local(), failed=failed, ended=ended)
+
+    def _peers_changed(self, peers: list[dict[str, Any]]) -> None:
+        self.deployment.peers_changed(peers, self.membership.epoch)
+        if self.store.shared:
+            self.handoff.peers_changed(peers)
 
     async def load(self) -> None:
         """What start-up reads from the store: re-sealing after a key rotation, the bootstrap keys,

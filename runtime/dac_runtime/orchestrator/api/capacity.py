@@ -21,21 +21,22 @@ class LeaseBody(Body):
 async def get_capacity(request: web.Request) -> web.Response:
     orchestrator = request.app[ORCH_KEY]
     await orchestrator.intake.refresh_lag(0.25)  # a backlog seen when it forms, not a period later
-    return web.json_response(orchestrator.capacity.signals())
+    return web.json_response(await orchestrator.capacity.signals(orchestrator.deployment))
 
 
 async def take_lease(request: web.Request) -> web.Response:
     body = await decode_body(request, LeaseBody)
     capacity = request.app[ORCH_KEY].capacity
-    lease = capacity.take(body.holder, body.ttl_seconds)
+    lease = await capacity.take(body.holder, body.ttl_seconds)
     if lease is None:
-        raise ApiError(409, "lease_held", f"another controller holds the scaling lease: {capacity.held_by()}")
+        held = await capacity.held()
+        raise ApiError(409, "lease_held", f"another controller holds the scaling lease: {held and held.holder}")
     return web.json_response({"holder": lease.holder, "expiresAt": lease.expires_at})
 
 
 async def release_lease(request: web.Request) -> web.Response:
     body = await decode_body(request, LeaseBody)
-    if not request.app[ORCH_KEY].capacity.release(body.holder):
+    if not await request.app[ORCH_KEY].capacity.release(body.holder):
         raise ApiError(409, "not_holder", f"{body.holder} does not hold the scaling lease")
     return web.Response(status=204)
 

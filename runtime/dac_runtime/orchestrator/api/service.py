@@ -14,8 +14,8 @@ async def healthz(request: web.Request) -> web.Response:
     orch = request.app[ORCH_KEY]
     down = dict(orch.supervisor.down)
     consumer = orch.intake.consumer
-    if "intake" not in down and (consumer is None or not consumer.assignment()):
-        down["intake"] = "no partitions assigned yet"
+    if "intake" not in down and (consumer is None or not orch.intake.group.joined):
+        down["intake"] = "not in the consumer group yet"
     if orch.membership.lost is not None:
         down["lease"] = f"stepping down: {orch.membership.lost}"
     kafka_down = orch.kafka.why_down()
@@ -25,6 +25,7 @@ async def healthz(request: web.Request) -> web.Response:
         "status": "ok" if not down else "degraded",
         "kafka": "intake" not in down and kafka_down is None,
         "workers": orch.registry.counts(),
+        "deployment": {"orchestrators": orch.deployment.orchestrators, "workers": orch.deployment.workers()},
         "outbox": {"held": orch.bus.held, "dropped": dict(orch.bus.dropped)},
     }
     if down:

@@ -40,9 +40,10 @@ class Membership:
         lease_s: float,
         on_lost: Callable[[str], Awaitable[None]],
         workers: Callable[[], dict[str, int]] = dict,
+        report: Callable[[], str] = lambda: "{}",
     ) -> None:
         self.store, self.name, self.url, self.lease_s = store, name, url, lease_s
-        self._on_lost, self._workers = on_lost, workers
+        self._on_lost, self._workers, self._report = on_lost, workers, report
         self.epoch: int | None = None
         self._valid_until = float("-inf")
         self.lost: str | None = None  # why, once stepped down
@@ -68,13 +69,14 @@ class Membership:
         if any(r[1] for r in before):
             log.warning("took over from a running orchestrator named %r: names must differ per replica", self.name)
         await self.store.execute(
-            "INSERT INTO orchestrators (epoch, name, url, state, started_at, renewed_at, expires_at, workers)"  # noqa: S608
-            f" VALUES (?, ?, ?, 'up', {now}, {now}, {now} + ?, ?)",
+            "INSERT INTO orchestrators (epoch, name, url, state, started_at, renewed_at, expires_at, workers, report)"  # noqa: S608
+            f" VALUES (?, ?, ?, 'up', {now}, {now}, {now} + ?, ?, ?)",
             epoch,
             self.name,
             self.url,
             self.lease_s,
             json.dumps(self._workers()),
+            self._report(),
         )
         self.epoch = epoch
         self.store.fence = epoch
@@ -98,10 +100,11 @@ class Membership:
             return False
         now = self.store.sql.now()
         renewed = await self.store.execute(
-            f"UPDATE orchestrators SET renewed_at = {now}, expires_at = {now} + ?, workers = ?"  # noqa: S608
+            f"UPDATE orchestrators SET renewed_at = {now}, expires_at = {now} + ?, workers = ?, report = ?"  # noqa: S608
             f" WHERE epoch = ? AND state = 'up' AND expires_at > {now}",
             self.lease_s,
-            json.dumps(self._workers()),
+            json.dumps(self._workers()),  # what the peers of the previous runtime read, in an upgrade
+            self._report(),
             self.epoch,
         )
         if renewed != 1:
@@ -152,7 +155,7 @@ class Membership:
         """Every orchestrator whose lease holds, this one included."""
         now = self.store.sql.now()
         rows = await self.store.fetch(
-            f"SELECT epoch, name, url, started_at, renewed_at, expires_at, workers FROM orchestrators"  # noqa: S608
+            f"SELECT epoch, name, url, started_at, renewed_at, expires_at, workers, report FROM orchestrators"  # noqa: S608
             f" WHERE state = 'up' AND expires_at > {now} ORDER BY epoch"
         )
         return [{**dict(r), "workers": json.loads(r["workers"] or "{}")} for r in rows]

@@ -83,21 +83,18 @@ class Intake:
         self._parked_count = 0
         self._unparked = asyncio.Event()
         self.consumer: AIOKafkaConsumer | None = None
+        self.group = HandOn(self._revoked)  # what a rebalance takes away, and whether one gave a share
         self._committed: dict[TopicPartition, int] = {}
         self._commit_wanted: dict[TopicPartition, int] = {}
         self._commit_needed = asyncio.Event()
-        self._lag = 0
-        self._lag_at = float("-inf")
+        self._lag, self._lag_at = 0, float("-inf")
         self._lag_lock = asyncio.Lock()
         self._last_record = time.monotonic()
         self.backlog = Backlog(self.settings.kafka_bootstrap, self.settings.kafka_client())
 
     def redeliver(self, pending: Pending, *, front: bool = False) -> None:
         """Hand a request back for another dispatch (no idle worker after all, or its worker failed it)."""
-        if front:
-            self._redeliver.appendleft(pending)
-        else:
-            self._redeliver.append(pending)
+        (self._redeliver.appendleft if front else self._redeliver.append)(pending)
 
     def park(self, pending: Pending) -> None:
         """Hold a request whose persona is at its ``maxConcurrent`` until one of its runs ends; the
@@ -136,7 +133,7 @@ class Intake:
             max_partition_fetch_bytes=1 << 20,
             **client,
         )
-        self.consumer.subscribe([self.settings.topics.exec], listener=HandOn(self._revoked))
+        self.consumer.subscribe([self.settings.topics.exec], listener=self.group)
         await self.consumer.start()
         committer = asyncio.create_task(self.commit_forever(), name="committer")
         loop = asyncio.get_running_loop()
@@ -368,6 +365,7 @@ class Intake:
                 return
             consumer = self.consumer
             if consumer is None or not consumer.assignment():
+                self._lag = 0  # no partition here (a rebalance took them, or more orchestrators than them)
                 return
             try:
                 partitions = list(consumer.assignment())

@@ -14,9 +14,12 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 class HandOn(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, revoked: Callable[[set[TopicPartition]], Awaitable[None]]) -> None:
         self._revoked = revoked
+        #: the group gave this member its share at least once (none, when there are more
+        #: orchestrators than partitions: it still serves the API and its workers)
+        self.joined = False
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self._revoked(set(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        return None
+        self.joined = True

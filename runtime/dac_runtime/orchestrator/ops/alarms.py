@@ -1,7 +1,9 @@
 """The alert rules' conditions, evaluated here for whoever has no Prometheus: ``/healthz`` lists them,
 ``dac-provision status`` and the console's overview show them. The thresholds are the ones in
 ``templates/prometheus/alerts.yml``; what Prometheus learns from a series over time (how long all
-workers have been busy, the failure rate of the last 15 minutes) is kept here in memory.
+workers have been busy, the failure rate of the last 15 minutes) is kept here in memory. The figures
+are the deployment's (the callables read :class:`..cluster.view.DeploymentView`), so every
+orchestrator raises the same alarms, not one "no worker" per orchestrator its workers did not dial.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Alarms:
         oldest_wait: Callable[[], float],
         token: Callable[[], TokenInfo | None],
         kafka_down: Callable[[], str | None],
+        failures: Callable[[], tuple[int, int]] | None = None,
     ) -> None:
         self._workers, self._lag, self._oldest, self._token, self._kafka_down = (
             workers,
@@ -49,6 +52,8 @@ class Alarms:
             token,
             kafka_down,
         )
+        #: (failed, all) of the window over the deployment; this orchestrator's own part by default
+        self._failures = failures or self.failure_rate
         self._finished: collections.deque[tuple[float, bool]] = collections.deque()
         self._failed = 0  # of those in ``_finished``: the rate is read on every /healthz, kept in O(1)
         self._all_busy_since: float | None = None
@@ -87,7 +92,8 @@ class Alarms:
                 found.append(Alarm("all_busy", "warn", f"every worker has been busy for {minutes:.0f} minutes"))
         else:
             self._all_busy_since = None
-        failed, total = self.failure_rate(now)
+        self.failure_rate(now)  # this orchestrator's part, up to date before the deployment's sum
+        failed, total = self._failures()
         if total >= FAILURE_MIN_COUNT and failed / total > FAILURE_RATE:
             found.append(
                 Alarm("failure_rate", "warn", f"{failed} of {total} executions failed or timed out in 15 minutes")

@@ -2,8 +2,9 @@
 acts at a time, and the worker time that a cost report sums.
 
 The controller runs elsewhere (beside the CLI, or as its own machine) and drives the providers; the
-orchestrator only reports and arbitrates. The lease lives in memory: after an orchestrator restart
-the controller that was acting takes it again at its next tick, and a second one still finds it held.
+orchestrator only reports and arbitrates. The signals are the deployment's (every orchestrator's
+workers and waiting requests, see :mod:`..cluster.view`), and the lease is kept in the store, judged
+by its clock: whichever orchestrator a controller asks, and across restarts, one controller acts.
 Worker time is recorded per connection (opened at hello, closed at disconnect), by where the worker
 runs, so it survives restarts and counts what ran, not what was asked for. Open connections are
 marked seen every ``CHECKPOINT_S``; after a crash they are closed at that mark, so a crash costs the
@@ -19,7 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..cluster.view import Report
+
 if TYPE_CHECKING:
+    from ..cluster.view import DeploymentView
     from ..dispatch.pool import Pool
     from ..store import Store
 
@@ -44,7 +48,6 @@ class Capacity:
     ) -> None:
         self._store, self._pool = store, pool
         self._waiting, self._oldest, self._parked = waiting, oldest_wait, parked
-        self._lease: Lease | None = None
 
     async def closed_by(self, epoch: int | None) -> None:
         """Connections a gone orchestrator (``epoch``; None: one from before epochs) had open were
@@ -59,42 +62,56 @@ class Capacity:
 
     # --- signals ----------------------------------------------------------------------------------
 
-    def signals(self) -> dict[str, Any]:
-        now = time.time()
+    def local(self) -> Report:
+        """This orchestrator's part of the deployment's signals."""
         workers = [w.describe() for w in self._pool.workers.values()]
-        return {
-            "now": now,
-            "workers": self._pool.counts(),
-            "idleSince": {w["workerId"]: w["idleSince"] for w in workers if w["state"] == "idle"},
-            "byPlace": dict(
+        return Report(
+            workers=self._pool.counts(),
+            by_place=dict(
                 collections.Counter(str(w["place"] or "unknown") for w in workers if w["state"] != "offline")
             ),
-            "waiting": self._waiting(),
-            "oldestWaitSeconds": round(self._oldest(), 3),
-            "waitingByPersona": self._parked(),
-            "lease": {"holder": self._lease.holder, "expiresAt": self._lease.expires_at} if self._live() else None,
+            idle_since={str(w["workerId"]): w["idleSince"] for w in workers if w["state"] == "idle"},  # type: ignore[misc]
+            waiting=self._waiting(),
+            oldest_wait_seconds=round(self._oldest(), 3),
+            waiting_by_persona=self._parked(),
+        )
+
+    async def signals(self, deployment: DeploymentView) -> dict[str, Any]:
+        lease = await self.held()
+        return {
+            "now": time.time(),
+            **deployment.signals(),
+            "lease": {"holder": lease.holder, "expiresAt": lease.expires_at} if lease else None,
         }
 
     # --- the lease --------------------------------------------------------------------------------
 
-    def _live(self) -> bool:
-        return self._lease is not None and self._lease.expires_at > time.time()
+    async def held(self) -> Lease | None:
+        now = self._store.sql.now()
+        rows = await self._store.fetch(
+            f"SELECT holder, expires_at FROM scaling_lease WHERE id = 1 AND expires_at > {now}"  # noqa: S608
+        )
+        return Lease(rows[0][0], float(rows[0][1])) if rows else None
 
-    def take(self, holder: str, ttl_s: float) -> Lease | None:
-        """Take or renew the lease for ``holder``; None while another holds it."""
-        if self._live() and self._lease is not None and self._lease.holder != holder:
-            return None
-        self._lease = Lease(holder, time.time() + min(ttl_s, MAX_LEASE_S))
-        return self._lease
+    async def take(self, holder: str, ttl_s: float) -> Lease | None:
+        """Take or renew the lease for ``holder``; None while another holds it. One statement, so two
+        controllers asking two orchestrators at once cannot both win."""
+        now = self._store.sql.now()
+        rows = await self._store.fetch(
+            f"INSERT INTO scaling_lease (id, holder, expires_at) VALUES (1, ?, {now} + ?)"  # noqa: S608
+            " ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+            f" WHERE scaling_lease.holder = excluded.holder OR scaling_lease.expires_at <= {now}"
+            " RETURNING holder, expires_at",
+            holder,
+            min(ttl_s, MAX_LEASE_S),
+        )
+        await self._store.commit()
+        return Lease(rows[0][0], float(rows[0][1])) if rows else None
 
-    def release(self, holder: str) -> bool:
-        if self._lease is not None and self._lease.holder == holder:
-            self._lease = None
-            return True
-        return False
-
-    def held_by(self) -> str | None:
-        return self._lease.holder if self._live() and self._lease else None
+    async def release(self, holder: str) -> bool:
+        released = await self._store.execute("DELETE FROM scaling_lease WHERE id = 1 AND holder = ?", holder)
+        await self._store.commit()
+        return released == 1
 
     # --- worker time ------------------------------------------------------------------------------
 

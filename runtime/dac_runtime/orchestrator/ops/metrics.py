@@ -43,6 +43,30 @@ class _StateCollector(Collector):
         )
 
 
+class _DeploymentCollector(Collector):
+    """The whole deployment as this orchestrator's view of it says (the same figure from each of them,
+    so a dashboard takes ``max`` across instances; the per-instance series above add up with ``sum``)."""
+
+    def __init__(
+        self, workers: Callable[[], dict[str, int]], waiting: Callable[[], int], peers: Callable[[], int]
+    ) -> None:
+        self._workers, self._waiting, self._peers = workers, waiting, peers
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        by_state = GaugeMetricFamily(
+            "dac_deployment_workers", "Workers of the whole deployment by state, every orchestrator's", labels=["state"]
+        )
+        for state, count in sorted(self._workers().items()):
+            by_state.add_metric([state], count)
+        yield by_state
+        yield GaugeMetricFamily(
+            "dac_deployment_waiting_requests",
+            "Exec requests of the whole deployment not yet accepted by a worker",
+            value=self._waiting(),
+        )
+        yield GaugeMetricFamily("dac_deployment_orchestrators", "Orchestrators whose lease holds", value=self._peers())
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -156,6 +180,11 @@ class Metrics:
         oldest: Callable[[], float],
     ) -> None:
         self.registry.register(_StateCollector(executions, workers, lag, oldest))
+
+    def watch_deployment(
+        self, workers: Callable[[], dict[str, int]], waiting: Callable[[], int], orchestrators: Callable[[], int]
+    ) -> None:
+        self.registry.register(_DeploymentCollector(workers, waiting, orchestrators))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

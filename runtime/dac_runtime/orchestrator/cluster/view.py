@@ -1,0 +1,103 @@
+"""The deployment as a whole, as any one of its orchestrators sees it: its own state, live, plus what
+each peer's last lease renewal reported.
+
+Alarms, the scaling signals and the deployment gauges of ``/metrics`` read this, so an orchestrator
+with no worker of its own does not page "no worker" while its peers' workers run, and a scaling
+controller sees every worker whichever orchestrator it asks. A peer's part is as old as its last
+renewal (a quarter of the lease); a peer whose lease ran out is left out at the next renewal here.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+log = logging.getLogger("dac.orchestrator.cluster")
+
+
+class Report(msgspec.Struct, rename="camel", omit_defaults=True):
+    """What one orchestrator holds that the deployment's figures add up."""
+
+    workers: dict[str, int] = {}  # connected workers by state
+    by_place: dict[str, int] = {}  # connected workers by where they run
+    idle_since: dict[str, float | None] = {}  # idle workers: since when
+    waiting: int = 0  # exec requests of its partitions not yet accepted by a worker (the lag)
+    oldest_wait_seconds: float = 0.0
+    waiting_by_persona: dict[str, int] = {}  # parked for their persona's maxConcurrent
+    failed: int = 0  # of the executions that ended here in the alarms' window: failed or timed out
+    ended: int = 0  # ... all of them
+
+
+def _added(into: collections.Counter[str], more: dict[str, int]) -> None:
+    for key, count in more.items():
+        into[key] += int(count)
+
+
+class DeploymentView:
+    def __init__(self, local: Callable[[], Report]) -> None:
+        self._local = local
+        self._peers: list[Report] = []  # the other live orchestrators', at their last renewal
+        self.orchestrators = 1  # live ones, this one included
+
+    def encoded(self) -> str:
+        """This orchestrator's report, for its lease renewal."""
+        return msgspec.json.encode(self._local()).decode()
+
+    def peers_changed(self, peers: list[dict[str, Any]], epoch: int | None) -> None:
+        """The live orchestrators after a renewal (this one's row included, left out here: its own
+        part is always read live). A report that does not decode counts as nothing, and says so."""
+        reports = []
+        for peer in peers:
+            if peer["epoch"] == epoch:
+                continue
+            try:
+                reports.append(msgspec.json.decode(peer.get("report") or "{}", type=Report))
+            except msgspec.DecodeError as exc:
+                log.warning("orchestrator %s sent a report that does not decode: %s", peer.get("name"), exc)
+                reports.append(Report())
+        self._peers = reports
+        self.orchestrators = 1 + len(reports)
+
+    def _all(self) -> list[Report]:
+        return [self._local(), *self._peers]
+
+    def workers(self) -> dict[str, int]:
+        total: collections.Counter[str] = collections.Counter()
+        for report in self._all():
+            _added(total, report.workers)
+        return dict(total)
+
+    def lag(self) -> int:
+        return sum(r.waiting for r in self._all())
+
+    def oldest_wait(self) -> float:
+        return max(r.oldest_wait_seconds for r in self._all())
+
+    def failures(self) -> tuple[int, int]:
+        """(failed or timed out, all) of the executions that ended in the alarms' window."""
+        reports = self._all()
+        return sum(r.failed for r in reports), sum(r.ended for r in reports)
+
+    def signals(self) -> dict[str, Any]:
+        """The scaling controller's demand signals, summed over the deployment."""
+        reports = self._all()
+        by_place: collections.Counter[str] = collections.Counter()
+        parked: collections.Counter[str] = collections.Counter()
+        idle_since: dict[str, float | None] = {}
+        for report in reports:
+            _added(by_place, report.by_place)
+            _added(parked, report.waiting_by_persona)
+            idle_since.update(report.idle_since)
+        return {
+            "workers": self.workers(),
+            "idleSince": idle_since,
+            "byPlace": dict(by_place),
+            "waiting": self.lag(),
+            "oldestWaitSeconds": round(self.oldest_wait(), 3),
+            "waitingByPersona": dict(parked),
+            "orchestrators": self.orchestrators,
+        }
