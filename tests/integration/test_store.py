@@ -69,6 +69,16 @@ async def test_output_rows_are_kept_once_in_seq_order(store_url):
     await store.close()
 
 
+async def test_output_with_a_nul_is_kept_on_both_dialects(store_url):
+    """An agent may print NUL; PostgreSQL's text refuses it, so there it is kept as U+FFFD."""
+    store = await reopen(store_url)
+    store.append_output([("e1", 1, "stdout", "before\x00after")])
+    [(seq, stream, chunk)] = await store.read_output("e1")
+    on_postgres = store_url.startswith("postgres")
+    assert (seq, stream, chunk) == (1, "stdout", "before\ufffdafter" if on_postgres else "before\x00after")
+    await store.close()
+
+
 async def test_held_records_come_back_in_order_and_leave_once_released(store_url):
     store = await reopen(store_url)
     for i in range(5):

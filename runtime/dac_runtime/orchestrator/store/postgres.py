@@ -79,6 +79,14 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def storable(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """PostgreSQL's text cannot hold NUL (SQLite's can, and an agent may print one): it becomes U+FFFD,
+    the replacement character, instead of the server refusing the row and its output being lost."""
+    if not any(isinstance(a, str) and "\x00" in a for a in args):
+        return args
+    return tuple(a.replace("\x00", "\ufffd") if isinstance(a, str) else a for a in args)
+
+
 class _Connection(asyncpg.Connection):  # type: ignore[misc]
     """No reset query when a connection goes back to the pool: the store keeps no session state (no
     LISTEN, no session advisory lock, no SET), and asyncpg's default reset cost a round trip for
@@ -161,7 +169,7 @@ class PostgresStore(Store):
         return translated
 
     def write(self, sql: str, *args: Any) -> None:
-        self._queue.append((self._sql(sql), args, None))
+        self._queue.append((self._sql(sql), storable(args), None))
         self._wake.set()
 
     async def fetch_grouped(self, sql: str, *args: Any) -> list[Row]:
@@ -174,7 +182,7 @@ class PostgresStore(Store):
         """Queue a write whose result is wanted; its result once its batch is committed. A caller that
         gives up (``StoreUnavailable``) cannot know whether it will still land: the write stays queued."""
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((self._sql(sql), args, (method, answer)))
+        self._queue.append((self._sql(sql), storable(args), (method, answer)))
         self._wake.set()
         try:
             return await asyncio.wait_for(asyncio.shield(answer), self.timeout_s)
@@ -276,7 +284,7 @@ class PostgresStore(Store):
     async def _call(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
         try:
             async with self._pool.acquire(timeout=self.timeout_s) as conn:
-                result = await getattr(conn, method)(self._sql(sql), *args, timeout=self.timeout_s)
+                result = await getattr(conn, method)(self._sql(sql), *storable(args), timeout=self.timeout_s)
         except UNREACHABLE as exc:
             self.reachable = False
             raise StoreUnavailable(f"PostgreSQL at {self.location} unreachable: {type(exc).__name__}") from None
@@ -291,7 +299,7 @@ class PostgresStore(Store):
         await self._flushed()
         async with self._pool.acquire(timeout=self.timeout_s) as conn, conn.transaction():
             for table, columns, rows in tables:
-                await conn.copy_records_to_table(table, records=rows, columns=columns)
+                await conn.copy_records_to_table(table, records=[storable(r) for r in rows], columns=columns)
                 if "id" in columns and await conn.fetchval("SELECT pg_get_serial_sequence($1, 'id')", table):
                     await conn.execute(
                         f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), MAX(id)) FROM {table}"  # noqa: S608
