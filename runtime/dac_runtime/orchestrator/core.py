@@ -31,6 +31,7 @@ from .ops.kafka_health import KafkaHealth
 from .ops.metrics import Metrics
 from .ops.supervisor import Supervisor
 from .store import Store
+from .team.changes import TeamChanges
 from .team.credentials import Credentials
 from .team.invites import Invites
 from .team.logins import Logins
@@ -46,9 +47,12 @@ class Orchestrator:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
-        self.vault = Vault(self.store, settings.master_keys)
-        self.personas = Personas(self.store)
-        self.credentials = Credentials(self.store, self.vault)
+        # The team's tables, held in memory by each orchestrator; a change through one reaches the rest.
+        self.team = TeamChanges(self.store)
+        self.vault = Vault(self.store, settings.master_keys, self.team.changed)
+        self.personas = Personas(self.store, self.team.changed)
+        self.credentials = Credentials(self.store, self.vault, self.team.changed)
+        self.team.reload = self._load_team
         self.invites = Invites(self.store, self.vault)
         self.metrics = Metrics()
         self.bus = Bus(
@@ -85,7 +89,7 @@ class Orchestrator:
         )
         # The loops among them, closed here: a request read goes to the dispatcher; a worker's frames
         # drive its runs and logins; an agent's events may chain; an end counts towards the alarms.
-        self.intake.dispatch = self.dispatcher.dispatch_many
+        self.intake.dispatch, self.intake.held = self.dispatcher.dispatch_many, self.dispatcher.held
         self.registry.dispatcher, self.registry.logins = self.dispatcher, self.logins
         self.events.on_event = self.chains.on_event
         self.supervisor = Supervisor(self.metrics.task_restarts)
@@ -150,6 +154,9 @@ class Orchestrator:
             await self.vault.adopt_api_key(settings.owner_api_key, "owner", "owner")
         if settings.worker_token:
             await self.vault.add_registration_token(settings.worker_token, uses=None)
+        await self.team.load()
+
+    async def _load_team(self) -> None:
         await self.vault.load()
         await self.personas.load()
         await self.credentials.load()
@@ -175,6 +182,8 @@ class Orchestrator:
         if self.store.shared:  # peers are possible: their requests and cancels
             supervisor.start("handoff", self.handoff.take_forever)
             supervisor.start("cancels", self.dispatcher.cancels_forever)
+            supervisor.start("limits", self.dispatcher.limits.recheck_forever)
+            supervisor.start("team", self.team.follow_forever)
         pool = self.pool
         supervisor.start("gc", lambda: keep_collections_short(lambda: len(pool.workers), lambda: pool.departed))
         log.info("orchestrator up on %s:%d", self.settings.host, self.settings.port)

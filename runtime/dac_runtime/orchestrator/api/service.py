@@ -26,6 +26,7 @@ async def healthz(request: web.Request) -> web.Response:
         "kafka": "intake" not in down and kafka_down is None,
         "workers": orch.registry.counts(),
         "deployment": {"orchestrators": orch.deployment.orchestrators, "workers": orch.deployment.workers()},
+        "partitions": sorted(tp.partition for tp in consumer.assignment()) if consumer is not None else [],
         "outbox": {"held": orch.bus.held, "dropped": dict(orch.bus.dropped)},
     }
     if down:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from .events import Events
     from .intake import Intake
     from .leases import ActiveRuns
+    from .limits import Concurrency
     from .pending import Pending
     from .pool import Pool
 
@@ -71,6 +73,7 @@ class Assigning:
     active: ActiveRuns
     #: claims under way per persona (their runs are not in ``active`` yet), for ``maxConcurrent``
     claiming: collections.Counter[str]
+    limits: Concurrency  # each persona's maxConcurrent, over the deployment
     _spawn: Callable[..., None]  # :meth:`.leases.Leases._spawn` (a stub here would shadow it)
 
     async def _accept_timeout(self, active: Active) -> None:
@@ -126,33 +129,28 @@ class Assigning:
             return None
         persona_id = request.persona_id
         persona = self.personas.get(persona_id)
-        if persona and persona.max_concurrent:
-            if self.active.by_persona[persona_id] + self.claiming[persona_id] >= persona.max_concurrent:
+        with self._counted(persona_id):  # from here, so the batch's next claims see this one
+            if await self.limits.full(pending, persona):
                 await self._park(pending)
                 return None
-        worker = self.pool.take_idle()
-        if worker is None:
-            self.intake.redeliver(pending, front=True)
-            return None
-        given = self.personas.credentials_for(persona_id, request.credentials)
-        self.claiming[persona_id] += 1
-        try:
-            claimed = await self.store.claim_execution(
-                msgspec.json.encode(request),
-                request.execution_id,
-                persona_id,
-                request.attempt,
-                request.generation,
-                worker_id=worker.worker_id,
-                given_credentials=json.dumps(given) if given else None,  # names only, for who-used-what
-            )
-        except BaseException:
-            self.pool.mark_idle(worker)
-            raise
-        finally:
-            self.claiming[persona_id] -= 1
-            if self.claiming[persona_id] <= 0:
-                del self.claiming[persona_id]
+            worker = self.pool.take_idle()
+            if worker is None:
+                self.intake.redeliver(pending, front=True)
+                return None
+            given = self.personas.credentials_for(persona_id, request.credentials)
+            try:
+                claimed = await self.store.claim_execution(
+                    msgspec.json.encode(request),
+                    request.execution_id,
+                    persona_id,
+                    request.attempt,
+                    request.generation,
+                    worker_id=worker.worker_id,
+                    given_credentials=json.dumps(given) if given else None,  # names only, for who-used-what
+                )
+            except BaseException:
+                self.pool.mark_idle(worker)
+                raise
         if claimed is None:
             self.pool.mark_idle(worker)
             log.debug("%s was taken or decided elsewhere: skipped", request.execution_id)
@@ -162,6 +160,27 @@ class Assigning:
         self.active[request.execution_id] = active
         worker.execution_id = request.execution_id
         return Claimed(active, persona, given, inserted=claimed == "inserted")
+
+    @contextlib.contextmanager
+    def _counted(self, persona_id: str) -> Iterator[None]:
+        """A claim of ``persona_id`` under way, for its ``maxConcurrent``."""
+        self.claiming[persona_id] += 1
+        try:
+            yield
+        finally:
+            self.claiming[persona_id] -= 1
+            if self.claiming[persona_id] <= 0:
+                del self.claiming[persona_id]
+
+    async def held(self, pending: Pending) -> bool:
+        """Before a request is handed off to a peer: parked instead (True) when its persona is at its
+        limit over the deployment."""
+        persona_id = pending.request.persona_id
+        with self._counted(persona_id):
+            if not await self.limits.full(pending, self.personas.get(persona_id)):
+                return False
+        await self._park(pending)
+        return True
 
     async def _park(self, pending: Pending) -> None:
         """Its persona is at ``maxConcurrent``: visible (queued) while it waits its turn."""

@@ -34,6 +34,7 @@ from ...records import ExecRequest
 from ..store import StoreUnavailable
 from .assign import Assigning
 from .leases import Active, ActiveRuns, Leases
+from .limits import Concurrency
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -74,6 +75,7 @@ class Dispatcher(Assigning, Leases):
         self.unconfirmed: dict[str, set[str]] = {}
         self.active = ActiveRuns(on_leave=intake.unpark)
         self.claiming: collections.Counter[str] = collections.Counter()
+        self.limits = Concurrency(store, personas, self.active.by_persona, self.claiming, intake.parked, intake.unpark)
 
     async def _accept_timeout(self, active: Active) -> None:
         if active.status == "dispatched" and self.active.get(active.request.execution_id) is active:

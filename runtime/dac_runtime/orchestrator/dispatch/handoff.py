@@ -93,7 +93,7 @@ class Handoff:
         for row in await self._store.handed_off(limit):
             request = msgspec.json.decode(row["request"], type=ExecRequest)
             produced = float(row["handoff_at"] or time.time())
-            batch.append(Pending(request, None, None, produced, time.perf_counter()))
+            batch.append(Pending(request, None, None, produced, time.perf_counter(), handed=True))
         failed = await self._dispatch(batch) if batch else []
         for pending, exc in failed:
             log.warning("handed-off %s not dispatched: %s", pending.request.execution_id, type(exc).__name__)

@@ -26,6 +26,7 @@ from ...records import DeadLetter, ExecRequest, decode_request
 from ..store import StoreUnavailable
 from .backlog import Backlog
 from .offsets import OffsetTracker
+from .parked import Parked
 from .pending import Pending
 from .rebalance import HandOn
 
@@ -56,6 +57,10 @@ OUTAGE_WAIT_S = 0.5
 PARK_MAX = 10_000
 
 
+async def _never(pending: Pending) -> bool:
+    return False
+
+
 async def _nowhere(batch: list[Pending]) -> list[tuple[Pending, Exception]]:
     raise RuntimeError("intake read a request before a dispatcher was wired to it")
 
@@ -79,9 +84,10 @@ class Intake:
         self.handoff: Handoff | None = None
         self.offsets = OffsetTracker()
         self._redeliver: collections.deque[Pending] = collections.deque()
-        self._parked: dict[str, collections.deque[Pending]] = {}
-        self._parked_count = 0
-        self._unparked = asyncio.Event()
+        self.waiting = Parked(lambda pending: self.redeliver(pending, front=True))
+        #: a persona at its limit over the deployment parks a request instead of handing it off
+        #: (the dispatcher's :meth:`~.assign.Assigning.held`, set by the composition root)
+        self.held: Callable[[Pending], Awaitable[bool]] = _never
         self.consumer: AIOKafkaConsumer | None = None
         self.group = HandOn(self._revoked)  # what a rebalance takes away, and whether one gave a share
         self._committed: dict[TopicPartition, int] = {}
@@ -97,29 +103,14 @@ class Intake:
         (self._redeliver.appendleft if front else self._redeliver.append)(pending)
 
     def park(self, pending: Pending) -> None:
-        """Hold a request whose persona is at its ``maxConcurrent`` until one of its runs ends; the
-        others go on. Its offset stays uncommitted meanwhile, so a crash re-delivers it."""
-        self._parked.setdefault(pending.request.persona_id, collections.deque()).append(pending)
-        self._parked_count += 1
+        """Hold a request whose persona is at its ``maxConcurrent`` until one of its runs ends."""
+        self.waiting.park(pending)
 
     def unpark(self, persona_id: str) -> None:
-        """A run of ``persona_id`` ended: its oldest waiting request goes next, once the current step
-        is through (so the ended run's terminal record goes out first)."""
-        if persona_id in self._parked:
-            asyncio.get_running_loop().call_soon(self._hand_back, persona_id)
-
-    def _hand_back(self, persona_id: str) -> None:
-        waiting = self._parked.get(persona_id)
-        if not waiting:
-            return
-        self.redeliver(waiting.popleft(), front=True)
-        self._parked_count -= 1
-        if not waiting:
-            del self._parked[persona_id]
-        self._unparked.set()
+        self.waiting.unpark(persona_id)
 
     def parked(self) -> dict[str, int]:
-        return {persona_id: len(waiting) for persona_id, waiting in self._parked.items()}
+        return self.waiting.by_persona()
 
     async def run(self, **client: Any) -> None:
         self.consumer = AIOKafkaConsumer(
@@ -185,13 +176,13 @@ class Intake:
             count = min(len(self._redeliver), INTAKE_BATCH, max(1, pool.counts()["idle"]))
             await self._dispatch([self._redeliver.popleft() for _ in range(count)])
             return
-        if self._parked_count >= PARK_MAX:  # the rest of the backlog stays in Kafka
-            self._unparked.clear()
-            await self._unparked.wait()
+        if self.waiting.count >= PARK_MAX:  # the rest of the backlog stays in Kafka
+            self.waiting.left.clear()
+            await self.waiting.left.wait()
             return
         wanted = max(1, min(INTAKE_BATCH, pool.counts()["idle"]))
         # While requests are parked, a run's end hands one back: come back for it soon.
-        batch = await consumer.getmany(timeout_ms=10 if self._parked else 200, max_records=wanted)
+        batch = await consumer.getmany(timeout_ms=10 if self.waiting else 200, max_records=wanted)
         self._pace_fetches(bool(batch))
         for tp, messages in batch.items():
             for message in messages:
@@ -205,20 +196,22 @@ class Intake:
         assert self.handoff is not None
         wanted, handed = self.handoff.wanted(), 0
         while self._redeliver and handed < wanted:
-            pending = self._redeliver.popleft()
-            await self.handoff.give(pending)
-            self.done(pending.tp, pending.offset)
-            handed += 1
+            handed += await self._give(self._redeliver.popleft())
         if handed < wanted:
             batch = await consumer.getmany(timeout_ms=10, max_records=min(INTAKE_BATCH, wanted - handed))
             for tp, messages in batch.items():
                 for message in messages:
                     pending = await self._take(tp, message)
                     if pending is not None:
-                        await self.handoff.give(pending)
-                        self.done(tp, message.offset)
-                        handed += 1
+                        handed += await self._give(pending)
         return handed > 0
+
+    async def _give(self, pending: Pending) -> bool:
+        if await self.held(pending):  # parked: its persona's runs are at the limit over the deployment
+            return False
+        await self.handoff.give(pending)  # type: ignore[union-attr]
+        self.done(pending.tp, pending.offset)
+        return True
 
     def _pace_fetches(self, got_records: bool) -> None:
         """Poll the broker often while requests flow and rarely once they stop: a 5 ms fetch wait costs
@@ -331,15 +324,7 @@ class Intake:
         kept = [p for p in self._redeliver if p.tp is None or p.tp not in partitions]
         let_go = len(self._redeliver) - len(kept)
         self._redeliver = collections.deque(kept)
-        for persona_id in list(self._parked):
-            waiting = self._parked[persona_id]
-            staying = [p for p in waiting if p.tp is None or p.tp not in partitions]
-            let_go += len(waiting) - len(staying)
-            self._parked_count -= len(waiting) - len(staying)
-            if staying:
-                self._parked[persona_id] = collections.deque(staying)
-            else:
-                del self._parked[persona_id]
+        let_go += self.waiting.let_go(partitions)
         if let_go:
             log.info("rebalance: %d waiting request(s) of revoked partitions left for their new owner", let_go)
 

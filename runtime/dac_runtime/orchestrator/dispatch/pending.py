@@ -17,3 +17,5 @@ class Pending:
     produced_at: float
     #: ``time.perf_counter()`` when intake read it (for dac_dispatch_handling_seconds)
     read_at: float = 0.0
+    #: taken from a peer's handoff: its reader already counted it against its persona's limit
+    handed: bool = False

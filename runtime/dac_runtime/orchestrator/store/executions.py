@@ -141,6 +141,18 @@ class ExecutionQueries(Primitives):
         )
         return [dict(r) for r in rows]
 
+    async def under_way(self, persona_id: str) -> int:
+        """The persona's executions dispatched or running on any orchestrator, or handed off and not
+        yet taken (:mod:`..dispatch.limits`)."""
+        return int(
+            await self.fetchval(
+                "SELECT COUNT(*) FROM executions WHERE persona_id = ? AND (status IN ('dispatched', 'running')"
+                " OR (status = 'queued' AND handoff_at IS NOT NULL))",
+                persona_id,
+            )
+            or 0
+        )
+
     async def finish_execution(self, execution_id: str, **fields: Any) -> bool:
         """:meth:`update_execution`, awaited, for a change others will be told of (an end): False when
         the store refused it (not ours any more), so that nothing is said about it on Kafka either.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..store import Store
@@ -40,8 +41,8 @@ class Unavailable(Exception):
 
 
 class Credentials:
-    def __init__(self, store: Store, vault: Vault) -> None:
-        self._store, self._vault = store, vault
+    def __init__(self, store: Store, vault: Vault, changed: Callable[[], None] = lambda: None) -> None:
+        self._store, self._vault, self._changed = store, vault, changed  # changed: tell the other orchestrators
         self._rows: dict[str, dict[str, Any]] = {}
 
     async def load(self) -> None:
@@ -108,6 +109,7 @@ class Credentials:
         self._insert(name, (caller["id"], caller["name"]), service, metadata or {}, expires_at, now)
         if old is not None:
             self._update(name, created_at=old["created_at"], last_used_at=old["last_used_at"])
+        self._changed()
         await self._store.commit()
         return old is None
 
@@ -122,9 +124,11 @@ class Credentials:
         await self._vault.delete_credential(name)
         if row["contributor_id"] != caller["id"] and row["revoked_at"] is None:
             self._update(name, revoked_at=time.time(), revoked_by=caller["name"], flagged=None)
+            self._changed()
             await self._store.commit()
             return "tombstoned"
         self._store.write("DELETE FROM credentials WHERE name = ?", name)
+        self._changed()
         await self._store.commit()
         del self._rows[name]
         return "deleted"
@@ -135,6 +139,7 @@ class Credentials:
         if row["revoked_at"] is not None:
             raise Unavailable(name, "was revoked (its value is gone): set it again instead")
         self._update(name, contributor_id=caller["id"], contributor=caller["name"], flagged=None)
+        self._changed()
         await self._store.commit()
 
     async def flag_contributor(self, key_id: str, why: str) -> int:
@@ -142,6 +147,7 @@ class Credentials:
         names = [n for n, r in self._rows.items() if r["contributor_id"] == key_id and r["revoked_at"] is None]
         for name in names:
             self._update(name, flagged=why)
+        self._changed()
         await self._store.commit()
         return len(names)
 

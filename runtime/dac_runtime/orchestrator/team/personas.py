@@ -12,6 +12,7 @@ millions); the table is the durable copy, written through on each change.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 import msgspec
@@ -39,8 +40,8 @@ class Persona(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_field
 
 
 class Personas:
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, store: Store, changed: Callable[[], None] = lambda: None) -> None:
+        self._store, self._changed = store, changed  # changed: tell the other orchestrators
         self._by_id: dict[str, Persona] = {}
 
     async def load(self) -> None:
@@ -64,6 +65,7 @@ class Personas:
             persona.persona_id,
             msgspec.json.encode(persona),
         )
+        self._changed()
         await self._store.commit()  # confirmed to a caller right after: durable first
         self._by_id[persona.persona_id] = persona
         return persona
@@ -72,6 +74,7 @@ class Personas:
         if self._by_id.pop(persona_id, None) is None:
             return False
         await self._store.execute("DELETE FROM personas WHERE id = ?", persona_id)
+        self._changed()
         await self._store.commit()
         return True
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -35,8 +36,8 @@ class MissingCredential(Exception):
 
 
 class Vault:
-    def __init__(self, store: Store, master_keys: list[bytes]) -> None:
-        self._store = store
+    def __init__(self, store: Store, master_keys: list[bytes], changed: Callable[[], None] = lambda: None) -> None:
+        self._store, self._changed = store, changed  # changed: tell the other orchestrators
         self._ring = Keyring([derive_key(k, "vault") for k in master_keys])
         self._hash_keys = [derive_key(k, "token-hash") for k in master_keys]
         #: API key rows by token hash: every request authenticates, and keys change only through here
@@ -83,10 +84,13 @@ class Vault:
         await self._seal(CLAUDE_TOKEN, token)
         await self._seal(CLAUDE_TOKEN_INFO, msgspec.json.encode(info).decode())
         self._token_info = info
+        self._changed()
         return info
 
     async def load(self) -> None:
-        """Read the stored token's mint and expiry times into memory (at start: every dispatch asks)."""
+        """Read the stored token's mint and expiry times into memory (every dispatch asks), and forget
+        the API keys authenticated so far (one revoked elsewhere must stop working here too)."""
+        self._keys.clear()
         has_token = await self.has_claude_token()
         raw = await self._open(CLAUDE_TOKEN_INFO) if has_token else None
         self._token_info = msgspec.json.decode(raw, type=TokenInfo) if raw else (TokenInfo() if has_token else None)
@@ -98,7 +102,9 @@ class Vault:
     async def delete_claude_token(self) -> bool:
         self._token_info = None
         await self._store.delete_sealed(CLAUDE_TOKEN_INFO)
-        return await self._store.delete_sealed(CLAUDE_TOKEN)
+        deleted = await self._store.delete_sealed(CLAUDE_TOKEN)
+        self._changed()
+        return deleted
 
     async def has_claude_token(self) -> bool:
         return await self._store.get_sealed(CLAUDE_TOKEN) is not None
@@ -164,7 +170,9 @@ class Vault:
     async def revoke_api_key(self, key_id: str) -> bool:
         """Delete a member's key; it stops working with the next request."""
         self._keys.clear()
-        return await self._store.delete_api_key(key_id)
+        deleted = await self._store.delete_api_key(key_id)
+        self._changed()  # after the delete: a peer that reads the keys again must not find it
+        return deleted
 
     # --- worker tokens --------------------------------------------------------------------------
 

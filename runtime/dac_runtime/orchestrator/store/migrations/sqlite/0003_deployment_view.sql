@@ -8,3 +8,12 @@ CREATE TABLE IF NOT EXISTS scaling_lease (
     holder TEXT NOT NULL,
     expires_at REAL NOT NULL
 );
+-- a persona's runs under way anywhere, for its maxConcurrent over the deployment (dispatch/limits)
+CREATE INDEX IF NOT EXISTS executions_persona_status ON executions(persona_id, status);
+-- bumped by every change to personas, credentials, API keys or the Claude token (team/changes), so
+-- the orchestrators that hold them in memory read them again
+CREATE TABLE IF NOT EXISTS team_version (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+);
+INSERT INTO team_version (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
