@@ -280,6 +280,8 @@ async def main(args: argparse.Namespace) -> None:
     for k, rate in rates.items():
         ratio = rate / rates[1]
         print(f"| burst of {args.burst:,}, {k} orchestrator(s) | {rate:,.0f}/s | 1 orchestrator | {ratio:.2f}x |")
+    if not kills:  # --kills 0: the failover part was not run
+        return
     print(
         f"| failover, kill -9 -> runs re-attached and queue moving ({len(kills)} kills) |"
         f" p50 {statistics.median(kills):.2f} s / p99 {pct(kills, 0.99):.2f} s | target p99 10 s |"

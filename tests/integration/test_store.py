@@ -12,6 +12,7 @@ import uuid
 import msgspec
 import pytest
 
+from dac_runtime.orchestrator.cluster.membership import Membership
 from dac_runtime.orchestrator.ops.usage import usage
 from dac_runtime.orchestrator.store import StoreUnavailable, open_store
 from dac_runtime.orchestrator.store.migrations import latest
@@ -76,6 +77,26 @@ async def test_output_with_a_nul_is_kept_on_both_dialects(store_url):
     [(seq, stream, chunk)] = await store.read_output("e1")
     on_postgres = store_url.startswith("postgres")
     assert (seq, stream, chunk) == (1, "stdout", "before\ufffdafter" if on_postgres else "before\x00after")
+    await store.close()
+
+
+async def test_a_retried_claim_takes_its_own_row_and_no_other(store_url):
+    """A claim whose answer was lost may have landed: its retry (same token) takes the row again. The
+    same request under another claim (re-read after a rebalance or a restart, while the row is
+    adopted from a gone peer and so this orchestrator's too) is refused: it would start twice."""
+
+    async def ignore(why: str) -> None:
+        return None
+
+    store = await reopen(store_url)
+    await Membership(store, "orch-t", None, 30.0, ignore).join()
+    claim = (b"{}", "e-claim", "p", 1, 0)
+    assert await store.claim_execution(*claim, worker_id="w1", claim="first") == "inserted"
+    await store.commit()
+    assert await store.claim_execution(*claim, worker_id="w2", claim="second") is None
+    assert await store.claim_execution(*claim, worker_id="w2", claim="first") == "updated"
+    await store.commit()
+    assert (await store.get_execution("e-claim"))["worker_id"] == "w2"
     await store.close()
 
 

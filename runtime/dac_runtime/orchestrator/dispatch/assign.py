@@ -15,6 +15,7 @@ import collections
 import contextlib
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
     from .pool import Pool
 
 log = logging.getLogger("dac.orchestrator.dispatch")
+#: claims given up on, remembered at most (each a request handed back while the store was slow)
+LOST_CLAIMS_MAX = 100_000
 
 
 @dataclass(eq=False)
@@ -74,6 +77,8 @@ class Assigning:
     #: claims under way per persona (their runs are not in ``active`` yet), for ``maxConcurrent``
     claiming: collections.Counter[str]
     limits: Concurrency  # each persona's maxConcurrent, over the deployment
+    #: claims given up on while the store was slow (they may land yet), by execution: their tokens
+    lost_claims: dict[str, str]
     _spawn: Callable[..., None]  # :meth:`.leases.Leases._spawn` (a stub here would shadow it)
 
     async def _accept_timeout(self, active: Active) -> None:
@@ -102,7 +107,7 @@ class Assigning:
                 failed.append((pending, result))
             elif isinstance(result, BaseException):
                 raise result
-        if claims:
+        if claims and not self.store.answers_durable:
             try:
                 await self.store.commit()  # every claim durable before a worker can act on one
             except StoreUnavailable:
@@ -138,6 +143,8 @@ class Assigning:
                 self.intake.redeliver(pending, front=True)
                 return None
             given = self.personas.credentials_for(persona_id, request.credentials)
+            # A retry after a claim whose answer was lost (the store was slow) carries its token.
+            token = self.lost_claims.pop(request.execution_id, None) or secrets.token_hex(8)
             try:
                 claimed = await self.store.claim_execution(
                     msgspec.json.encode(request),
@@ -147,9 +154,12 @@ class Assigning:
                     request.generation,
                     worker_id=worker.worker_id,
                     given_credentials=json.dumps(given) if given else None,  # names only, for who-used-what
+                    claim=token,
                 )
-            except BaseException:
+            except BaseException as exc:
                 self.pool.mark_idle(worker)
+                if isinstance(exc, StoreUnavailable) and len(self.lost_claims) < LOST_CLAIMS_MAX:
+                    self.lost_claims[request.execution_id] = token  # it may land yet
                 raise
         if claimed is None:
             self.pool.mark_idle(worker)

@@ -75,6 +75,7 @@ class Dispatcher(Assigning, Leases):
         self.unconfirmed: dict[str, set[str]] = {}
         self.active = ActiveRuns(on_leave=intake.unpark)
         self.claiming: collections.Counter[str] = collections.Counter()
+        self.lost_claims: dict[str, str] = {}
         self.limits = Concurrency(store, personas, self.active.by_persona, self.claiming, intake.parked, intake.unpark)
 
     async def _accept_timeout(self, active: Active) -> None:

@@ -106,8 +106,10 @@ class ExecutionQueries(Primitives):
             f" WHERE {lease} ON CONFLICT (id) DO UPDATE SET {taken}"
             " WHERE executions.generation = excluded.generation AND (executions.status = 'queued'"
             # its own claim again: one whose answer it gave up waiting for (the store was slow) may
-            # have landed; the dispatcher claims nothing it holds, so this is that request, not a twin
-            " OR (executions.status = 'dispatched' AND executions.owner = excluded.owner))"
+            # have landed, and the retry carries that claim's token; a row this orchestrator adopted
+            # from a gone peer is dispatched and its own too, but under another claim: never taken
+            " OR (executions.status = 'dispatched' AND executions.owner = excluded.owner"
+            " AND executions.claim = excluded.claim))"
             " RETURNING created_at",
             *values,
             *lease_args,

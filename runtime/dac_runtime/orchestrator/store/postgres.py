@@ -18,6 +18,7 @@ by its table, never with its values.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -98,7 +99,7 @@ class _Connection(asyncpg.Connection):  # type: ignore[misc]
 
 class PostgresStore(Store):
     sql = PostgresDialect()
-    shared = True
+    shared = answers_durable = True
 
     def __init__(self, pool: asyncpg.Pool, location: str, timeout_s: float) -> None:
         self._pool = pool
@@ -225,9 +226,13 @@ class PostgresStore(Store):
             answers: list[tuple[asyncio.Future[Any], Any]] = []
             try:
                 async with self._pool.acquire(timeout=self.timeout_s) as conn:
+                    runs = _runs(batch)
+                    # One statement is a transaction of its own: no BEGIN and COMMIT round trips (the
+                    # common case when requests come one at a time, a dispatch's claim alone).
+                    alone = len(runs) == 1 and len(runs[0][1]) == 1
                     try:
-                        async with conn.transaction():
-                            for sql, rows, wanted in _runs(batch):
+                        async with contextlib.nullcontext() if alone else conn.transaction():
+                            for sql, rows, wanted in runs:
                                 if wanted is not None:
                                     method, answer = wanted
                                     answers.append((answer, await getattr(conn, method)(sql, *rows[0])))

@@ -65,6 +65,9 @@ class Primitives(ABC):
     location: str = ""
     #: whether several orchestrators may share this store (a server-side database): peers possible
     shared: bool = False
+    #: whether a grouped write (:meth:`fetch_grouped`) is answered only once it is durable, so that
+    #: its caller needs no :meth:`commit` of its own (SQLite's group commit comes after the answer)
+    answers_durable: bool = False
     #: the fencing epoch of the orchestrator writing through this store, once it joined
     #: (:mod:`..cluster.membership`): its writes to executions hold only while its lease does
     fence: int | None = None

@@ -35,6 +35,10 @@ class MissingCredential(Exception):
     pass
 
 
+#: sealed values kept in memory at most (credentials and the Claude token: a team has a few dozen)
+BLOBS_MAX = 10_000
+
+
 class Vault:
     def __init__(self, store: Store, master_keys: list[bytes], changed: Callable[[], None] = lambda: None) -> None:
         self._store, self._changed = store, changed  # changed: tell the other orchestrators
@@ -43,16 +47,28 @@ class Vault:
         #: API key rows by token hash: every request authenticates, and keys change only through here
         self._keys: dict[str, dict[str, Any]] = {}
         self._token_info: Any = _UNREAD
+        #: sealed values as stored (ciphertext: opened on each use, never kept open), so a dispatch
+        #: costs no store read for them; forgotten when the team changes (see :mod:`.changes`)
+        self._blobs: dict[str, bytes] = {}
 
     # --- sealed values --------------------------------------------------------------------------
 
     async def _seal(self, name: str, value: str) -> None:
-        await self._store.put_sealed(name, self._ring.encrypt(value.encode(), name.encode()))
+        blob = self._ring.encrypt(value.encode(), name.encode())
+        await self._store.put_sealed(name, blob)
+        self._remember(name, blob)
+
+    def _remember(self, name: str, blob: bytes) -> None:
+        if len(self._blobs) < BLOBS_MAX or name in self._blobs:
+            self._blobs[name] = blob
 
     async def _open(self, name: str) -> str | None:
-        blob = await self._store.get_sealed(name)
+        blob = self._blobs.get(name)
         if blob is None:
-            return None
+            blob = await self._store.get_sealed(name)
+            if blob is None:
+                return None
+            self._remember(name, blob)
         value = self._ring.decrypt(blob, name.encode()).decode()
         if self._ring.needs_rewrap(blob):
             await self._seal(name, value)
@@ -72,6 +88,7 @@ class Vault:
         await self._seal(CREDENTIAL_PREFIX + name, value)
 
     async def delete_credential(self, name: str) -> bool:
+        self._blobs.pop(CREDENTIAL_PREFIX + name, None)
         return await self._store.delete_sealed(CREDENTIAL_PREFIX + name)
 
     async def list_credentials(self) -> list[dict[str, Any]]:
@@ -91,6 +108,7 @@ class Vault:
         """Read the stored token's mint and expiry times into memory (every dispatch asks), and forget
         the API keys authenticated so far (one revoked elsewhere must stop working here too)."""
         self._keys.clear()
+        self._blobs.clear()
         has_token = await self.has_claude_token()
         raw = await self._open(CLAUDE_TOKEN_INFO) if has_token else None
         self._token_info = msgspec.json.decode(raw, type=TokenInfo) if raw else (TokenInfo() if has_token else None)
@@ -101,6 +119,8 @@ class Vault:
 
     async def delete_claude_token(self) -> bool:
         self._token_info = None
+        self._blobs.pop(CLAUDE_TOKEN, None)
+        self._blobs.pop(CLAUDE_TOKEN_INFO, None)
         await self._store.delete_sealed(CLAUDE_TOKEN_INFO)
         deleted = await self._store.delete_sealed(CLAUDE_TOKEN)
         self._changed()
@@ -119,7 +139,8 @@ class Vault:
         """Decrypt what one execution needs into a fresh dict (the caller hands it off and drops it)."""
         env: dict[str, str] = {}
         self.require_live_claude_token()
-        token = await self._open(CLAUDE_TOKEN)
+        # None: no token as of the last read of the team (a token set elsewhere bumps the counter)
+        token = await self._open(CLAUDE_TOKEN) if self._token_info is not None else None
         if token:
             env[CLAUDE_ENV] = token
         for name in credential_names:

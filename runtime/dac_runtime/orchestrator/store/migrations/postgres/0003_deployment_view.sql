@@ -18,3 +18,6 @@ CREATE TABLE IF NOT EXISTS team_version (
     version BIGINT NOT NULL
 );
 INSERT INTO team_version (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+-- the token of the claim that dispatched an execution: a retried claim whose first answer was lost
+-- may take its own row again, an adopted row (another claim's) never
+ALTER TABLE executions ADD COLUMN IF NOT EXISTS claim TEXT;
