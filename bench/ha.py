@@ -3,9 +3,10 @@
 
 (1) dispatch latency: a request produced to Kafka -> a worker holds its ``assign`` (bench/dispatch.py's
     path (a), one in-process worker), p50/p99 on PostgreSQL against SQLite (target <= 1.3x);
-(2) burst throughput: ``--burst`` requests produced at once over 1,000 personas, run by simulated
-    workers (bench/simworkers.py, spread over the orchestrators), with 1, 2 and 3 orchestrators on
-    one PostgreSQL database; dispatches/s from the completed lifecycle records;
+(2) burst throughput: ``--burst`` requests produced at once, keyed by persona over 1, 10 and 1,000
+    personas (``--keyings``), run by simulated workers (bench/simworkers.py, spread over the
+    orchestrators), with 1, 2 and 3 orchestrators on one PostgreSQL database; dispatches/s from the
+    completed lifecycle records;
 (3) failover: three orchestrators, six real workers, five of them running a long execution; kill -9
     the one holding the most runs, time until every run it held is re-attached to a survivor and a request
     produced after the kill has completed; restart it, repeat ``--kills`` times; p50/p99.
@@ -108,7 +109,9 @@ async def latency(broker: Broker, server: PostgresServer, n: int) -> dict[str, l
 # --- (2) burst throughput ------------------------------------------------------------------------
 
 
-async def burst(broker: Broker, server: PostgresServer, orchestrators: int, workers: int, count: int) -> float:
+async def burst(
+    broker: Broker, server: PostgresServer, orchestrators: int, workers: int, count: int, personas: int
+) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         topics = Topics.with_prefix(f"b{uuid.uuid4().hex[:6]}.")
@@ -128,7 +131,7 @@ async def burst(broker: Broker, server: PostgresServer, orchestrators: int, work
                 while (line := await sim.stdout.readline()) and line.strip() != b"ready":
                     pass
             drains = [asyncio.create_task(_drain(sim)) for sim in sims]
-            rate = await _burst(broker, topics, count)
+            rate = await _burst(broker, topics, count, personas)
             for task in drains:
                 task.cancel()
             return rate
@@ -146,7 +149,7 @@ async def _drain(sim: asyncio.subprocess.Process) -> None:
         pass
 
 
-async def _burst(broker: Broker, topics: Topics, count: int) -> float:
+async def _burst(broker: Broker, topics: Topics, count: int, personas: int) -> float:
     consumer = AIOKafkaConsumer(topics.lifecycle, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5)
@@ -155,7 +158,7 @@ async def _burst(broker: Broker, topics: Topics, count: int) -> float:
     started = time.time()
     sends = []
     for e in ids:
-        body = {"executionId": e, "personaId": f"p{int(e[:6], 16) % 1000}", "prompt": "bench"}
+        body = {"executionId": e, "personaId": f"p{int(e[:6], 16) % personas}", "prompt": "bench"}
         sends.append(await producer.send(topics.exec, json.dumps(body).encode(), key=body["personaId"].encode()))
     await asyncio.gather(*sends)
     await producer.stop()
@@ -266,7 +269,11 @@ async def main(args: argparse.Namespace) -> None:
     with PostgresServer.scratch(free_port()) as server:
         try:
             lat = await latency(broker, server, args.n)
-            rates = {k: await burst(broker, server, k, args.workers, args.burst) for k in (1, 2, 3)}
+            rates = {
+                (k, personas): await burst(broker, server, k, args.workers, args.burst, personas)
+                for personas in args.keyings
+                for k in (1, 2, 3)
+            }
             kills = await failover(broker, server, args.kills)
         finally:
             broker.stop()
@@ -277,9 +284,13 @@ async def main(args: argparse.Namespace) -> None:
         on_pg, on_sqlite = pct(pg, q) * MS, pct(sq, q) * MS
         ratio = on_pg / on_sqlite
         print(f"| dispatch {label}, PostgreSQL | {on_pg:.2f} ms | SQLite {on_sqlite:.2f} ms | {ratio:.2f}x |")
-    for k, rate in rates.items():
-        ratio = rate / rates[1]
-        print(f"| burst of {args.burst:,}, {k} orchestrator(s) | {rate:,.0f}/s | 1 orchestrator | {ratio:.2f}x |")
+    for (k, personas), rate in rates.items():
+        ratio = rate / rates[1, personas]
+        keyed = f"{personas:,} persona{'s' if personas > 1 else ''}"
+        print(
+            f"| burst of {args.burst:,} keyed by {keyed}, {k} orchestrator(s) | {rate:,.0f}/s | 1 orchestrator |"
+            f" {ratio:.2f}x |"
+        )
     if not kills:  # --kills 0: the failover part was not run
         return
     print(
@@ -295,4 +306,10 @@ if __name__ == "__main__":
     parser.add_argument("--burst", type=int, default=2000, help="requests produced at once")
     parser.add_argument("--workers", type=int, default=100, help="simulated workers, spread over the orchestrators")
     parser.add_argument("--kills", type=int, default=10, help="orchestrators killed, one after another")
+    parser.add_argument(
+        "--keyings",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1, 10, 1000],
+        help="burst requests keyed by persona over this many personas, one burst each per orchestrator count",
+    )
     asyncio.run(main(parser.parse_args()))
