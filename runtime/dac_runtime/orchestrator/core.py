@@ -73,7 +73,7 @@ class Orchestrator:
         self.intake = Intake(settings, self.pool, self.kafka, self.bus, self.metrics, self.dead_letters)
         self.capacity = Capacity(self.store, self.pool, self.intake.lag, self.intake.oldest_wait, self.intake.parked)
         self.registry = WorkerRegistry(settings, self.store, self.vault, self.metrics, self.pool, self.capacity)
-        self.logins = Logins(self.pool, self.vault)
+        self.logins = Logins(self.pool, self.vault, lambda: self.membership.epoch)
         self.dispatcher = Dispatcher(
             settings,
             self.store,
@@ -137,7 +137,9 @@ class Orchestrator:
 
     def _report(self) -> Report:
         failed, ended = self.alarms.failure_rate()
-        return msgspec.structs.replace(self.capacity.local(), failed=failed, ended=ended)
+        return msgspec.structs.replace(
+            self.capacity.local(), failed=failed, ended=ended, login_workers=self.logins.able()
+        )
 
     def _peers_changed(self, peers: list[dict[str, Any]]) -> None:
         self.deployment.peers_changed(peers, self.membership.epoch)

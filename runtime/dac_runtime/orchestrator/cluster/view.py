@@ -30,6 +30,7 @@ class Report(msgspec.Struct, rename="camel", omit_defaults=True):
     waiting_by_persona: dict[str, int] = {}  # parked for their persona's maxConcurrent
     failed: int = 0  # of the executions that ended here in the alarms' window: failed or timed out
     ended: int = 0  # ... all of them
+    login_workers: int = 0  # connected workers that can run a Claude login (team/logins)
 
 
 def _added(into: collections.Counter[str], more: dict[str, int]) -> None:
@@ -41,6 +42,8 @@ class DeploymentView:
     def __init__(self, local: Callable[[], Report]) -> None:
         self._local = local
         self._peers: list[Report] = []  # the other live orchestrators', at their last renewal
+        self._urls: dict[int, str] = {}  # their advertised URLs, by epoch
+        self._login_peers: list[str] = []  # URLs of those with a worker that can run a login
         self.orchestrators = 1  # live ones, this one included
 
     def encoded(self) -> str:
@@ -50,17 +53,30 @@ class DeploymentView:
     def peers_changed(self, peers: list[dict[str, Any]], epoch: int | None) -> None:
         """The live orchestrators after a renewal (this one's row included, left out here: its own
         part is always read live). A report that does not decode counts as nothing, and says so."""
-        reports = []
+        reports, urls, login_peers = [], {}, []
         for peer in peers:
             if peer["epoch"] == epoch:
                 continue
             try:
-                reports.append(msgspec.json.decode(peer.get("report") or "{}", type=Report))
+                report = msgspec.json.decode(peer.get("report") or "{}", type=Report)
             except msgspec.DecodeError as exc:
                 log.warning("orchestrator %s sent a report that does not decode: %s", peer.get("name"), exc)
-                reports.append(Report())
-        self._peers = reports
+                report = Report()
+            reports.append(report)
+            if peer.get("url"):
+                urls[int(peer["epoch"])] = str(peer["url"])
+                if report.login_workers:
+                    login_peers.append(str(peer["url"]))
+        self._peers, self._urls, self._login_peers = reports, urls, login_peers
         self.orchestrators = 1 + len(reports)
+
+    def url_of(self, epoch: int | None) -> str | None:
+        """A live peer's advertised URL."""
+        return self._urls.get(epoch) if epoch is not None else None
+
+    def login_peer(self) -> str | None:
+        """A live peer with a worker that can run a Claude login."""
+        return self._login_peers[0] if self._login_peers else None
 
     def _all(self) -> list[Report]:
         return [self._local(), *self._peers]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -50,8 +51,9 @@ class Login:
 
 
 class Logins:
-    def __init__(self, pool: Pool, vault: Vault) -> None:
+    def __init__(self, pool: Pool, vault: Vault, epoch: Callable[[], int | None] = lambda: None) -> None:
         self._pool, self._vault = pool, vault
+        self._epoch = epoch  # this orchestrator's, named in each session id (a peer relays callbacks here)
         self._open: dict[str, Login] = {}
         #: Logins whose code was sent, waiting for the token: a code is tried once, right or wrong
         self._finishing: dict[str, Login] = {}
@@ -66,8 +68,24 @@ class Logins:
         if login.worker.state != "offline":
             asyncio.get_running_loop().create_task(login.worker.send(LoginEnd(session=login.session)))
 
+    def _able(self) -> list[WorkerConn]:
+        return [w for w in self._pool.workers.values() if CAPABILITY in w.capabilities and w.state != "offline"]
+
+    def able(self) -> int:
+        """Connected workers that can run a login (for the peers: they relay logins here)."""
+        return len(self._able())
+
+    def holds(self, session: str) -> bool:
+        return session in self._open or session in self._finishing
+
+    @staticmethod
+    def epoch_of(session: str) -> int | None:
+        """The epoch of the orchestrator that started ``session`` (None: not one of ours)."""
+        parts = session.split("_")
+        return int(parts[1]) if len(parts) == 3 and parts[0] == "login" and parts[1].isdigit() else None
+
     def _pick_worker(self) -> WorkerConn:
-        able = [w for w in self._pool.workers.values() if CAPABILITY in w.capabilities and w.state != "offline"]
+        able = self._able()
         if not able:
             raise LoginError(
                 503,
@@ -90,7 +108,8 @@ class Logins:
         if len(self._open) >= MAX_OPEN:
             raise LoginError(429, "too_many_logins", f"{MAX_OPEN} logins are open already: finish or let them expire")
         worker = self._pick_worker()
-        login = Login("login_" + secrets.token_hex(8), worker, started_by, time.time() + LIFETIME_S)
+        session = f"login_{self._epoch() or 0}_{secrets.token_hex(8)}"
+        login = Login(session, worker, started_by, time.time() + LIFETIME_S)
         self._open[login.session] = login
         await worker.send(LoginStart(session=login.session))
         answer = await self._await(login)
