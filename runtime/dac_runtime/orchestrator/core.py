@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaError
 
 from ..records import ExecRequest
 from .cluster.membership import Membership
-from .cluster.view import DeploymentView, Report
+from .cluster.view import DeploymentView, Local, Report
 from .config import Settings
 from .dispatch.bus import Bus
 from .dispatch.chains import Chains
@@ -94,7 +94,15 @@ class Orchestrator:
         self.events.on_event = self.chains.on_event
         self.supervisor = Supervisor(self.metrics.task_restarts)
         # The deployment's figures: this orchestrator's own, live, and each peer's last report.
-        self.deployment = DeploymentView(self._report)
+        self.deployment = DeploymentView(
+            Local(
+                report=self._report,
+                workers=self.pool.counts,
+                lag=self.intake.lag,
+                oldest_wait=self.intake.oldest_wait,
+                failures=lambda: self.alarms.failure_rate(),
+            )
+        )
         self.membership = Membership(
             self.store,
             settings.orchestrator_name,

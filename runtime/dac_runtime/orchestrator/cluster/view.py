@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -38,17 +39,32 @@ def _added(into: collections.Counter[str], more: dict[str, int]) -> None:
         into[key] += int(count)
 
 
+@dataclass(frozen=True)
+class Local:
+    """This orchestrator's own figures, read live. ``report`` walks every worker (for the scaling
+    signals and the lease renewal); the others are counters, cheap enough for every ``/healthz``."""
+
+    report: Callable[[], Report]
+    workers: Callable[[], dict[str, int]]
+    lag: Callable[[], int]
+    oldest_wait: Callable[[], float]
+    failures: Callable[[], tuple[int, int]]
+
+
 class DeploymentView:
-    def __init__(self, local: Callable[[], Report]) -> None:
+    def __init__(self, local: Local) -> None:
         self._local = local
         self._peers: list[Report] = []  # the other live orchestrators', at their last renewal
+        # ... added up once per renewal, not on every read
+        self._peer_workers: collections.Counter[str] = collections.Counter()
+        self._peer_lag, self._peer_oldest, self._peer_failed, self._peer_ended = 0, 0.0, 0, 0
         self._urls: dict[int, str] = {}  # their advertised URLs, by epoch
         self._login_peers: list[str] = []  # URLs of those with a worker that can run a login
         self.orchestrators = 1  # live ones, this one included
 
     def encoded(self) -> str:
         """This orchestrator's report, for its lease renewal."""
-        return msgspec.json.encode(self._local()).decode()
+        return msgspec.json.encode(self._local.report()).decode()
 
     def peers_changed(self, peers: list[dict[str, Any]], epoch: int | None) -> None:
         """The live orchestrators after a renewal (this one's row included, left out here: its own
@@ -67,7 +83,14 @@ class DeploymentView:
                 urls[int(peer["epoch"])] = str(peer["url"])
                 if report.login_workers:
                     login_peers.append(str(peer["url"]))
+        workers: collections.Counter[str] = collections.Counter()
+        for report in reports:
+            _added(workers, report.workers)
         self._peers, self._urls, self._login_peers = reports, urls, login_peers
+        self._peer_workers = workers
+        self._peer_lag = sum(r.waiting for r in reports)
+        self._peer_oldest = max((r.oldest_wait_seconds for r in reports), default=0.0)
+        self._peer_failed, self._peer_ended = sum(r.failed for r in reports), sum(r.ended for r in reports)
         self.orchestrators = 1 + len(reports)
 
     def url_of(self, epoch: int | None) -> str | None:
@@ -78,42 +101,40 @@ class DeploymentView:
         """A live peer with a worker that can run a Claude login."""
         return self._login_peers[0] if self._login_peers else None
 
-    def _all(self) -> list[Report]:
-        return [self._local(), *self._peers]
-
     def workers(self) -> dict[str, int]:
-        total: collections.Counter[str] = collections.Counter()
-        for report in self._all():
-            _added(total, report.workers)
+        total = self._peer_workers.copy()
+        _added(total, self._local.workers())
         return dict(total)
 
     def lag(self) -> int:
-        return sum(r.waiting for r in self._all())
+        return self._local.lag() + self._peer_lag
 
     def oldest_wait(self) -> float:
-        return max(r.oldest_wait_seconds for r in self._all())
+        return max(self._local.oldest_wait(), self._peer_oldest)
 
     def failures(self) -> tuple[int, int]:
         """(failed or timed out, all) of the executions that ended in the alarms' window."""
-        reports = self._all()
-        return sum(r.failed for r in reports), sum(r.ended for r in reports)
+        failed, ended = self._local.failures()
+        return failed + self._peer_failed, ended + self._peer_ended
 
     def signals(self) -> dict[str, Any]:
         """The scaling controller's demand signals, summed over the deployment."""
-        reports = self._all()
+        reports = [self._local.report(), *self._peers]
+        workers: collections.Counter[str] = collections.Counter()
         by_place: collections.Counter[str] = collections.Counter()
         parked: collections.Counter[str] = collections.Counter()
         idle_since: dict[str, float | None] = {}
         for report in reports:
+            _added(workers, report.workers)
             _added(by_place, report.by_place)
             _added(parked, report.waiting_by_persona)
             idle_since.update(report.idle_since)
         return {
-            "workers": self.workers(),
+            "workers": dict(workers),
             "idleSince": idle_since,
             "byPlace": dict(by_place),
-            "waiting": self.lag(),
-            "oldestWaitSeconds": round(self.oldest_wait(), 3),
+            "waiting": sum(r.waiting for r in reports),
+            "oldestWaitSeconds": round(max(r.oldest_wait_seconds for r in reports), 3),
             "waitingByPersona": dict(parked),
             "orchestrators": self.orchestrators,
         }

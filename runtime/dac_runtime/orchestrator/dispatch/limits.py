@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
     from ..store import Store
     from ..team.personas import Persona, Personas
 
-log = logging.getLogger("dac.orchestrator.dispatch")
 #: how often parked requests are looked at again for runs that ended on a peer
 RECHECK_S = 0.5
 

@@ -52,8 +52,8 @@ class Alarms:
             token,
             kafka_down,
         )
-        #: (failed, all) of the window over the deployment; this orchestrator's own part by default
-        self._failures = failures or self.failure_rate
+        #: (failed, all) of the window over the deployment; None: this orchestrator's own part alone
+        self._failures = failures
         self._finished: collections.deque[tuple[float, bool]] = collections.deque()
         self._failed = 0  # of those in ``_finished``: the rate is read on every /healthz, kept in O(1)
         self._all_busy_since: float | None = None
@@ -92,8 +92,9 @@ class Alarms:
                 found.append(Alarm("all_busy", "warn", f"every worker has been busy for {minutes:.0f} minutes"))
         else:
             self._all_busy_since = None
-        self.failure_rate(now)  # this orchestrator's part, up to date before the deployment's sum
-        failed, total = self._failures()
+        failed, total = self.failure_rate(now)  # this orchestrator's part, up to date first
+        if self._failures is not None:
+            failed, total = self._failures()
         if total >= FAILURE_MIN_COUNT and failed / total > FAILURE_RATE:
             found.append(
                 Alarm("failure_rate", "warn", f"{failed} of {total} executions failed or timed out in 15 minutes")
